@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo run test lint bench bench-api clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/livesales demo
+
+run: $(STAMP)
+	$(VENV)/bin/livesales run
+
+test: $(STAMP)
+	bash deploy/install-system-deps.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+bench: $(STAMP)
+	$(VENV)/bin/livesales bench ingest
+
+bench-api: $(STAMP)
+	$(VENV)/bin/livesales bench api
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

@@ -1,0 +1,47 @@
+"""Every knob of the service, read from ``LIVESALES_*`` env vars (contract §5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_dsn() -> str:
+    return f"chdb://{(Path.cwd() / 'data' / 'clickhouse').resolve()}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIVESALES_", extra="ignore")
+
+    kafka_bootstrap: str = "localhost:9092"
+    consumer_group: str = "livesales"
+    topic_orders: str = "livesales.orders"
+    topic_onboarding: str = "livesales.onboarding"
+    topic_stream_stats: str = "livesales.stream_stats"
+    topic_dlq: str = "livesales.dlq"
+    clickhouse_dsn: str = Field(default_factory=_default_dsn)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_tokens_file: Path | None = None
+
+    # Tuning (not in the contract; defaults chosen by docs/BENCHMARKS.md).
+    batch_max_records: int = Field(default=20_000, ge=1)
+    batch_wait_ms: int = Field(default=100, ge=1)
+    max_value_bytes: int = 64 * 1024
+    write_retry_max_s: float = 10.0
+    api_rate_per_s: float = 50.0
+    api_burst: int = 100
+    api_max_body_bytes: int = 8 * 1024 * 1024
+
+    @property
+    def topics(self) -> tuple[str, str, str]:
+        return (self.topic_orders, self.topic_onboarding, self.topic_stream_stats)
+
+    def topic_for_schema(self, schema: str) -> str:
+        return {
+            "order.v1": self.topic_orders,
+            "onboarding.v1": self.topic_onboarding,
+            "stream_stats.v1": self.topic_stream_stats,
+        }[schema]

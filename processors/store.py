@@ -1,0 +1,145 @@
+"""The one ClickHouse handle of the process, embedded (chDB) or a server over HTTP.
+
+clickhouse-connect is synchronous and chDB has no async client, so every call runs in
+a small thread pool: the event loop never blocks on storage, and chDB's C++ engine
+works on the second core while Python validates the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from schemas.ddl import MIGRATIONS, MIGRATIONS_TABLE
+
+log = logging.getLogger(__name__)
+
+
+class StorageError(RuntimeError):
+    """ClickHouse refused or failed a call; the caller decides whether to retry."""
+
+
+def open_client(dsn: str) -> Client:
+    """Open a client for ``chdb:///path`` or ``http(s)://user:pass@host:port/db``."""
+    url = urlparse(dsn)
+    if url.scheme == "chdb":
+        Path(url.path).mkdir(parents=True, exist_ok=True)
+        return clickhouse_connect.get_client(dsn=dsn)
+    if url.scheme in ("http", "https"):
+        # One client is shared by many threads: a fixed session id would make the
+        # server reject concurrent queries, so none is sent.
+        return clickhouse_connect.get_client(
+            dsn=dsn, autogenerate_session_id=False, connect_timeout=5, send_receive_timeout=30
+        )
+    raise ValueError(f"unsupported ClickHouse DSN scheme {url.scheme!r}: use chdb:// or http(s)://")
+
+
+class ClickHouse:
+    """Async facade over one clickhouse-connect client; owns its thread pool."""
+
+    def __init__(self, dsn: str, threads: int = 4) -> None:
+        self.dsn = dsn
+        self._threads = threads
+        self._client: Client | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        return self._client is not None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise StorageError("ClickHouse is not open")
+        return self._client
+
+    async def open(self) -> None:
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="clickhouse")
+        self._client = await self._run(open_client, self.dsn)
+        await self._run(self.migrate_sync)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            if client is not None:
+                await asyncio.get_running_loop().run_in_executor(pool, client.close)
+            pool.shutdown(wait=True)
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def migrate_sync(self) -> list[int]:
+        """Apply the migrations not yet recorded; safe to run at every start."""
+        client = self.client
+        with self._lock:
+            client.command(MIGRATIONS_TABLE)
+            done = {int(r[0]) for r in client.query("SELECT version FROM schema_migrations").result_rows}
+            applied = []
+            for m in MIGRATIONS:
+                if m.version in done:
+                    continue
+                for stmt in m.statements:
+                    client.command(stmt)
+                client.insert(
+                    "schema_migrations", [[m.version, m.description]], column_names=["version", "description"]
+                )
+                applied.append(m.version)
+                log.info("applied migration %d: %s", m.version, m.description)
+            return applied
+
+    async def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts; ``parameters`` are bound by ClickHouse, never pasted into SQL."""
+
+        def run() -> list[dict[str, Any]]:
+            try:
+                res = self.client.query(sql, parameters=dict(parameters or {}))
+            except Exception as exc:
+                raise StorageError(str(exc)) from exc
+            names = res.column_names
+            return [dict(zip(names, row, strict=True)) for row in res.result_rows]
+
+        result: list[dict[str, Any]] = await self._run(run)
+        return result
+
+    async def insert_columns(
+        self,
+        table: str,
+        columns: Sequence[Sequence[Any]],
+        column_names: Sequence[str],
+        dedup_token: str | None = None,
+    ) -> None:
+        """Insert column-oriented data as one block (one part, committed atomically)."""
+
+        def run() -> None:
+            settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+            try:
+                self.client.insert(
+                    table,
+                    list(columns),
+                    column_names=list(column_names),
+                    column_oriented=True,
+                    settings=settings,
+                )
+            except Exception as exc:
+                raise StorageError(str(exc)) from exc
+
+        await self._run(run)
+
+    async def ping(self) -> bool:
+        try:
+            await self.query("SELECT 1")
+        except StorageError:
+            return False
+        return True
