@@ -65,8 +65,8 @@ class ClickHouse:
 
     async def open(self) -> None:
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="clickhouse")
-        self._client = await self._run(open_client, self.dsn)
-        await self._run(self.migrate_sync)
+        self._client = await self.run_in_thread(open_client, self.dsn)
+        await self.run_in_thread(self.migrate_sync)
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -76,7 +76,7 @@ class ClickHouse:
                 await asyncio.get_running_loop().run_in_executor(pool, client.close)
             pool.shutdown(wait=True)
 
-    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    async def run_in_thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
@@ -110,7 +110,7 @@ class ClickHouse:
             names = res.column_names
             return [dict(zip(names, row, strict=True)) for row in res.result_rows]
 
-        result: list[dict[str, Any]] = await self._run(run)
+        result: list[dict[str, Any]] = await self.run_in_thread(run)
         return result
 
     async def insert_columns(
@@ -135,7 +135,7 @@ class ClickHouse:
             except Exception as exc:
                 raise StorageError(str(exc)) from exc
 
-        await self._run(run)
+        await self.run_in_thread(run)
 
     async def ping(self) -> bool:
         try:

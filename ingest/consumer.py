@@ -1,0 +1,282 @@
+"""The Kafka consumer: fetch a batch, validate it, store it, dead-letter it, commit it.
+
+Two tasks, joined by a queue of at most ``QUEUE_DEPTH`` prepared batches:
+
+* the *fetch loop* calls ``getmany`` and validates (Python, this core), while
+* the *write loop* stores the previous batch (ClickHouse, in a worker thread, the other
+  core), waits for its dead letters to be acknowledged, and only then commits its
+  offsets.
+
+So an offset is never committed before what it carries is stored, and memory is bounded:
+when storage is slow or down the queue fills, the fetch loop pauses every partition
+(aiokafka then stops fetching) and keeps polling only to stay in the group. On a
+rebalance the revoked partitions' queued batches are written and committed first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from ingest.producer import ProduceError, Producer
+from livesales.metrics import Metrics
+from livesales.settings import Settings
+from processors.batch import Batch, prepare
+from processors.store import StorageError
+from processors.writer import Writer
+
+log = logging.getLogger(__name__)
+
+QUEUE_DEPTH = 2
+
+
+class Backoff:
+    """Exponential backoff with a cap; reset after a success."""
+
+    def __init__(self, first: float = 0.1, cap: float = 10.0) -> None:
+        self.first, self.cap, self.delay = first, cap, first
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = self.first
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: Consumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.owner.drain(timeout=30.0)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info("%s assigned %s", self.owner.name, sorted((tp.topic, tp.partition) for tp in assigned))
+
+
+class Consumer:
+    def __init__(
+        self,
+        settings: Settings,
+        writer: Writer,
+        producer: Producer,
+        metrics: Metrics,
+        name: str = "consumer",
+        on_stored: Callable[[Batch], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.producer = producer
+        self.metrics = metrics
+        self.name = name
+        self.on_stored = on_stored
+        self._kafka: AIOKafkaConsumer | None = None
+        self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.subscribed = False
+        self.stalled = False  # storage or DLQ failing: fetching is paused
+
+    # -- life cycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        """Join the group; retries with backoff while the broker is away."""
+        backoff = Backoff(cap=5.0)
+        while not self._stopping.is_set():
+            kafka = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap,
+                group_id=self.settings.consumer_group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_partition_fetch_bytes=4 << 20,
+                fetch_max_bytes=16 << 20,
+                isolation_level="read_committed",
+            )
+            try:
+                await kafka.start()
+            except KafkaError as exc:
+                log.warning("%s: broker unavailable (%s); retrying", self.name, exc)
+                with contextlib.suppress(Exception):
+                    await kafka.stop()
+                await self._sleep(backoff.next())
+                continue
+            kafka.subscribe(list(self.settings.topics), listener=_Rebalance(self))
+            self._kafka = kafka
+            self.subscribed = True
+            break
+        self._tasks = [
+            asyncio.create_task(self._fetch_loop(), name=f"{self.name}-fetch"),
+            asyncio.create_task(self._write_loop(), name=f"{self.name}-write"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop fetching, store and commit what was fetched, then leave the group."""
+        self._stopping.set()
+        if self._tasks:
+            fetch, write = self._tasks
+            await fetch
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._queue.join(), timeout=30.0)
+            write.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await write
+        if self._kafka is not None:
+            with contextlib.suppress(KafkaError):
+                await self._kafka.stop()
+        self.subscribed = False
+
+    async def kill(self) -> None:
+        """Vanish without storing or committing anything more (tests: a crashed member)."""
+        self._stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._kafka is not None:
+            with contextlib.suppress(KafkaError):
+                await self._kafka.stop()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until every queued batch is stored and committed (rebalance hook)."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except TimeoutError:
+            log.warning("%s: rebalance went on with batches unwritten; they will be re-read", self.name)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    # -- fetch ------------------------------------------------------------------------
+    async def _fetch_loop(self) -> None:
+        kafka = self._kafka
+        assert kafka is not None  # noqa: S101 - start() set it
+        pending: Batch | None = None
+        backoff = Backoff(cap=5.0)
+        while not self._stopping.is_set():
+            try:
+                if pending is not None:
+                    if self._queue.full():
+                        # Backpressure: fetch nothing more, but keep polling to stay in the group.
+                        kafka.pause(*kafka.assignment())
+                        await kafka.getmany(timeout_ms=200)
+                        continue
+                    self._queue.put_nowait(pending)
+                    pending = None
+                    if not self.stalled:
+                        kafka.resume(*kafka.paused())
+                records = await kafka.getmany(
+                    timeout_ms=self.settings.batch_wait_ms, max_records=self.settings.batch_max_records
+                )
+                backoff.reset()
+            except (KafkaError, IllegalStateError) as exc:
+                log.warning("%s: fetch failed (%s); retrying", self.name, exc)
+                await self._sleep(backoff.next())
+                continue
+            if records:
+                pending = prepare(
+                    (r for recs in records.values() for r in recs), self.settings.max_value_bytes
+                )
+        if pending is not None:
+            await self._queue.put(pending)
+
+    # -- write ------------------------------------------------------------------------
+    async def _write_loop(self) -> None:
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._write(batch)
+            finally:
+                self._queue.task_done()
+
+    async def _write(self, batch: Batch) -> None:
+        """Store, dead-letter, commit: each retried until it succeeds or we are stopped."""
+        backoff = Backoff(cap=self.settings.write_retry_max_s)
+        m = self.metrics
+        while True:
+            try:
+                result = await self.writer.store(batch.rows.values())
+                break
+            except StorageError as exc:
+                m.write_failures.inc()
+                self._stall(f"storage failed: {exc}")
+                await asyncio.sleep(backoff.next())
+        m.write_seconds.observe(result.seconds)
+        for table, n in result.stored.items():
+            m.stored.labels(table).inc(n)
+        for table, n in result.duplicates.items():
+            m.duplicates.labels(table).inc(n)
+        for topic, n in batch.consumed.items():
+            m.consumed.labels(topic).inc(n)
+        if batch.dead_letters:
+            await self._send_dead_letters(batch)
+        self._unstall()
+        await self._commit(batch)
+        if self.on_stored is not None:
+            await self.on_stored(batch)
+
+    async def _send_dead_letters(self, batch: Batch) -> None:
+        msgs = [
+            (self.settings.topic_dlq, None, json.dumps(d, ensure_ascii=False).encode())
+            for d in batch.dead_letters
+        ]
+        backoff = Backoff(cap=self.settings.write_retry_max_s)
+        while True:
+            try:
+                await self.producer.send_all_or_raise(msgs)
+                break
+            except (ProduceError, KafkaError) as exc:
+                self._stall(f"dead-letter queue unavailable: {exc}")
+                await asyncio.sleep(backoff.next())
+        for code, n in batch.dead_codes.items():
+            self.metrics.dead_letters.labels(code).inc(n)
+
+    async def _commit(self, batch: Batch) -> None:
+        kafka = self._kafka
+        if kafka is None:
+            return
+        owned = kafka.assignment()
+        offsets = {
+            tp: off for (t, p), off in batch.next_offsets.items() if (tp := TopicPartition(t, p)) in owned
+        }
+        if not offsets:
+            return
+        try:
+            await kafka.commit(offsets)
+        except (CommitFailedError, KafkaError, IllegalStateError) as exc:
+            # Stored but not committed: the next owner re-reads it and dedupe drops it.
+            log.warning("%s: commit failed (%s); batch will be re-read and deduplicated", self.name, exc)
+
+    def _stall(self, why: str) -> None:
+        if not self.stalled:
+            log.error("%s: %s; pausing consumption and retrying", self.name, why)
+        self.stalled = True
+        if self._kafka is not None:
+            with contextlib.suppress(IllegalStateError):
+                self._kafka.pause(*self._kafka.assignment())
+
+    def _unstall(self) -> None:
+        if self.stalled:
+            log.info("%s: storage recovered; resuming", self.name)
+        self.stalled = False
+
+    # -- observability ------------------------------------------------------------------
+    async def update_lag(self) -> None:
+        kafka = self._kafka
+        if kafka is None:
+            return
+        assigned = list(kafka.assignment())
+        if not assigned:
+            return
+        with contextlib.suppress(KafkaError, IllegalStateError):
+            ends = await kafka.end_offsets(assigned)
+            for tp in assigned:
+                committed = await kafka.committed(tp) or 0
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - committed))

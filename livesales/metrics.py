@@ -1,0 +1,35 @@
+"""Prometheus metrics of one process, in their own registry (no module globals)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.consumed = Counter("livesales_events_consumed", "Messages read from Kafka", ["topic"], registry=r)
+        self.stored = Counter("livesales_rows_stored", "Rows inserted into ClickHouse", ["table"], registry=r)
+        self.duplicates = Counter(
+            "livesales_duplicates_dropped", "Rows not stored because already counted", ["table"], registry=r
+        )
+        self.dead_letters = Counter(
+            "livesales_dead_letters", "Messages written to the DLQ", ["code"], registry=r
+        )
+        self.write_seconds = Histogram(
+            "livesales_batch_write_seconds",
+            "Dedupe + insert time of one batch",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.write_failures = Counter(
+            "livesales_batch_write_failures", "Failed batch writes (retried)", registry=r
+        )
+        self.lag = Gauge("livesales_consumer_lag", "Messages behind the log end", ["topic", "partition"], registry=r)
+        self.api_seconds = Histogram(
+            "livesales_api_request_seconds", "API latency", ["route", "status"], registry=r
+        )
+        self.ingested = Counter(
+            "livesales_api_events", "Events posted to /v1/events", ["result"], registry=r
+        )

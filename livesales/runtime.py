@@ -1,0 +1,117 @@
+"""The composition root: one object that builds and owns every resource of a process.
+
+``livesales run`` = ClickHouse + writer + producer + consumers + API, started in that
+order and stopped in reverse, so that nothing is ever used after it is closed and the
+consumers have stored and committed everything they fetched before storage closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from deploy.broker import ensure_topics
+from ingest.consumer import Backoff, Consumer
+from ingest.producer import Producer
+from livesales.metrics import Metrics
+from livesales.settings import Settings
+from processors.batch import Batch
+from processors.store import ClickHouse
+from processors.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(self, settings: Settings, consumers: int = 1) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store = ClickHouse(settings.clickhouse_dsn)
+        self.writer = Writer(self.store)
+        self.producer = Producer(settings.kafka_bootstrap)
+        self._n_consumers = consumers
+        self.consumers: list[Consumer] = []
+        self._runner: web.AppRunner | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        self.on_stored: Callable[[Batch], Awaitable[None]] | None = None
+        self.port: int | None = None
+
+    def is_ready(self) -> bool:
+        return self.store.is_open and bool(self.consumers) and all(c.subscribed for c in self.consumers)
+
+    async def start_storage(self) -> None:
+        await self.store.open()
+        await self.writer.open()
+
+    async def start_kafka(self, create_topics: bool = True) -> None:
+        backoff = Backoff(cap=5.0)
+        while True:
+            try:
+                if create_topics:
+                    await ensure_topics(
+                        self.settings.kafka_bootstrap, [*self.settings.topics, self.settings.topic_dlq]
+                    )
+                await self.producer.start()
+                break
+            except (KafkaError, OSError) as exc:
+                log.warning("broker unavailable (%s); retrying", exc)
+                await self.producer.stop()
+                await asyncio.sleep(backoff.next())
+        for i in range(self._n_consumers):
+            consumer = Consumer(
+                self.settings, self.writer, self.producer, self.metrics, name=f"consumer-{i}",
+                on_stored=self._stored,
+            )
+            await consumer.start()
+            self.consumers.append(consumer)
+        self._lag_task = asyncio.create_task(self._watch_lag())
+
+    async def _stored(self, batch: Batch) -> None:
+        if self.on_stored is not None:
+            await self.on_stored(batch)
+
+    def build_app(self) -> web.Application:
+        from api.app import create_app
+
+        return create_app(self.settings, self.store, self.metrics, self.producer, self.is_ready)
+
+    async def start_api(self) -> None:
+        self._runner = web.AppRunner(self.build_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.api_host, self.settings.api_port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.api_port
+        log.info("API listening on http://%s:%s", self.settings.api_host, self.port)
+
+    async def start(self, api: bool = True) -> None:
+        await self.start_storage()
+        if api:
+            await self.start_api()
+        await self.start_kafka()
+
+    async def stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
+        for consumer in self.consumers:
+            await consumer.stop()
+        self.consumers.clear()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.producer.stop()
+        await self.store.close()
+
+    async def _watch_lag(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            for consumer in self.consumers:
+                await consumer.update_lag()

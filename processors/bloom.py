@@ -1,0 +1,59 @@
+"""A Bloom filter over 64-bit key hashes, vectorised with numpy.
+
+It answers "definitely new" for almost every fresh key without a ClickHouse round
+trip; "maybe seen" sends the key to an exact look-up. False negatives are impossible,
+so exactness never depends on it: it only saves work. 10 bits and 7 probes per key
+give about 1% false positives; when more keys than planned arrive, the owner rebuilds
+it larger (processors.dedupe).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+_PROBES = 7
+_BITS_PER_KEY = 10
+U64 = npt.NDArray[np.uint64]
+
+
+class BloomFilter:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = max(capacity, 1024)
+        self.nbits = self.capacity * _BITS_PER_KEY
+        self.count = 0
+        self._bits = np.zeros((self.nbits + 7) // 8, dtype=np.uint8)
+
+    def _positions(self, hashes: U64) -> npt.NDArray[np.uint64]:
+        h1 = hashes & np.uint64(0xFFFFFFFF)
+        h2 = (hashes >> np.uint64(32)) | np.uint64(1)
+        probes = np.arange(_PROBES, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            pos: npt.NDArray[np.uint64] = (h1[:, None] + probes[None, :] * h2[:, None]) % np.uint64(
+                self.nbits
+            )
+        return pos
+
+    def add(self, hashes: U64) -> None:
+        if hashes.size == 0:
+            return
+        pos = self._positions(hashes).ravel()
+        np.bitwise_or.at(self._bits, (pos >> np.uint64(3)).astype(np.intp), (1 << (pos & np.uint64(7))).astype(np.uint8))
+        self.count += int(hashes.size)
+
+    def might_contain(self, hashes: U64) -> npt.NDArray[np.bool_]:
+        if hashes.size == 0:
+            return np.zeros(0, dtype=bool)
+        pos = self._positions(hashes)
+        bytes_ = self._bits[(pos >> np.uint64(3)).astype(np.intp)]
+        hit = (bytes_ >> (pos & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
+        result: npt.NDArray[np.bool_] = hit.all(axis=1)
+        return result
+
+    @property
+    def full(self) -> bool:
+        return self.count > self.capacity
+
+
+def as_u64(values: list[int]) -> U64:
+    return np.fromiter(values, dtype=np.uint64, count=len(values))

@@ -1,0 +1,87 @@
+"""Turn one raw message value into a valid event or a rejection with a contract code.
+
+Shared by the Kafka consumer and the HTTP ingest gateway, so both reject the same input
+with the same code (contract §4): ``invalid_json``, ``unknown_schema``,
+``schema_violation``, ``timestamp_out_of_range``, ``oversized``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.events import EVENT_ADAPTER, SCHEMAS, AnyEvent
+
+MAX_VALUE_BYTES = 64 * 1024
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(hours=24)
+
+INVALID_JSON = "invalid_json"
+UNKNOWN_SCHEMA = "unknown_schema"
+SCHEMA_VIOLATION = "schema_violation"
+TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+OVERSIZED = "oversized"
+ERROR_CODES = (INVALID_JSON, UNKNOWN_SCHEMA, SCHEMA_VIOLATION, TIMESTAMP_OUT_OF_RANGE, OVERSIZED)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str
+    message: str
+
+
+def _describe(errors: list[Any]) -> str:
+    """A short human message naming the fields at fault (first three errors)."""
+    parts = []
+    for err in errors[:3]:
+        loc = [str(p) for p in err["loc"] if str(p) not in SCHEMAS]
+        where = ".".join(loc) or "event"
+        parts.append(f"{where}: {err['msg']}")
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def classify(exc: ValidationError) -> Rejection:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]["type"] if errors else ""
+    if first == "json_invalid":
+        return Rejection(INVALID_JSON, f"not parseable as JSON: {errors[0]['msg']}")
+    if first in ("dict_type", "model_type", "model_attributes_type") and not errors[0]["loc"]:
+        return Rejection(INVALID_JSON, "value is JSON but not a JSON object")
+    if first == "union_tag_invalid":
+        return Rejection(
+            UNKNOWN_SCHEMA, f"unknown schema; expected one of {', '.join(SCHEMAS)}"
+        )
+    if first == "union_tag_not_found":
+        return Rejection(SCHEMA_VIOLATION, "schema: field required")
+    return Rejection(SCHEMA_VIOLATION, _describe(errors))
+
+
+def check_time(event: AnyEvent, now: datetime) -> Rejection | None:
+    at = event["occurred_at"]
+    if at < EARLIEST or at > now + FUTURE_SLACK:
+        return Rejection(
+            TIMESTAMP_OUT_OF_RANGE,
+            f"occurred_at {at.isoformat()} outside [2000-01-01T00:00:00Z, processing time + 24h]",
+        )
+    return None
+
+
+def validate_value(
+    value: bytes | None, now: datetime, max_bytes: int = MAX_VALUE_BYTES
+) -> AnyEvent | Rejection:
+    """Validate one message value; never raises for bad input."""
+    if value is None:
+        return Rejection(INVALID_JSON, "message has no value (tombstone)")
+    if len(value) > max_bytes:
+        return Rejection(OVERSIZED, f"value is {len(value)} bytes, over the {max_bytes} byte limit")
+    try:
+        event = EVENT_ADAPTER.validate_json(value)
+    except ValidationError as exc:
+        return classify(exc)
+    except (ValueError, RecursionError) as exc:  # e.g. invalid UTF-8 inside jiter
+        return Rejection(INVALID_JSON, f"not parseable as JSON: {exc}")
+    return check_time(event, now) or event
