@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -158,34 +159,33 @@ class Consumer:
     async def _fetch_loop(self) -> None:
         kafka = self._kafka
         assert kafka is not None  # noqa: S101 - start() set it
-        pending: Batch | None = None
+        pending: deque[Batch] = deque()
         backoff = Backoff(cap=5.0)
         while not self._stopping.is_set():
+            while pending and not self._queue.full():
+                self._queue.put_nowait(pending.popleft())
+            throttled = bool(pending) or self.stalled
             try:
-                if pending is not None:
-                    if self._queue.full():
-                        # Backpressure: fetch nothing more, but keep polling to stay in the group.
-                        kafka.pause(*kafka.assignment())
-                        await kafka.getmany(timeout_ms=200)
-                        continue
-                    self._queue.put_nowait(pending)
-                    pending = None
-                    if not self.stalled:
-                        kafka.resume(*kafka.paused())
+                if throttled:
+                    # Backpressure: fetch nothing new, but keep polling to stay in the group.
+                    kafka.pause(*kafka.assignment())
+                elif kafka.paused():
+                    kafka.resume(*kafka.paused())
                 records = await kafka.getmany(
-                    timeout_ms=self.settings.batch_wait_ms, max_records=self.settings.batch_max_records
+                    timeout_ms=200 if throttled else self.settings.batch_wait_ms,
+                    max_records=self.settings.batch_max_records,
                 )
                 backoff.reset()
             except (KafkaError, IllegalStateError) as exc:
                 log.warning("%s: fetch failed (%s); retrying", self.name, exc)
                 await self._sleep(backoff.next())
                 continue
-            if records:
-                pending = prepare(
-                    (r for recs in records.values() for r in recs), self.settings.max_value_bytes
+            if records:  # while throttled, only from partitions assigned since the last pause
+                pending.append(
+                    prepare((r for recs in records.values() for r in recs), self.settings.max_value_bytes)
                 )
-        if pending is not None:
-            await self._queue.put(pending)
+        for batch in pending:
+            await self._queue.put(batch)
 
     # -- write ------------------------------------------------------------------------
     async def _write_loop(self) -> None:
@@ -258,9 +258,6 @@ class Consumer:
         if not self.stalled:
             log.error("%s: %s; pausing consumption and retrying", self.name, why)
         self.stalled = True
-        if self._kafka is not None:
-            with contextlib.suppress(IllegalStateError):
-                self._kafka.pause(*self._kafka.assignment())
 
     def _unstall(self) -> None:
         if self.stalled:

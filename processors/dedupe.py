@@ -51,16 +51,19 @@ class TableDeduper:
 
     def load(self, client: Client) -> None:
         """(Re)build the filters from every stored hash, sized for twice as many."""
-        cols = "event_hash, step_hash" if self.spec.step_columns else "event_hash, 0"
-        res = client.query_np(f"SELECT {cols} FROM {self.spec.table}")  # noqa: S608 - fixed names
-        arr = np.asarray(res, dtype=np.uint64).reshape(-1, 2) if len(res) else np.zeros((0, 2), np.uint64)
-        capacity = max(_MIN_CAPACITY, 2 * len(arr))
+        step = "step_hash" if self.spec.step_columns else "toUInt64(0)"
+        res = client.query_np(f"SELECT event_hash AS e, {step} AS s FROM {self.spec.table}")  # noqa: S608
+        n = len(res)
+        capacity = max(_MIN_CAPACITY, 2 * n)
         self.events = BloomFilter(capacity)
         self.steps = BloomFilter(capacity)
-        self.events.add(np.ascontiguousarray(arr[:, 0]))
-        if self.spec.step_columns:
-            self.steps.add(np.ascontiguousarray(arr[:, 1]))
-        log.info("dedupe filter for %s loaded with %d stored rows", self.spec.table, len(arr))
+        if n:
+            # query_np answers a 2-D array when the columns share a dtype, else a record array
+            events, steps = (res["e"], res["s"]) if res.dtype.names else (res[:, 0], res[:, 1])
+            self.events.add(np.ascontiguousarray(events, dtype=np.uint64))
+            if self.spec.step_columns:
+                self.steps.add(np.ascontiguousarray(steps, dtype=np.uint64))
+        log.info("dedupe filter for %s loaded with %d stored rows", self.spec.table, n)
 
     def select_new(self, client: Client, rows: RowSet) -> list[int]:
         """Indices of rows never stored and not repeated earlier in this batch."""

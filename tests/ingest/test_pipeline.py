@@ -1,0 +1,257 @@
+"""End to end against a real broker (Tansu) and real embedded ClickHouse (chDB)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from ingest.consumer import QUEUE_DEPTH
+from ingest.producer import Producer
+from livesales.runtime import Runtime
+from livesales.settings import Settings
+from tests.conftest import wait_for
+from tests.reference import distinct_counts, encode, generate, reference, stored_counts, stored_minutes
+
+pytestmark = pytest.mark.slow
+
+
+def nonzero(d: dict[Any, dict[str, int]]) -> dict[Any, dict[str, int]]:
+    return {k: {m: v for m, v in cells.items() if v} for k, cells in d.items()}
+
+
+@pytest.fixture
+async def producer(topics: Settings) -> AsyncIterator[Producer]:
+    p = Producer(topics.kafka_bootstrap)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+async def send(producer: Producer, settings: Settings, events: list[Any], keyed: bool = False) -> None:
+    msgs = []
+    for ev in events:
+        value = ev if isinstance(ev, bytes) else encode(ev)
+        topic = settings.topic_orders
+        if isinstance(ev, dict) and ev.get("schema") in ("onboarding.v1", "stream_stats.v1"):
+            topic = settings.topic_for_schema(ev["schema"])
+        key = ev.get("order_id", "").encode() if keyed and isinstance(ev, dict) else None
+        msgs.append((topic, key, value))
+    await producer.send_all_or_raise(msgs)
+
+
+async def wait_counted(runtime: Runtime, events: list[dict[str, Any]], timeout: float = 60) -> None:
+    want = distinct_counts(events)
+
+    async def done() -> bool:
+        return await stored_counts(runtime.store) == want
+
+    await wait_for(done, timeout=timeout, what=f"{want} distinct steps/stats stored")
+
+
+async def assert_exact(runtime: Runtime, events: list[dict[str, Any]]) -> None:
+    assert nonzero(await stored_minutes(runtime.store)) == nonzero(reference(events))
+
+
+async def test_messy_stream_counts_exactly(topics: Settings, producer: Producer) -> None:
+    events = generate(n_orders=400)
+    runtime = Runtime(topics)
+    await runtime.start(api=False)
+    try:
+        await send(producer, topics, events)
+        await wait_counted(runtime, events)
+        await assert_exact(runtime, events)
+        dups = runtime.metrics.duplicates
+        assert dups.labels("order_steps")._value.get() > 0  # the noise really was dropped
+    finally:
+        await runtime.stop()
+
+
+async def test_restart_with_new_process_state_counts_nothing_twice(topics: Settings, producer: Producer) -> None:
+    """A new runtime over the same data re-reads from the group's commits; a brand-new
+    group re-reads everything: either way nothing counts twice (durable dedupe)."""
+    events = generate(n_orders=120, seed=3)
+    runtime = Runtime(topics)
+    await runtime.start(api=False)
+    await send(producer, topics, events)
+    await wait_counted(runtime, events)
+    await runtime.stop()
+
+    again = Runtime(topics.model_copy(update={"consumer_group": topics.consumer_group + "-fresh"}))
+    await again.start(api=False)
+    try:
+        await send(producer, topics, events[:50])  # and redeliver some on top
+        await wait_for(
+            lambda: _dups_at_least(again, len(events)), timeout=60, what="the whole topic re-read"
+        )
+        await assert_exact(again, events)
+    finally:
+        await again.stop()
+
+
+async def _dups_at_least(runtime: Runtime, n: int) -> bool:
+    m = runtime.metrics
+    seen = sum(m.consumed.labels(t)._value.get() for t in runtime.settings.topics)
+    return seen >= n
+
+
+async def read_topic(settings: Settings, topic: str, n: int, timeout: float = 30) -> list[Any]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        async def more() -> bool:
+            batch = await consumer.getmany(timeout_ms=200)
+            out.extend(r for recs in batch.values() for r in recs)
+            return len(out) >= n
+
+        await wait_for(more, timeout=timeout, what=f"{n} messages on {topic}")
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def test_every_bad_message_is_dead_lettered_and_the_partition_moves_on(
+    topics: Settings, producer: Producer
+) -> None:
+    good = generate(n_orders=30, seed=11)
+    order = next(e for e in good if e["schema"] == "order.v1")
+    bad: dict[str, bytes] = {
+        "invalid_json": b"{not json",
+        "unknown_schema": encode(order | {"schema": "order.v9"}),
+        "schema_violation": encode(order | {"amount_fen": -5}),
+        "timestamp_out_of_range": encode(order | {"occurred_at": "1999-01-01T00:00:00Z"}),
+        "oversized": encode(order | {"pad": "x" * 70_000}),
+    }
+    not_utf8 = b"\xff\xfe not utf-8"
+    runtime = Runtime(topics)
+    await runtime.start(api=False)
+    try:
+        # All on the orders topic, interleaved with good events, in the same partitions.
+        mixed: list[Any] = []
+        for i, ev in enumerate(good):
+            mixed.append(ev)
+            if i < len(bad):
+                mixed.append(list(bad.values())[i])
+        mixed.append(not_utf8)
+        await send(producer, topics, mixed)
+        await wait_counted(runtime, good)
+        await assert_exact(runtime, good)
+        letters = await read_topic(topics, topics.topic_dlq, len(bad) + 1)
+    finally:
+        await runtime.stop()
+    values = [json.loads(r.value) for r in letters]
+    assert sorted(v["error"]["code"] for v in values) == sorted([*bad, "invalid_json"])
+    for v in values:
+        assert set(v) >= {"error", "source", "failed_at"}
+        assert set(v["error"]) == {"code", "message"} and v["error"]["message"]
+        assert v["source"]["topic"] == topics.topic_orders
+        assert isinstance(v["source"]["partition"], int) and isinstance(v["source"]["offset"], int)
+        assert v["failed_at"].endswith("Z")
+    by_payload = {v.get("payload", v.get("payload_b64")): v for v in values}
+    assert bad["invalid_json"].decode() in by_payload
+    import base64
+
+    assert base64.b64encode(not_utf8).decode() in by_payload
+    assert "payload" not in by_payload[base64.b64encode(not_utf8).decode()]
+
+
+class FlakyClient:
+    """A ClickHouse client whose inserts fail a number of times: the storage boundary."""
+
+    def __init__(self, inner: Any, failures: int, land_some: bool = True) -> None:
+        self.inner = inner
+        self.failures = failures
+        self.failed = 0
+        self.land_some = land_some
+
+    def insert(self, *args: Any, **kwargs: Any) -> Any:
+        if self.failures > 0:
+            self.failures -= 1
+            self.failed += 1
+            if self.land_some and self.failed % 2:  # half the failures come after the data landed
+                self.inner.insert(*args, **kwargs)
+            raise ConnectionError("injected: ClickHouse went away")
+        return self.inner.insert(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_storage_failures_lose_and_double_nothing(topics: Settings, producer: Producer) -> None:
+    events = generate(n_orders=200, seed=5)
+    runtime = Runtime(topics.model_copy(update={"write_retry_max_s": 0.2}))
+    await runtime.start_storage()
+    flaky = FlakyClient(runtime.store._client, failures=4)
+    runtime.store._client = flaky  # type: ignore[assignment]
+    await runtime.start_kafka()
+    try:
+        await send(producer, topics, events)
+        await wait_counted(runtime, events)
+        await assert_exact(runtime, events)
+        # both kinds happened: a failure after the rows landed, and one before
+        assert flaky.failed >= 2
+        assert runtime.metrics.write_failures._value.get() == flaky.failed
+    finally:
+        runtime.store._client = flaky.inner
+        await runtime.stop()
+
+
+async def test_stalled_storage_pauses_fetching_and_bounds_memory(topics: Settings, producer: Producer) -> None:
+    events = generate(n_orders=300, seed=8)
+    runtime = Runtime(topics.model_copy(update={"write_retry_max_s": 0.2, "batch_max_records": 100}))
+    await runtime.start_storage()
+    flaky = FlakyClient(runtime.store._client, failures=10**9, land_some=False)
+    runtime.store._client = flaky  # type: ignore[assignment]
+    await runtime.start_kafka()
+    consumer = runtime.consumers[0]
+    try:
+        await send(producer, topics, events)
+        await wait_for(lambda: _paused(consumer), timeout=30, what="fetching paused")
+        await asyncio.sleep(1.0)  # let it try to run ahead while storage is down
+        assert consumer._queue.qsize() <= QUEUE_DEPTH
+        assert await stored_counts(runtime.store) == (0, 0)
+        flaky.failures = 0  # storage is back
+        await wait_counted(runtime, events)
+        await assert_exact(runtime, events)
+        assert not consumer.stalled
+    finally:
+        runtime.store._client = flaky.inner
+        await runtime.stop()
+
+
+async def _paused(consumer: Any) -> bool:
+    kafka = consumer._kafka
+    return bool(consumer.stalled and kafka is not None and kafka.paused())
+
+
+async def test_two_consumers_one_leaves_mid_stream(topics: Settings, producer: Producer) -> None:
+    events = generate(n_orders=400, seed=9)
+    half = len(events) // 2
+    runtime = Runtime(topics, consumers=2)
+    await runtime.start(api=False)
+    try:
+        await wait_for(
+            lambda: _both_assigned(runtime), timeout=30, what="both consumers to own partitions"
+        )
+        await send(producer, topics, events[:half], keyed=True)
+        await wait_for(lambda: _some_stored(runtime), timeout=30, what="first rows stored")
+        leaver = runtime.consumers.pop(1)
+        await leaver.kill()  # gone without committing what it had in flight
+        await send(producer, topics, events[half:], keyed=True)
+        await wait_counted(runtime, events)
+        await assert_exact(runtime, events)
+    finally:
+        await runtime.stop()
+
+
+async def _both_assigned(runtime: Runtime) -> bool:
+    return all(c._kafka is not None and c._kafka.assignment() for c in runtime.consumers)
+
+
+async def _some_stored(runtime: Runtime) -> bool:
+    return (await stored_counts(runtime.store))[0] > 0

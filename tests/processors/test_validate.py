@@ -1,0 +1,165 @@
+"""Every rule of contract §2 and every dead-letter code of §4, one case each."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processors.validate import Rejection, validate_value
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "contract" / "examples"
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def example(name: str) -> dict[str, Any]:
+    path = EXAMPLES / f"{name}.json"
+    if not path.exists():  # CI lays shared/ beside the clone; fall back to a copy of the examples
+        path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.json"
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def check(event: Any) -> Any:
+    raw = event if isinstance(event, bytes) else json.dumps(event, ensure_ascii=False).encode()
+    return validate_value(raw, NOW)
+
+
+def code_of(event: Any) -> str | None:
+    result = check(event)
+    return result.code if isinstance(result, Rejection) else None
+
+
+@pytest.mark.parametrize("name", ["order_paid", "order_refunded", "onboarding", "stream_stats"])
+def test_contract_examples_are_valid(name: str) -> None:
+    assert code_of(example(name)) is None
+
+
+def test_unknown_fields_are_ignored() -> None:
+    ev = example("order_paid") | {"coupon": "X", "nested": {"a": [1]}}
+    ev["items"][0]["colour"] = "blue"
+    assert code_of(ev) is None
+
+
+def mutate(name: str, path: str, value: Any) -> dict[str, Any]:
+    ev = copy.deepcopy(example(name))
+    target: Any = ev
+    keys = path.split(".")
+    for k in keys[:-1]:
+        target = target[int(k)] if isinstance(target, list) else target[k]
+    last = keys[-1]
+    if value is DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return ev
+
+
+DELETE = object()
+
+VIOLATIONS = [
+    ("order_paid", "event_id", DELETE),
+    ("order_paid", "event_id", ""),
+    ("order_paid", "event_id", "x" * 129),
+    ("order_paid", "event_id", "bad\nid"),
+    ("order_paid", "event_id", 17),
+    ("order_paid", "occurred_at", "2020-02-29T10:03:41"),  # no offset
+    ("order_paid", "occurred_at", "yesterday"),
+    ("order_paid", "order_id", DELETE),
+    ("order_paid", "status", "shipped"),
+    ("order_paid", "channel_id", "c" * 129),
+    ("order_paid", "platform", "DouYin"),
+    ("order_paid", "platform", "a" * 33),
+    ("order_paid", "merchant_id", DELETE),
+    ("order_paid", "region", DELETE),
+    ("order_paid", "region.district", ""),
+    ("order_paid", "region.township", "镇" * 201),
+    ("order_paid", "items", []),
+    ("order_paid", "items.0.quantity", 0),
+    ("order_paid", "items.0.quantity", 100_001),
+    ("order_paid", "items.0.quantity", "1"),
+    ("order_paid", "items.0.quantity", 1.5),
+    ("order_paid", "items.0.unit_price_fen", -1),
+    ("order_paid", "items.0.weight_g", 10**7 + 1),
+    ("order_paid", "items.0.name", ""),
+    ("order_paid", "items.0.sku", DELETE),
+    ("order_paid", "amount_fen", 10**12 + 1),
+    ("order_paid", "amount_fen", "6800"),
+    ("onboarding", "export_oriented", "true"),
+    ("onboarding", "status", "pending"),
+    ("onboarding", "firm_name", DELETE),
+    ("onboarding", "district", "区" * 201),
+    ("stream_stats", "viewers_online", -1),
+    ("stream_stats", "views_total", "41250"),
+    ("order_paid", "schema", DELETE),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "value"), VIOLATIONS)
+def test_schema_violations(name: str, path: str, value: Any) -> None:
+    assert code_of(mutate(name, path, value)) == "schema_violation"
+
+
+def test_too_many_items_is_a_violation() -> None:
+    ev = example("order_paid")
+    ev["items"] = ev["items"] * 101
+    assert code_of(ev) == "schema_violation"
+
+
+def test_bounds_that_are_allowed() -> None:
+    ev = mutate("order_paid", "amount_fen", 10**12)
+    ev["items"] = ev["items"] * 100
+    ev["event_id"] = "e" * 128
+    ev["region"] = {"district": "宁海县"}  # township may be omitted
+    del ev["items"][0]["weight_g"]  # defaults to 0
+    assert code_of(ev) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        (b"not json", "invalid_json"),
+        (b"[1, 2]", "invalid_json"),
+        (b'"a string"', "invalid_json"),
+        (b"\xff\xfe\x00garbage", "invalid_json"),
+        (b'{"schema": "order.v2", "event_id": "x"}', "unknown_schema"),
+        (b'{"schema": "refund.v1"}', "unknown_schema"),
+    ],
+)
+def test_unparseable_and_unknown(raw: bytes, code: str) -> None:
+    assert code_of(raw) == code
+
+
+def test_a_message_without_value_is_rejected() -> None:
+    result = validate_value(None, NOW)
+    assert isinstance(result, Rejection) and result.code == "invalid_json"
+
+
+@pytest.mark.parametrize(
+    ("when", "code"),
+    [
+        ("1999-12-31T23:59:59Z", "timestamp_out_of_range"),
+        ("2000-01-01T00:00:00Z", None),
+        ("2000-01-01T07:59:59+08:00", "timestamp_out_of_range"),
+        ("2026-11-29T11:59:00Z", None),  # now + 23h59m
+        ("2026-11-29T12:00:01Z", "timestamp_out_of_range"),  # now + 24h + 1s
+    ],
+)
+def test_timestamp_range(when: str, code: str | None) -> None:
+    assert code_of(mutate("stream_stats", "occurred_at", when)) == code
+
+
+def test_oversized_value() -> None:
+    ev = example("order_paid")
+    ev["padding"] = "x" * (64 * 1024)
+    assert code_of(ev) == "oversized"
+
+
+def test_violation_message_names_the_field() -> None:
+    result = check(mutate("order_paid", "items.0.quantity", 0))
+    assert isinstance(result, Rejection)
+    assert "items.0.quantity" in result.message
