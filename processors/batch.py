@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from processors.rows import ADDERS, RowSet, new_row_sets
+from processors.rows import RowSet, new_row_sets
 from processors.validate import MAX_VALUE_BYTES, Rejection, validate_value
 
 
@@ -64,6 +64,5 @@ def prepare(records: Iterable[Record], max_value_bytes: int = MAX_VALUE_BYTES) -
             batch.dead_letters.append(dead_letter(rec, result, now))
             batch.dead_codes[result.code] = batch.dead_codes.get(result.code, 0) + 1
             continue
-        schema = result["schema"]
-        ADDERS[schema](rows[schema], result)
+        rows[result["schema"]].append(rec.value, result)  # type: ignore[arg-type]
     return batch

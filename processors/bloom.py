@@ -20,7 +20,8 @@ U64 = npt.NDArray[np.uint64]
 class BloomFilter:
     def __init__(self, capacity: int) -> None:
         self.capacity = max(capacity, 1024)
-        self.nbits = self.capacity * _BITS_PER_KEY
+        # a power of two, so a probe's position is a mask instead of a slow uint64 modulo
+        self.nbits = 1 << (self.capacity * _BITS_PER_KEY - 1).bit_length()
         self.count = 0
         self._bits = np.zeros((self.nbits + 7) // 8, dtype=np.uint8)
 
@@ -29,16 +30,22 @@ class BloomFilter:
         h2 = (hashes >> np.uint64(32)) | np.uint64(1)
         probes = np.arange(_PROBES, dtype=np.uint64)
         with np.errstate(over="ignore"):
-            pos: npt.NDArray[np.uint64] = (h1[:, None] + probes[None, :] * h2[:, None]) % np.uint64(
-                self.nbits
+            pos: npt.NDArray[np.uint64] = (h1[:, None] + probes[None, :] * h2[:, None]) & np.uint64(
+                self.nbits - 1
             )
         return pos
 
     def add(self, hashes: U64) -> None:
         if hashes.size == 0:
             return
+        # One pass per bit value: within a pass every write to a byte ORs the same mask,
+        # so repeated indices are harmless (np.bitwise_or.at is much slower).
         pos = self._positions(hashes).ravel()
-        np.bitwise_or.at(self._bits, (pos >> np.uint64(3)).astype(np.intp), (1 << (pos & np.uint64(7))).astype(np.uint8))
+        byte_idx = (pos >> np.uint64(3)).astype(np.intp)
+        bit = (pos & np.uint64(7)).astype(np.uint8)
+        for b in range(8):
+            idx = byte_idx[bit == b]
+            self._bits[idx] |= np.uint8(1 << b)
         self.count += int(hashes.size)
 
     def might_contain(self, hashes: U64) -> npt.NDArray[np.bool_]:

@@ -16,34 +16,23 @@ cannot double a row that did land.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from processors.bloom import BloomFilter, as_u64
-from processors.rows import RowSet
+from processors.rows import ONBOARDING, ORDERS, STATS, RowSet, TableSpec
 
 log = logging.getLogger(__name__)
 
 _MIN_CAPACITY = 1 << 20
 
 
-@dataclass(frozen=True)
-class DedupeSpec:
-    table: str
-    step_columns: tuple[str, ...] = ()  # empty: deduped by event_id only
-
-
-SPECS = {
-    "order_steps": DedupeSpec("order_steps", ("platform", "order_id", "status")),
-    "onboarding_steps": DedupeSpec("onboarding_steps", ("platform", "firm_id", "status")),
-    "stream_stats": DedupeSpec("stream_stats"),
-}
+SPECS = {spec.table: spec for spec in (ORDERS, ONBOARDING, STATS)}
 
 
 class TableDeduper:
-    def __init__(self, spec: DedupeSpec) -> None:
+    def __init__(self, spec: TableSpec) -> None:
         self.spec = spec
         self.events = BloomFilter(_MIN_CAPACITY)
         self.steps = BloomFilter(_MIN_CAPACITY)
@@ -51,7 +40,7 @@ class TableDeduper:
 
     def load(self, client: Client) -> None:
         """(Re)build the filters from every stored hash, sized for twice as many."""
-        step = "step_hash" if self.spec.step_columns else "toUInt64(0)"
+        step = "step_hash" if self.spec.step_fields else "toUInt64(0)"
         res = client.query_np(f"SELECT event_hash AS e, {step} AS s FROM {self.spec.table}")  # noqa: S608
         n = len(res)
         capacity = max(_MIN_CAPACITY, 2 * n)
@@ -61,7 +50,7 @@ class TableDeduper:
             # query_np answers a 2-D array when the columns share a dtype, else a record array
             events, steps = (res["e"], res["s"]) if res.dtype.names else (res[:, 0], res[:, 1])
             self.events.add(np.ascontiguousarray(events, dtype=np.uint64))
-            if self.spec.step_columns:
+            if self.spec.step_fields:
                 self.steps.add(np.ascontiguousarray(steps, dtype=np.uint64))
         log.info("dedupe filter for %s loaded with %d stored rows", self.spec.table, n)
 
@@ -69,7 +58,7 @@ class TableDeduper:
         """Indices of rows never stored and not repeated earlier in this batch."""
         if self.events.full or self.steps.full:
             self.load(client)
-        has_steps = bool(self.spec.step_columns)
+        has_steps = bool(self.spec.step_fields)
         seen_events: set[str] = set()
         seen_steps: set[tuple[str, ...]] = set()
         candidates: list[int] = []
@@ -101,7 +90,7 @@ class TableDeduper:
 
     def remember(self, rows: RowSet, indices: list[int]) -> None:
         self.events.add(as_u64([rows.event_hashes[i] for i in indices]))
-        if self.spec.step_columns:
+        if self.spec.step_fields:
             self.steps.add(as_u64([rows.step_hashes[i] for i in indices]))
 
     def _lookup(
@@ -109,7 +98,7 @@ class TableDeduper:
     ) -> tuple[set[str], set[tuple[str, ...]]]:
         """Exact keys already stored among the doubtful rows (two index-assisted scans)."""
         self.lookups += len(indices)
-        table, step_cols = self.spec.table, self.spec.step_columns
+        table, step_cols = self.spec.table, self.spec.step_fields
         key_sql = ", ".join(f"toString({c})" for c in step_cols) if step_cols else "''"
         params = {"e": [rows.event_hashes[i] for i in indices]}
         sql = f"SELECT event_id, tuple({key_sql}) FROM {table} WHERE event_hash IN {{e:Array(UInt64)}}"  # noqa: S608

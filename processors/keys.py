@@ -1,16 +1,17 @@
-"""Stable 64-bit hashes of dedupe keys.
+"""Stable 64-bit hashes of dedupe keys, equal to ClickHouse's ``xxh3(...)``.
 
-Python's ``hash()`` changes between processes, and the hashes are stored in ClickHouse
-and reloaded into the Bloom filters at start-up, so they must be stable: BLAKE2b cut to
-8 bytes. A hash only ever says "maybe seen": equality is confirmed on the full key.
+Python's ``hash()`` changes between processes, and these hashes are computed by
+ClickHouse on insert (schemas.ddl) and reloaded into the Bloom filters at start-up, so
+they must be the same everywhere: XXH3-64 of the key parts joined by U+001F. A hash only
+ever says "maybe seen": equality is confirmed on the full key.
 """
 
 from __future__ import annotations
 
-from hashlib import blake2b
+from xxhash import xxh3_64_intdigest
 
-_SEP = "\x1f"  # unit separator: cannot occur in identifiers (control chars are rejected)
+SEP = "\x1f"  # unit separator: cannot occur in identifiers (control chars are rejected)
 
 
 def key_hash(*parts: str) -> int:
-    return int.from_bytes(blake2b(_SEP.join(parts).encode(), digest_size=8).digest(), "little")
+    return xxh3_64_intdigest(SEP.join(parts).encode())

@@ -8,15 +8,23 @@ caller retries the same batch, which is safe (see processors.dedupe).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import blake2b
 
+import orjson
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
+
+from processors.bloom import as_u64
 from processors.dedupe import SPECS, TableDeduper
 from processors.rows import RowSet
 from processors.store import ClickHouse, StorageError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,12 +34,41 @@ class WriteResult:
     seconds: float
 
 
+# JSON in, as the producers wrote it (extra fields ignored, RFC 3339 with offsets).
+_INSERT_SETTINGS = {
+    "input_format_skip_unknown_fields": 1,
+    "date_time_input_format": "best_effort",
+    "input_format_json_read_numbers_as_strings": 0,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+}
+
+
 def _token(table: str, rows: RowSet) -> str:
     """Same rows -> same token, so a blind retry of a landed insert is dropped by ClickHouse."""
     h = blake2b(table.encode(), digest_size=16)
-    for e in rows.event_hashes:
-        h.update(e.to_bytes(8, "little"))
+    h.update(as_u64(rows.event_hashes).tobytes())
     return h.hexdigest()
+
+
+def _insert(client: Client, rows: RowSet) -> None:
+    settings = {**_INSERT_SETTINGS, "insert_deduplication_token": _token(rows.table, rows)}
+    try:
+        block = b"\n".join(rows.payloads)
+        client.raw_insert(rows.spec.ingest, None, block, settings=settings, fmt="JSONEachRow")
+        return
+    except DatabaseError as exc:
+        if not _is_data_error(exc):
+            raise
+        # ClickHouse's JSON reader refused what pydantic accepted (e.g. a repeated key):
+        # re-encode the validated events canonically and insert those instead.
+        log.warning("re-encoding a batch for %s: %s", rows.table, str(exc)[:200])
+    block = b"\n".join(orjson.dumps(e) for e in rows.events)
+    client.raw_insert(rows.spec.ingest, None, block, settings=settings, fmt="JSONEachRow")
+
+
+def _is_data_error(exc: Exception) -> bool:
+    text = str(exc)
+    return any(code in text for code in ("INCORRECT_DATA", "CANNOT_PARSE", "Code: 117", "Code: 27"))
 
 
 class Writer:
@@ -70,13 +107,7 @@ class Writer:
                 fresh = rows if len(keep) == len(rows) else rows.subset(keep)
                 dedupe.remember(fresh, list(range(len(fresh))))
                 try:
-                    client.insert(
-                        rows.table,
-                        fresh.columns,
-                        column_names=list(fresh.names),
-                        column_oriented=True,
-                        settings={"insert_deduplication_token": _token(rows.table, fresh)},
-                    )
+                    _insert(client, fresh)
                 except Exception as exc:
                     raise StorageError(f"insert into {rows.table} failed: {exc}") from exc
                 stored[rows.table] = len(fresh)

@@ -6,9 +6,10 @@ plain MergeTrees and every aggregate is a GROUP BY over them; nothing is pre-sum
 a lost or doubled block could skew. Tables are unpartitioned so that one insert is one
 part, which ClickHouse commits atomically.
 
-``step_hash``/``event_hash`` are 64-bit BLAKE2b hashes computed in Python
-(processors.keys); they feed the in-memory Bloom filters at start-up and the
-bloom_filter skip indexes that make "is this key stored?" look-ups cheap.
+``step_hash``/``event_hash`` are XXH3-64 hashes of the dedupe keys, computed by
+ClickHouse on insert and, identically, by Python (processors.keys); they feed the
+in-memory Bloom filters at start-up and the bloom_filter skip indexes that make
+"is this key stored?" look-ups cheap.
 """
 
 from __future__ import annotations
@@ -92,6 +93,64 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) ENGINE = MergeTree
             ORDER BY (channel_id, minute, event_hash)
             SETTINGS {_DEDUP}
+            """,
+            # Ingest transforms: the writer inserts the validated events' JSON into these
+            # Null tables and ClickHouse (C++) derives the stored columns, so Python never
+            # serialises rows. One insert still writes one part of one real table.
+            """
+            CREATE TABLE IF NOT EXISTS order_events_in (
+                event_id String, platform String, order_id String, status String,
+                occurred_at DateTime64(3, 'UTC'), channel_id String, merchant_id String,
+                region Tuple(district String, township Nullable(String)),
+                items Array(Tuple(sku String, name String, quantity UInt32, unit_price_fen UInt64,
+                                  weight_g UInt32)),
+                amount_fen UInt64
+            ) ENGINE = Null
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS order_events_mv TO order_steps AS
+            SELECT
+                xxh3(concat(platform, '\x1f', order_id, '\x1f', status)) AS step_hash,
+                xxh3(event_id) AS event_hash, event_id, platform, order_id, status, occurred_at,
+                channel_id, merchant_id,
+                tupleElement(region, 'district') AS district,
+                ifNull(tupleElement(region, 'township'), '') AS township,
+                amount_fen,
+                arraySum(i -> toUInt64(i.quantity), items) AS units,
+                arraySum(i -> toUInt64(i.quantity) * i.weight_g, items) AS weight_g,
+                arrayMap(i -> i.sku, items) AS `items.sku`,
+                arrayMap(i -> i.name, items) AS `items.name`,
+                arrayMap(i -> i.quantity, items) AS `items.quantity`,
+                arrayMap(i -> i.unit_price_fen, items) AS `items.unit_price_fen`,
+                arrayMap(i -> i.weight_g, items) AS `items.weight_g`
+            FROM order_events_in
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS onboarding_events_in (
+                event_id String, platform String, firm_id String, status String,
+                occurred_at DateTime64(3, 'UTC'), firm_name String, district String,
+                export_oriented Bool
+            ) ENGINE = Null
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS onboarding_events_mv TO onboarding_steps AS
+            SELECT
+                xxh3(concat(platform, '\x1f', firm_id, '\x1f', status)) AS step_hash,
+                xxh3(event_id) AS event_hash, event_id, platform, firm_id, status, occurred_at,
+                firm_name, district, export_oriented
+            FROM onboarding_events_in
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS stream_stats_in (
+                event_id String, channel_id String, platform String,
+                occurred_at DateTime64(3, 'UTC'), viewers_online UInt64, views_total UInt64
+            ) ENGINE = Null
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS stream_stats_mv TO stream_stats AS
+            SELECT xxh3(event_id) AS event_hash, event_id, channel_id, platform, occurred_at,
+                   viewers_online, views_total
+            FROM stream_stats_in
             """,
         ),
     ),

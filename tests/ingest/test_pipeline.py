@@ -169,14 +169,14 @@ class FlakyClient:
         self.failed = 0
         self.land_some = land_some
 
-    def insert(self, *args: Any, **kwargs: Any) -> Any:
+    def raw_insert(self, *args: Any, **kwargs: Any) -> Any:
         if self.failures > 0:
             self.failures -= 1
             self.failed += 1
             if self.land_some and self.failed % 2:  # half the failures come after the data landed
-                self.inner.insert(*args, **kwargs)
+                self.inner.raw_insert(*args, **kwargs)
             raise ConnectionError("injected: ClickHouse went away")
-        return self.inner.insert(*args, **kwargs)
+        return self.inner.raw_insert(*args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -1,0 +1,223 @@
+"""``livesales bench ingest``: end-to-end rate and freshness beside the raw limits.
+
+Everything runs on this machine in one go, so the figures compare like with like:
+1. N order events are put on a local broker (Tansu).
+2. raw limit A: a bare aiokafka consumer reads them (no parsing, nothing stored).
+3. ours: the real runtime (validate, dedupe, store, commit) from a fresh group, timed
+   until every event is counted in ClickHouse.
+4. raw limit B: chDB inserts the same payloads as JSONEachRow into a flat table.
+5. freshness: a separate process produces at a steady rate; we poll ClickHouse and time
+   each event from its send to the first query that sees it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from deploy.broker import LocalBroker, ensure_topics
+from livesales.runtime import Runtime
+from livesales.settings import Settings
+
+BASE = datetime(2020, 2, 29, 2, 0, tzinfo=UTC)
+
+
+def order_payload(i: int, channel: str, rnd: random.Random) -> bytes:
+    qty = rnd.randint(1, 3)
+    event = {
+        "schema": "order.v1", "event_id": f"{channel}-e{i}", "order_id": f"{channel}-o{i}",
+        "occurred_at": (BASE + timedelta(seconds=i // 20)).isoformat(), "status": "paid",
+        "channel_id": f"{channel}-{i % 50}", "platform": "douyin", "merchant_id": "changjie-clam-coop",
+        "region": {"district": "宁海县", "township": "长街镇"},
+        "items": [{"sku": "clam-2.5kg", "name": "长街蛏子 2.5kg 装", "quantity": qty, "unit_price_fen": 6800,
+                   "weight_g": 2500}],
+        "amount_fen": qty * 6800,
+    }  # fmt: skip
+    return json.dumps(event, ensure_ascii=False).encode()
+
+
+async def produce(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks="all")
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = []
+        for i, value in enumerate(payloads):
+            futures.append(await producer.send(topic, value, key=str(i % 1000).encode()))
+            if len(futures) >= 20_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"raw-{time.time_ns()}", auto_offset_reset="earliest",
+        enable_auto_commit=False, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20,
+    )  # fmt: skip
+    await consumer.start()
+    seen, started = 0, 0.0
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            if batch and not started:
+                started = time.perf_counter()
+            seen += sum(len(v) for v in batch.values())
+    finally:
+        await consumer.stop()
+    return time.perf_counter() - started
+
+
+async def ours(settings: Settings, n: int) -> tuple[float, Runtime]:
+    runtime = Runtime(settings)
+    await runtime.start(api=False)
+    started = time.perf_counter()
+    while True:
+        rows = await runtime.store.query("SELECT count() AS c FROM order_steps")
+        if rows[0]["c"] >= n:
+            return time.perf_counter() - started, runtime
+        await asyncio.sleep(0.05)
+
+
+async def raw_insert(runtime: Runtime, payloads: list[bytes]) -> float:
+    client = runtime.store.client
+    client.command(
+        "CREATE TABLE IF NOT EXISTS bench_raw (event_id String, order_id String, occurred_at DateTime64(3),"
+        " status String, channel_id String, platform String, merchant_id String, amount_fen UInt64,"
+        " region Tuple(district String, township String),"
+        " items Array(Tuple(sku String, name String, quantity UInt32, unit_price_fen UInt64, weight_g UInt32)))"
+        " ENGINE = MergeTree ORDER BY (channel_id, occurred_at)"
+    )
+    started = time.perf_counter()
+    for k in range(0, len(payloads), 20_000):
+        block = b"\n".join(payloads[k : k + 20_000])
+        await runtime.store.run_in_thread(
+            client.raw_insert, "bench_raw", None, block, settings={"input_format_skip_unknown_fields": 1},
+            fmt="JSONEachRow",
+        )
+    return time.perf_counter() - started
+
+
+def _steady_producer(bootstrap: str, topic: str, rate: int, seconds: int, out: str) -> None:
+    """Child process: send ``rate`` events/s for ``seconds``, record each send time."""
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all")
+        await producer.start()
+        rnd = random.Random(1)
+        sent: dict[str, float] = {}
+        t0 = time.time()
+        tick = 0.01
+        i = 0
+        for step in range(int(seconds / tick)):
+            due = t0 + step * tick
+            delay = due - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for _ in range(int(rate * tick)):
+                payload = order_payload(i, "fresh", rnd)
+                await producer.send(topic, payload, key=str(i).encode())
+                sent[f"fresh-o{i}"] = time.time()
+                i += 1
+        await producer.flush()
+        await producer.stop()
+        Path(out).write_text(json.dumps(sent))
+
+    asyncio.run(run())
+
+
+async def freshness(runtime: Runtime, rate: int, seconds: int) -> dict[str, float]:
+    settings = runtime.settings
+    out = tempfile.mktemp(suffix=".json")  # noqa: S306 - a child process writes it
+    child = mp.get_context("spawn").Process(
+        target=_steady_producer, args=(settings.kafka_bootstrap, settings.topic_orders, rate, seconds, out)
+    )
+    child.start()
+    visible: dict[str, float] = {}
+    since = datetime(2000, 1, 1, tzinfo=UTC)
+    while child.is_alive() or len(visible) < rate * seconds:
+        rows = await runtime.store.query(
+            "SELECT order_id, stored_at FROM order_steps WHERE stored_at >= {since:DateTime64(3)}"
+            " AND startsWith(order_id, 'fresh-')",
+            {"since": since},
+        )
+        now = time.time()
+        for r in rows:
+            visible.setdefault(r["order_id"], now)
+        if rows:
+            since = max(r["stored_at"] for r in rows) - timedelta(seconds=2)
+        if not child.is_alive() and time.time() > now + 30:
+            break
+        await asyncio.sleep(0.02)
+    child.join()
+    sent: dict[str, float] = json.loads(Path(out).read_text())
+    lat = sorted(visible[k] - t for k, t in sent.items() if k in visible)
+    q = statistics.quantiles(lat, n=100)
+    return {"events": len(sent), "seen": len(lat), "p50": q[49], "p99": q[98], "max": lat[-1]}
+
+
+async def bench_ingest(args: argparse.Namespace) -> None:
+    n = args.events
+    rnd = random.Random(42)
+    payloads = [order_payload(i, "bench", rnd) for i in range(n)]
+    with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
+        await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
+        print(f"producing {n:,} order events ...", flush=True)
+        t_prod = await produce(broker.bootstrap, settings.topic_orders, payloads)
+        t_raw = await raw_consume(broker.bootstrap, settings.topic_orders, n)
+        t_ours, runtime = await ours(settings, n)
+        try:
+            t_ins = await raw_insert(runtime, payloads)
+            fresh = await freshness(runtime, args.rate, args.freshness_seconds)
+        finally:
+            await runtime.stop()
+    limit = min(n / t_raw, n / t_ins)
+    print()
+    print(f"{'what':<44}{'events/s':>12}")
+    print(f"{'producer (setup, acks=all)':<44}{n / t_prod:>12,.0f}")
+    print(f"{'raw limit A: bare aiokafka consumer':<44}{n / t_raw:>12,.0f}")
+    print(f"{'raw limit B: chDB JSONEachRow insert':<44}{n / t_ins:>12,.0f}")
+    print(f"{'ours: consume+validate+dedupe+store+commit':<44}{n / t_ours:>12,.0f}")
+    print(f"{'ours / slower raw limit':<44}{(n / t_ours) / limit:>12.2f}")
+    print()
+    print(
+        f"freshness at {args.rate:,}/s for {args.freshness_seconds}s: {fresh['seen']:,}/{fresh['events']:,} seen, "
+        f"p50 {fresh['p50'] * 1000:.0f} ms, p99 {fresh['p99'] * 1000:.0f} ms, max {fresh['max'] * 1000:.0f} ms"
+    )
+
+
+async def run_bench(args: argparse.Namespace) -> None:
+    if args.which == "ingest":
+        await bench_ingest(args)
+    else:
+        from deploy.bench_api import bench_api
+
+        await bench_api(args)
+
+
+def main() -> None:  # pragma: no cover - convenience for python -m
+    from livesales.cli import main as cli
+
+    cli(["bench", "ingest"])
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__: list[Any] = ["run_bench"]
