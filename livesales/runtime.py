@@ -78,7 +78,10 @@ class Runtime:
     def build_app(self) -> web.Application:
         from api.app import create_app
 
-        return create_app(self.settings, self.store, self.metrics, self.producer, self.is_ready)
+        app: web.Application = create_app(
+            self.settings, self.store, self.metrics, self.producer, self.is_ready
+        )
+        return app
 
     async def start_api(self) -> None:
         self._runner = web.AppRunner(self.build_app(), access_log=None)

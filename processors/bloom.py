@@ -54,8 +54,7 @@ class BloomFilter:
         pos = self._positions(hashes)
         bytes_ = self._bits[(pos >> np.uint64(3)).astype(np.intp)]
         hit = (bytes_ >> (pos & np.uint64(7)).astype(np.uint8)) & np.uint8(1)
-        result: npt.NDArray[np.bool_] = hit.all(axis=1)
-        return result
+        return np.asarray(hit.all(axis=1), dtype=bool)
 
     @property
     def full(self) -> bool:

@@ -9,6 +9,7 @@ ClickHouse's JSON reader refuses although pydantic accepted it (then we re-encod
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from xxhash import xxh3_64_intdigest
@@ -21,6 +22,9 @@ class TableSpec:
     table: str  # where rows are stored and looked up
     ingest: str  # the Null table whose materialized view fills ``table``
     step_fields: tuple[str, ...] = ()  # empty: deduped by event_id only
+
+    def step_of(self, event: Any) -> tuple[str, ...]:
+        return tuple(itemgetter(*self.step_fields)(event)) if self.step_fields else ()
 
 
 ORDERS = TableSpec("order_steps", "order_events_in", ("platform", "order_id", "status"))
@@ -53,7 +57,7 @@ class RowSet:
         self.event_ids.append(eid)
         self.event_hashes.append(xxh3_64_intdigest(eid.encode()))
         if self.spec.step_fields:
-            step = tuple(event[f] for f in self.spec.step_fields)
+            step = self.spec.step_of(event)
             self.step_keys.append(step)
             self.step_hashes.append(xxh3_64_intdigest(SEP.join(step).encode()))
 

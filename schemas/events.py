@@ -11,11 +11,10 @@ separate error code and lives in ``processors.validate``.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NotRequired
 
 from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, with_config
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 MAX_MONEY_FEN = 10**12
 SCHEMAS = ("order.v1", "onboarding.v1", "stream_stats.v1")

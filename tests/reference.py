@@ -67,8 +67,9 @@ def generate(n_orders: int = 300, seed: int = 7) -> list[dict[str, Any]]:
         for k in range(0, 3 * 3600, 20):
             views += rnd.randint(0, 50)
             events.append({
-                "schema": "stream_stats.v1", "event_id": f"s-{cid}-{k}", "occurred_at": _iso(BASE + timedelta(seconds=k)),
-                "channel_id": cid, "platform": platform, "viewers_online": rnd.randint(0, 3000), "views_total": views,
+                "schema": "stream_stats.v1", "event_id": f"s-{cid}-{k}",
+                "occurred_at": _iso(BASE + timedelta(seconds=k)), "channel_id": cid, "platform": platform,
+                "viewers_online": rnd.randint(0, 3000), "views_total": views,
             })  # fmt: skip
     rnd.shuffle(events)  # out of order
     noise: list[dict[str, Any]] = []

@@ -1,0 +1,115 @@
+"""``livesales demo``: a live sale unfolding on screen, with nothing installed but us.
+
+Starts a local Kafka-protocol broker (Tansu, in memory) and the embedded ClickHouse
+under ``--data-dir``, runs consumers and API in this one process, loads the onboarding
+history at once and replays the razor-clam festival paced (default: its six hours in
+six minutes), printing the dashboard URL and a token per role. Ctrl-C stops it all.
+The data dir is wiped at start: the broker forgets its topics when it stops, and a
+replay over old data would be deduplicated to nothing new on screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from deploy.broker import LocalBroker, free_port
+from deploy.replay import replay, topic_map
+from deploy.scenarios import festival, generate
+from livesales.runtime import Runtime
+from livesales.settings import Settings
+
+ROLES = {
+    "bureau": {"name": "宁波市商务局", "scope": "all", "ingest": False},
+    "township": {"name": "长街镇", "scope": "township:宁海县/长街镇", "ingest": False},
+    "ingest": {"name": "平台 webhook", "scope": "all", "ingest": True},
+}
+
+
+def write_tokens(path: Path) -> dict[str, str]:
+    tokens = {role: secrets.token_urlsafe(18) for role in ROLES}
+    doc = {"tokens": [{"token": tokens[r], **spec} for r, spec in ROLES.items()]}
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=2), encoding="utf-8")
+    path.chmod(0o600)
+    return tokens
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    root = Path(data_dir).resolve()
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    tokens = write_tokens(root / "tokens.json")
+    api_port = port or (8080 if _port_free(8080) else free_port())
+    with LocalBroker(log_path=root / "broker.log") as broker:
+        settings = Settings(
+            kafka_bootstrap=broker.bootstrap,
+            clickhouse_dsn=f"chdb://{root / 'clickhouse'}",
+            api_port=api_port,
+            api_tokens_file=root / "tokens.json",
+            batch_wait_ms=50,
+        )
+        runtime = Runtime(settings)
+        await runtime.start()
+        url = f"http://{settings.api_host}:{runtime.port}/"
+        print(f"\nlivesales demo is up: {url}", flush=True)
+        print(f"  直播大屏 (township cadre, 长街镇 only): token {tokens['township']}")
+        print(f"  商务局 (commerce bureau, everything):  token {tokens['bureau']}")
+        print(f"  ingest webhook token (POST /v1/events): {tokens['ingest']}")
+        print(f"  live page: {url}live.html?channel={festival.CHANNEL_ID}")
+        print(f"  tokens file: {root / 'tokens.json'}   broker: {broker.bootstrap}\n", flush=True)
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            topics = topic_map(settings)
+            history = generate("export-onboarding", seed)
+            n = await replay(history, producer, topics, speed=0, stop=stop)
+            print(f"onboarding history: {n:,} events loaded", flush=True)
+            events = generate(festival.NAME, seed)
+            task = asyncio.create_task(replay(events, producer, topics, speed, _progress(speed), stop))
+            await stop.wait()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            print("\nstopping ...", flush=True)
+            await producer.stop()
+            await runtime.stop()
+
+
+def _progress(speed: float) -> Callable[[int, int], None]:
+    started = time.monotonic()
+    last = [0.0]
+
+    def progress(sent: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 2 and sent != total:
+            return
+        last[0] = now
+        clock = festival.START.timestamp() + (now - started) * speed
+        shown = time.strftime("%H:%M", time.gmtime(clock + 8 * 3600))
+        sys.stdout.write(f"\rfestival replay: {sent:,}/{total:,} events, stream time {shown} (+08:00)   ")
+        sys.stdout.flush()
+        if sent == total:
+            sys.stdout.write("\nfestival replay done; the dashboard keeps serving. Ctrl-C to stop.\n")
+
+    return progress

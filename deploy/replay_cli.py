@@ -1,0 +1,32 @@
+"""``livesales replay``: put a seed scenario on the configured Kafka topics."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaProducer
+
+from deploy.replay import replay, topic_map
+from deploy.scenarios import generate
+from livesales.settings import Settings
+
+
+def print_progress(label: str) -> Callable[[int, int], None]:
+    def progress(sent: int, total: int) -> None:
+        sys.stdout.write(f"\r{label}: {sent:,}/{total:,} events ({sent / max(total, 1):.0%})")
+        sys.stdout.flush()
+        if sent == total:
+            sys.stdout.write("\n")
+
+    return progress
+
+
+async def replay_to_kafka(settings: Settings, scenario: str, speed: float, seed: int) -> int:
+    events = generate(scenario, seed)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        return await replay(events, producer, topic_map(settings), speed, print_progress(scenario))
+    finally:
+        await producer.stop()
