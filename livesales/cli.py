@@ -85,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = Settings()
+    if args.command in ("run", "demo", "bench"):
+        from livesales.runtime import tune_gc
+
+        tune_gc()
     if args.command == "run":
         asyncio.run(_run(settings))
     elif args.command == "serve":

@@ -38,14 +38,10 @@ class BloomFilter:
     def add(self, hashes: U64) -> None:
         if hashes.size == 0:
             return
-        # One pass per bit value: within a pass every write to a byte ORs the same mask,
-        # so repeated indices are harmless (np.bitwise_or.at is much slower).
+        # Few, large numpy calls: each call may hand the GIL to another thread and wait
+        # to get it back, so under load the number of calls costs more than their size.
         pos = self._positions(hashes).ravel()
-        byte_idx = (pos >> np.uint64(3)).astype(np.intp)
-        bit = (pos & np.uint64(7)).astype(np.uint8)
-        for b in range(8):
-            idx = byte_idx[bit == b]
-            self._bits[idx] |= np.uint8(1 << b)
+        np.bitwise_or.at(self._bits, pos >> np.uint64(3), np.left_shift(1, pos & np.uint64(7), dtype=np.uint8))
         self.count += int(hashes.size)
 
     def might_contain(self, hashes: U64) -> npt.NDArray[np.bool_]:

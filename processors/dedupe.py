@@ -55,29 +55,17 @@ class TableDeduper:
         log.info("dedupe filter for %s loaded with %d stored rows", self.spec.table, n)
 
     def select_new(self, client: Client, rows: RowSet) -> list[int]:
-        """Indices of rows never stored and not repeated earlier in this batch."""
+        """Indices of rows never stored (``rows`` holds no repeats of its own: RowSet.append)."""
         if self.events.full or self.steps.full:
             self.load(client)
         has_steps = bool(self.spec.step_fields)
-        seen_events: set[str] = set()
-        seen_steps: set[tuple[str, ...]] = set()
-        candidates: list[int] = []
-        for i, eid in enumerate(rows.event_ids):
-            if eid in seen_events:
-                continue
-            seen_events.add(eid)
-            if has_steps:
-                step = rows.step_keys[i]
-                if step in seen_steps:
-                    continue
-                seen_steps.add(step)
-            candidates.append(i)
+        candidates = list(range(len(rows)))
         if not candidates:
             return []
-        maybe = self.events.might_contain(as_u64([rows.event_hashes[i] for i in candidates]))
+        maybe = self.events.might_contain(as_u64(rows.event_hashes))
         if has_steps:
-            maybe |= self.steps.might_contain(as_u64([rows.step_hashes[i] for i in candidates]))
-        doubtful = [candidates[j] for j in np.flatnonzero(maybe)]
+            maybe |= self.steps.might_contain(as_u64(rows.step_hashes))
+        doubtful = np.flatnonzero(maybe).tolist()
         if not doubtful:
             return candidates
         stored_events, stored_steps = self._lookup(client, rows, doubtful)

@@ -42,6 +42,11 @@ class RowSet:
     event_hashes: list[int] = field(default_factory=list)
     step_keys: list[tuple[str, ...]] = field(default_factory=list)
     step_hashes: list[int] = field(default_factory=list)
+    # Duplicates within the batch are dropped here, in the validation thread, so the
+    # single writer only has to compare against what is already stored.
+    repeated: int = 0
+    _seen_events: set[str] = field(default_factory=set, repr=False)
+    _seen_steps: set[tuple[str, ...]] = field(default_factory=set, repr=False)
 
     @property
     def table(self) -> str:
@@ -52,12 +57,17 @@ class RowSet:
 
     def append(self, payload: bytes, event: Any) -> None:
         eid: str = event["event_id"]
+        step = self.spec.step_of(event)
+        if eid in self._seen_events or step in self._seen_steps:
+            self.repeated += 1
+            return
+        self._seen_events.add(eid)
         self.payloads.append(payload)
         self.events.append(event)
         self.event_ids.append(eid)
         self.event_hashes.append(xxh3_64_intdigest(eid.encode()))
         if self.spec.step_fields:
-            step = self.spec.step_of(event)
+            self._seen_steps.add(step)
             self.step_keys.append(step)
             self.step_hashes.append(xxh3_64_intdigest(SEP.join(step).encode()))
 

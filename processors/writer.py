@@ -85,7 +85,7 @@ class Writer:
         await self.ch.run_in_thread(load)
 
     async def store(self, row_sets: Iterable[RowSet]) -> WriteResult:
-        sets = [rs for rs in row_sets if len(rs)]
+        sets = [rs for rs in row_sets if len(rs) or rs.repeated]
         result: WriteResult = await self.ch.run_in_thread(self._store_sync, sets)
         return result
 
@@ -101,7 +101,7 @@ class Writer:
                     keep = dedupe.select_new(client, rows)
                 except Exception as exc:
                     raise StorageError(f"dedupe look-up on {rows.table} failed: {exc}") from exc
-                dups[rows.table] = len(rows) - len(keep)
+                dups[rows.table] = len(rows) - len(keep) + rows.repeated
                 if not keep:
                     continue
                 fresh = rows if len(keep) == len(rows) else rows.subset(keep)
