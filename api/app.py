@@ -1,0 +1,69 @@
+"""The aiohttp application factory: routes, middlewares and shared state, no globals.
+
+The runtime (livesales.runtime) owns the ClickHouse handle, the producer and the
+metrics, and passes them in; the app only borrows them, so consumers and API share one
+ClickHouse client in one process (chDB admits one process per data path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
+from api.context import METRICS, PUBLISHER, READY, SETTINGS, STORE
+from api.errors import Handler, json_errors
+from api.openapi import openapi_json
+from api.routes import channels, events, health, live, pivot
+from api.routes.dashboard import add_dashboard
+from ingest.producer import Producer
+from livesales.metrics import Metrics
+from livesales.settings import Settings
+from processors.store import ClickHouse
+
+
+def _timing(metrics: Metrics) -> Callable[[web.Request, Handler], object]:
+    @web.middleware
+    async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        finally:
+            info = request.match_info.route.resource
+            route = info.canonical if info is not None else "unmatched"
+            metrics.api_seconds.labels(route, str(status)).observe(time.perf_counter() - started)
+
+    return timing
+
+
+def create_app(
+    settings: Settings,
+    store: ClickHouse,
+    metrics: Metrics,
+    publisher: Producer | None,
+    is_ready: Callable[[], bool],
+) -> web.Application:
+    app = web.Application(
+        middlewares=[_timing(metrics), json_errors],  # type: ignore[list-item]
+        client_max_size=settings.api_max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[METRICS] = metrics
+    app[PUBLISHER] = publisher
+    app[READY] = is_ready
+    app[TOKENS] = TokenStore.load(settings.api_tokens_file)
+    app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
+    app[live.CLOSING] = asyncio.Event()
+    for module in (health, channels, pivot, events, live):
+        app.add_routes(module.routes)
+    app.router.add_get("/v1/openapi.json", openapi_json)
+    add_dashboard(app)
+    app.on_shutdown.append(live.close_streams)
+    return app

@@ -1,0 +1,127 @@
+"""Bearer tokens, their scopes, and a per-token rate limit.
+
+Tokens come from ``LIVESALES_API_TOKENS_FILE``; without it every call but the health
+endpoints and the dashboard's static files is refused. Tokens are compared in constant
+time against every known token (no early exit), so timing reveals nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import BaseModel, Field, field_validator
+
+from api.errors import ApiError
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a token may see: everything, one district, or one township of a district."""
+
+    district: str | None = None
+    township: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Scope:
+        if text == "all":
+            return cls()
+        kind, _, value = text.partition(":")
+        if kind == "district" and value:
+            return cls(district=value)
+        if kind == "township":
+            district, _, township = value.partition("/")
+            if district and township:
+                return cls(district=district, township=township)
+        raise ValueError(f"scope must be 'all', 'district:<区县>' or 'township:<区县>/<乡镇>', got {text!r}")
+
+    @property
+    def is_all(self) -> bool:
+        return self.district is None
+
+
+class TokenEntry(BaseModel):
+    token: str = Field(min_length=8)
+    name: str
+    scope: str = "all"
+    ingest: bool = False
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, v: str) -> str:
+        Scope.parse(v)
+        return v
+
+
+class TokensFile(BaseModel):
+    tokens: list[TokenEntry]
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scope: Scope
+    ingest: bool
+
+
+class TokenStore:
+    def __init__(self, entries: list[TokenEntry]) -> None:
+        self._entries = [(e.token.encode(), Principal(e.name, Scope.parse(e.scope), e.ingest)) for e in entries]
+
+    @classmethod
+    def load(cls, path: Path | None) -> TokenStore:
+        if path is None:
+            return cls([])
+        return cls(TokensFile.model_validate(json.loads(Path(path).read_text(encoding="utf-8"))).tokens)
+
+    def authenticate(self, presented: str) -> Principal | None:
+        candidate = presented.encode()
+        found: Principal | None = None
+        for token, principal in self._entries:
+            if hmac.compare_digest(token, candidate):
+                found = principal
+        return found
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per principal: ``rate`` requests/s sustained, ``burst`` at once."""
+
+    rate: float
+    burst: int
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def check(self, key: str) -> float:
+        """0 when allowed, else the seconds to wait."""
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1, now)
+        return 0.0
+
+
+TOKENS: web.AppKey[TokenStore] = web.AppKey("tokens", TokenStore)
+LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)
+
+
+def principal_of(request: web.Request) -> Principal:
+    """The caller, or a 401/429 ApiError. Every /v1 handler starts with this."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'",
+                       headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    principal = request.app[TOKENS].authenticate(token.strip())
+    if principal is None:
+        raise ApiError(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    wait = request.app[LIMITER].check(principal.name)
+    if wait > 0:
+        raise ApiError(429, "rate limit exceeded; slow down", headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+    return principal

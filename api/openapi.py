@@ -1,0 +1,145 @@
+"""The OpenAPI 3.1 document, built from the same whitelists the handlers use.
+
+Dimension and measure enums come from ``api.queries.pivot.DATASETS``; a test walks the
+app's router and fails when a route is missing here, and validates real responses
+against the response schemas below, so the document cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from api.queries.pivot import DATASETS
+
+_INT = {"type": "integer"}
+_NINT = {"type": ["integer", "null"]}
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _obj(props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(props), "properties": props, "additionalProperties": False}
+
+
+ERROR = _obj({"error": _obj({"code": _STR, "message": _STR})})
+CHANNEL = _obj({
+    "channel_id": _STR, "platform": _STR, "district": _NSTR, "township": _NSTR, "paid_orders": _INT,
+    "gmv_fen": _INT, "first_event_at": _TIME, "last_event_at": _TIME,
+})  # fmt: skip
+MINUTE = _obj({
+    "minute": {"type": "string", "format": "date-time"}, "paid_orders": _INT, "gmv_fen": _INT, "units": _INT,
+    "weight_g": _INT, "created_orders": _INT, "refunded_orders": _INT, "refund_fen": _INT,
+    "views_total": _NINT, "viewers_peak": _NINT,
+})  # fmt: skip
+MINUTES = _obj({"channel_id": _STR, "tz": _STR, "minutes": {"type": "array", "items": MINUTE}})
+SUMMARY = _obj({
+    "channel_id": _STR, "platform": _STR, "district": _NSTR, "township": _NSTR, "paid_orders": _INT,
+    "gmv_fen": _INT, "units": _INT, "weight_g": _INT, "created_orders": _INT, "refunded_orders": _INT,
+    "refund_fen": _INT, "net_gmv_fen": _INT, "views_total": _NINT, "viewers_peak": _NINT,
+    "first_paid_at": _TIME, "last_paid_at": _TIME, "avg_order_fen": _NINT,
+    "seconds_per_order": {"type": ["number", "null"]},
+    "top_skus": {"type": "array", "maxItems": 10,
+                 "items": _obj({"sku": _STR, "name": _STR, "units": _INT, "gmv_fen": _INT})},
+})  # fmt: skip
+_KEY = {"type": "array", "items": {"type": ["string", "boolean"]}}
+PIVOT = _obj({
+    "dataset": {"enum": list(DATASETS)}, "measure": _STR,
+    "rows": {"type": "array", "items": _STR}, "cols": {"type": "array", "items": _STR},
+    "row_keys": {"type": "array", "items": _KEY}, "col_keys": {"type": "array", "items": _KEY},
+    "cells": {"type": "array", "items": {"type": "array", "items": _INT}},
+    "row_totals": {"type": "array", "items": _INT}, "col_totals": {"type": "array", "items": _INT},
+    "total": _INT,
+})  # fmt: skip
+INGEST = _obj({
+    "accepted": _INT,
+    "rejected": {"type": "array", "items": _obj({"index": _INT, "code": _STR, "message": _STR})},
+})  # fmt: skip
+STATUS = {"type": "object", "properties": {"status": _STR}}
+
+
+def _q(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+TIME_PARAMS = [
+    _q("from", {"type": "string", "format": "date-time"}, "inclusive start, RFC 3339 with offset"),
+    _q("to", {"type": "string", "format": "date-time"}, "exclusive end, RFC 3339 with offset"),
+    _q("tz", {"type": "string", "pattern": r"^[+-](0\d|1[0-4]):[0-5]\d$", "default": "+08:00"},
+       "offset in which minutes, days, weeks and months are shown"),
+]  # fmt: skip
+CHANNEL_PARAM = {"name": "channel_id", "in": "path", "required": True, "schema": {"type": "string"}}
+ALL_DIMS = sorted({d for ds in DATASETS.values() for d in ds.dims})
+ALL_MEASURES = sorted({m for ds in DATASETS.values() for m in ds.measures})
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): _json(ERROR, "error") for c in codes}
+
+
+def _op(summary: str, ok: dict[str, Any], params: list[dict[str, Any]], errors: tuple[int, ...],
+        secured: bool = True) -> dict[str, Any]:  # fmt: skip
+    op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": {"200": ok, **_errors(*errors)}}
+    if not secured:
+        op["security"] = []
+    return op
+
+
+def build_spec() -> dict[str, Any]:
+    authed = (400, 401, 429)
+    pivot_params = [
+        _q("dataset", {"enum": list(DATASETS)}, "what to pivot", required=True),
+        _q("rows", {"type": "string"}, f"0-2 comma-separated dimensions of: {', '.join(ALL_DIMS)} (per dataset)"),
+        _q("cols", {"type": "string"}, "0-2 comma-separated dimensions, as rows"),
+        _q("measure", {"enum": ALL_MEASURES}, "per dataset; " + "; ".join(
+            f"{name}: {', '.join(ds.measures)}" for name, ds in DATASETS.items())),
+        _q("format", {"enum": ["json", "csv"], "default": "json"}, "csv is UTF-8 with a BOM"),
+        *TIME_PARAMS,
+    ]  # fmt: skip
+    pivot_ok = _json(PIVOT)
+    pivot_ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "livesales", "version": "1", "description": "Live-stream sales, exactly counted."},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/healthz": {"get": _op("the process lives", _json(STATUS), [], (), secured=False)},
+            "/readyz": {"get": _op("consumers subscribed and storage open", _json(STATUS), [], (503,),
+                                   secured=False)},
+            "/metrics": {"get": _op("Prometheus metrics",
+                                    {"description": "OK", "content": {"text/plain": {"schema": _STR}}}, [], (),
+                                    secured=False)},
+            "/v1/openapi.json": {"get": _op("this document", _json({"type": "object"}), [], (), secured=False)},
+            "/v1/channels": {"get": _op("channels in the token's scope",
+                                        _json(_obj({"channels": {"type": "array", "items": CHANNEL}})),
+                                        TIME_PARAMS[2:], authed)},
+            "/v1/channels/{channel_id}/minutes": {"get": _op(
+                "per-minute counts of one channel", _json(MINUTES), [CHANNEL_PARAM, *TIME_PARAMS], (*authed, 404))},
+            "/v1/channels/{channel_id}/summary": {"get": _op(
+                "running totals of one channel", _json(SUMMARY), [CHANNEL_PARAM, *TIME_PARAMS[2:]],
+                (*authed, 404))},
+            "/v1/channels/{channel_id}/live": {"get": _op(
+                "Server-Sent Events: 'update' events carrying {summary, minutes} whenever the channel changes",
+                {"description": "event stream", "content": {"text/event-stream": {"schema": _STR}}},
+                [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404))},
+            "/v1/pivot": {"get": _op("pivot a dataset", pivot_ok, pivot_params, authed)},
+            "/v1/events": {"post": {
+                **_op("validate and publish events (token with ingest)", _json(INGEST), [],
+                      (400, 401, 403, 413, 429, 503)),
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                    "application/x-ndjson": {"schema": _STR}}},
+            }},
+        },
+    }  # fmt: skip
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(build_spec())

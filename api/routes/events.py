@@ -1,0 +1,33 @@
+"""``POST /v1/events``: the ingest gateway behind a token with ``"ingest": true``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.auth import principal_of
+from api.context import METRICS, PUBLISHER, SETTINGS
+from api.errors import ApiError
+from ingest.gateway import BodyError, ingest
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/v1/events")
+async def post_events(request: web.Request) -> web.Response:
+    principal = principal_of(request)
+    if not principal.ingest:
+        raise ApiError(403, "this token may not ingest events")
+    producer = request.app[PUBLISHER]
+    if producer is None or not producer.started:
+        raise ApiError(503, "the Kafka producer is not running")
+    body = await request.read()
+    try:
+        result = await ingest(body, request.content_type, request.app[SETTINGS], producer)
+    except BodyError as exc:
+        raise ApiError(400, str(exc), code="invalid_json") from None
+    metrics = request.app[METRICS]
+    metrics.ingested.labels("accepted").inc(result.accepted)
+    metrics.ingested.labels("rejected").inc(len(result.rejected))
+    if result.accepted == 0 and any(r["code"] == "unavailable" for r in result.rejected):
+        raise ApiError(503, "the broker did not acknowledge any event; retry later")
+    return web.json_response({"accepted": result.accepted, "rejected": result.rejected})

@@ -1,0 +1,31 @@
+"""Liveness, readiness and Prometheus metrics: no token needed (contract §6)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.context import METRICS, READY
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    if request.app[READY]():
+        return web.json_response({"status": "ready"})
+    return web.json_response(
+        {"error": {"code": "unavailable", "message": "consumers not subscribed or storage not open yet"}},
+        status=503,
+    )
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
