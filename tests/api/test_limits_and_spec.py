@@ -1,0 +1,74 @@
+"""Rate limits, the OpenAPI document against the router, and responses against the spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+from aiohttp.test_utils import TestClient, TestServer
+
+from api.app import create_app
+from api.openapi import build_spec
+from livesales.metrics import Metrics
+from livesales.settings import Settings
+from processors.store import ClickHouse
+from tests.api.conftest import auth
+
+Client = TestClient[Any, Any]
+
+
+async def test_rate_limit_answers_429_with_retry_after(api_settings: Settings, loaded: ClickHouse) -> None:
+    settings = api_settings.model_copy(update={"api_rate_per_s": 1.0, "api_burst": 3})
+    async with TestClient(TestServer(create_app(settings, loaded, Metrics(), None, lambda: True))) as c:
+        statuses = [(await c.get("/v1/channels", headers=auth("reader"))).status for _ in range(5)]
+        assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
+        resp = await c.get("/v1/channels", headers=auth("reader"))
+        assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
+        assert (await resp.json())["error"]["code"] == "rate_limited"
+        # another token has its own bucket
+        assert (await c.get("/v1/channels", headers=auth("district"))).status == 200
+
+
+
+async def test_readyz_503_until_ready(api_settings: Settings, loaded: ClickHouse) -> None:
+    ready = {"now": False}
+    async with TestClient(TestServer(create_app(api_settings, loaded, Metrics(), None, lambda: ready["now"]))) as c:
+        assert (await c.get("/readyz")).status == 503
+        ready["now"] = True
+        assert (await c.get("/readyz")).status == 200
+
+
+async def test_every_route_is_documented(client: Client) -> None:
+    spec = build_spec()
+    documented = {(path, method.upper()) for path, ops in spec["paths"].items() for method in ops}
+    for route in client.app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = info.get("path") or info.get("formatter")
+        if route.method == "HEAD" or path is None or not (path.startswith("/v1") or path in ("/healthz", "/readyz", "/metrics")):
+            continue
+        assert (path, route.method) in documented, f"{route.method} {path} is not in the OpenAPI document"
+    served = await (await client.get("/v1/openapi.json")).json()
+    assert served == spec and served["openapi"].startswith("3.1")
+
+
+def _schema(spec: dict[str, Any], path: str, status: int) -> dict[str, Any]:
+    schema: dict[str, Any] = spec["paths"][path]["get"]["responses"][str(status)]["content"]["application/json"]["schema"]
+    return schema
+
+
+async def test_responses_match_the_document(client: Client) -> None:
+    spec = build_spec()
+    cases = [
+        ("/v1/channels", "/v1/channels", 200),
+        ("/v1/channels/nh-live/minutes", "/v1/channels/{channel_id}/minutes", 200),
+        ("/v1/channels/nh-live/summary", "/v1/channels/{channel_id}/summary", 200),
+        ("/v1/channels/xs-live/summary", "/v1/channels/{channel_id}/summary", 200),
+        ("/v1/channels/nope/summary", "/v1/channels/{channel_id}/summary", 404),
+        ("/v1/pivot?dataset=onboarding&rows=export_oriented&cols=platform", "/v1/pivot", 200),
+        ("/v1/pivot?dataset=orders&rows=nope", "/v1/pivot", 400),
+        ("/v1/pivot?dataset=domestic_sales", "/v1/pivot", 200),
+    ]
+    for url, path, status in cases:
+        resp = await client.get(url, headers=auth("reader"))
+        assert resp.status == status, url
+        jsonschema.validate(await resp.json(), _schema(spec, path, status))
