@@ -12,6 +12,8 @@ from api.errors import ApiError
 
 TZ_PATTERN = re.compile(r"^[+-](0\d|1[0-4]):[0-5]\d$")
 DEFAULT_TZ = "+08:00"
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 1, 1, tzinfo=UTC)
 
 
 class TimeParams(BaseModel):
@@ -39,10 +41,10 @@ class TimeParams(BaseModel):
         return timezone(timedelta(seconds=self.offset_seconds))
 
     def bounds(self) -> tuple[datetime, datetime]:
-        """[from, to) in UTC; open ends become the contract's outer limits."""
-        lo = self.from_.astimezone(UTC) if self.from_ else datetime(2000, 1, 1, tzinfo=UTC)
-        hi = self.to.astimezone(UTC) if self.to else datetime(2200, 1, 1, tzinfo=UTC)
-        return lo, hi
+        """[from, to) in UTC, clamped to what ClickHouse's DateTime64 can hold."""
+        lo = self.from_.astimezone(UTC) if self.from_ else EARLIEST
+        hi = self.to.astimezone(UTC) if self.to else LATEST
+        return min(max(lo, EARLIEST), LATEST), min(max(hi, EARLIEST), LATEST)
 
     def render(self, value: datetime | None) -> str | None:
         """An RFC 3339 string in the requested offset (stored times are UTC)."""
@@ -70,7 +72,6 @@ def time_params(request: web.Request) -> TimeParams:
         params = TimeParams.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as exc:
         raise _fail(exc) from None
-    lo, hi = params.bounds()
-    if lo >= hi:
+    if params.from_ is not None and params.to is not None and params.from_ >= params.to:
         raise ApiError(400, "from must be earlier than to")
     return params
