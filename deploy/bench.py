@@ -174,7 +174,7 @@ async def freshness(runtime: Runtime, rate: int, seconds: int) -> dict[str, floa
 
 
 async def bench_ingest(args: argparse.Namespace) -> None:
-    n = args.events
+    n = args.events or 400_000
     rnd = random.Random(42)
     payloads = [order_payload(i, "bench", rnd) for i in range(n)]
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:

@@ -55,7 +55,14 @@ MIGRATIONS: tuple[Migration, ...] = (
                 `items.weight_g`       Array(UInt32),
                 stored_at      DateTime64(3, 'UTC') DEFAULT now64(3),
                 INDEX ix_step  step_hash  TYPE bloom_filter(0.001) GRANULARITY 1,
-                INDEX ix_event event_hash TYPE bloom_filter(0.001) GRANULARITY 1
+                INDEX ix_event event_hash TYPE bloom_filter(0.001) GRANULARITY 1,
+                -- per-minute sums, stored in the same part as the rows (so written
+                -- atomically with them); the minutes and summary queries read these
+                PROJECTION p_minute (
+                    SELECT channel_id, minute, district, township, status, count(), sum(amount_fen),
+                           sum(units), sum(weight_g), min(occurred_at), max(occurred_at)
+                    GROUP BY channel_id, minute, district, township, status
+                )
             ) ENGINE = MergeTree
             ORDER BY (channel_id, minute, step_hash)
             SETTINGS {_DEDUP}

@@ -9,7 +9,7 @@ out-of-scope channels are indistinguishable from missing ones.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from api.auth import Scope
@@ -17,21 +17,41 @@ from api.params import TimeParams
 from api.queries.scope import region_condition
 from processors.store import ClickHouse
 
-_ORDER_MEASURES = """
-    countIf(status = 'paid') AS paid_orders,
-    sumIf(amount_fen, status = 'paid') AS gmv_fen,
-    sumIf(units, status = 'paid') AS units,
-    sumIf(weight_g, status = 'paid') AS weight_g,
-    countIf(status = 'created') AS created_orders,
-    countIf(status = 'refunded') AS refunded_orders,
-    sumIf(amount_fen, status = 'refunded') AS refund_fen
+# Grouped by status in "long form" so ClickHouse answers from the p_minute projection
+# (schemas.ddl) instead of the rows; fold() turns the status rows into the contract's fields.
+_BY_STATUS = """
+    toString(status) AS status, count() AS n, sum(amount_fen) AS amount, sum(units) AS units,
+    sum(weight_g) AS weight, min(occurred_at) AS first_at, max(occurred_at) AS last_at
 """
+ZERO = {"paid_orders": 0, "gmv_fen": 0, "units": 0, "weight_g": 0, "created_orders": 0,
+        "refunded_orders": 0, "refund_fen": 0}  # fmt: skip
+
+
+def fold(cell: dict[str, Any], r: dict[str, Any]) -> None:
+    """Add one (status, sums) row to a cell of the contract's counts."""
+    n, amount = int(r["n"]), int(r["amount"])
+    if r["status"] == "paid":
+        cell["paid_orders"] += n
+        cell["gmv_fen"] += amount
+        cell["units"] += int(r["units"])
+        cell["weight_g"] += int(r["weight"])
+    elif r["status"] == "created":
+        cell["created_orders"] += n
+    else:
+        cell["refunded_orders"] += n
+        cell["refund_fen"] += amount
 
 _CHANNEL_ATTRS = """
     argMax(platform, occurred_at) AS platform,
     argMax(district, occurred_at) AS district,
     argMax(township, occurred_at) AS township
 """
+
+
+def _ceil_minute(t: datetime) -> datetime:
+    """The first minute start at or after ``t`` (minute buckets are keyed by their start)."""
+    floor = t.replace(second=0, microsecond=0)
+    return floor if floor == t else floor + timedelta(minutes=1)
 
 
 def _none_if_empty(value: str | None) -> str | None:
@@ -41,9 +61,11 @@ def _none_if_empty(value: str | None) -> str | None:
 async def channel_in_scope(ch: ClickHouse, channel_id: str, scope: Scope) -> dict[str, Any] | None:
     """The channel's attributes, or None when it does not exist for this scope."""
     cond, params = region_condition(scope, "district", "township")
+    # the latest order row, read backwards along the primary key (channel_id, minute, …)
     rows = await ch.query(
-        f"SELECT {_CHANNEL_ATTRS} FROM order_steps WHERE channel_id = {{c:String}}"  # noqa: S608 - fixed SQL
-        f" HAVING count() > 0 AND {cond}",
+        "SELECT platform, district, township FROM (SELECT platform, district, township FROM order_steps"  # noqa: S608
+        " WHERE channel_id = {c:String} ORDER BY minute DESC, occurred_at DESC LIMIT 1)"
+        f" WHERE {cond}",
         {"c": channel_id, **params},
     )
     if rows:
@@ -104,26 +126,24 @@ async def minutes(ch: ClickHouse, channel_id: str, scope: Scope, tp: TimeParams)
     cond, params = region_condition(scope, "district", "township")
     lo, hi = tp.bounds()
     bound = {"c": channel_id, "lo": lo, "hi": hi, **params}
-    where = (
-        "channel_id = {c:String} AND occurred_at >= {lo:DateTime64(3, 'UTC')}"
-        " AND occurred_at < {hi:DateTime64(3, 'UTC')}"
-    )
+    # a minute is in [from, to) when its start is
+    where = "channel_id = {c:String} AND minute >= {lo:DateTime('UTC')} AND minute < {hi:DateTime('UTC')}"
     orders = await ch.query(
-        f"SELECT minute, {_ORDER_MEASURES} FROM order_steps WHERE {where} AND {cond} GROUP BY minute",  # noqa: S608
-        bound,
+        f"SELECT minute, {_BY_STATUS} FROM order_steps WHERE {where} AND {cond}"  # noqa: S608
+        " GROUP BY minute, status",
+        {**bound, "lo": _ceil_minute(lo), "hi": _ceil_minute(hi)},
     )
     stats = await ch.query(
         f"SELECT minute, max(views_total) AS views_total, max(viewers_online) AS viewers_peak"  # noqa: S608
         f" FROM stream_stats WHERE {where} GROUP BY minute",
-        bound,
+        {**bound, "lo": _ceil_minute(lo), "hi": _ceil_minute(hi)},
     )
-    zero = {k: 0 for k in ("paid_orders", "gmv_fen", "units", "weight_g", "created_orders",
-                           "refunded_orders", "refund_fen")}  # fmt: skip
+    empty = {**ZERO, "views_total": None, "viewers_peak": None}
     by_minute: dict[datetime, dict[str, Any]] = {}
     for r in orders:
-        by_minute[r["minute"]] = {**{k: int(r[k]) for k in zero}, "views_total": None, "viewers_peak": None}
+        fold(by_minute.setdefault(r["minute"], dict(empty)), r)
     for r in stats:
-        cell = by_minute.setdefault(r["minute"], {**zero, "views_total": None, "viewers_peak": None})
+        cell = by_minute.setdefault(r["minute"], dict(empty))
         cell["views_total"] = int(r["views_total"])
         cell["viewers_peak"] = int(r["viewers_peak"])
     return [{"minute": tp.render(m), **by_minute[m]} for m in sorted(by_minute)]
@@ -134,14 +154,15 @@ async def summary(
 ) -> dict[str, Any]:
     cond, params = region_condition(scope, "district", "township")
     bound = {"c": channel_id, **params}
-    o = (
-        await ch.query(
-            f"SELECT {_ORDER_MEASURES}, minIf(occurred_at, status = 'paid') AS first_paid_at,"  # noqa: S608
-            f" maxIf(occurred_at, status = 'paid') AS last_paid_at"
-            f" FROM order_steps WHERE channel_id = {{c:String}} AND {cond}",
-            bound,
-        )
-    )[0]
+    o = dict(ZERO)
+    first = last = None
+    for r in await ch.query(
+        f"SELECT {_BY_STATUS} FROM order_steps WHERE channel_id = {{c:String}} AND {cond} GROUP BY status",  # noqa: S608
+        bound,
+    ):
+        fold(o, r)
+        if r["status"] == "paid":
+            first, last = r["first_at"], r["last_at"]
     s = (
         await ch.query(
             "SELECT count() AS n, max(views_total) AS views_total, max(viewers_online) AS viewers_peak"
@@ -157,8 +178,7 @@ async def summary(
             GROUP BY sku ORDER BY gmv_fen DESC, sku ASC LIMIT 10""",  # noqa: S608
         bound,
     )
-    paid, gmv, refund = int(o["paid_orders"]), int(o["gmv_fen"]), int(o["refund_fen"])
-    first, last = (o["first_paid_at"], o["last_paid_at"]) if paid else (None, None)
+    paid, gmv, refund = o["paid_orders"], o["gmv_fen"], o["refund_fen"]
     return {
         "channel_id": channel_id,
         "platform": attrs["platform"],
