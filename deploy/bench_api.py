@@ -56,9 +56,8 @@ FROM (
            toDateTime64('2020-02-01 00:00:00', 3, 'UTC') + toIntervalSecond(n % 10368000)) AS occurred_at,
         if(big, '{bigname:String}', concat('ch-', toString(n % 5000))) AS channel_id,
         concat('m-', toString(n % 20000)) AS merchant_id,
-        if(big, '宁海县',
-           ['北仑区', '鄞州区', '海曙区', '江北区', '镇海区', '奉化区', '余姚市', '慈溪市', '宁海县', '象山县'][n % 10 + 1])
-            AS district,
+        if(big, '宁海县', ['北仑区', '鄞州区', '海曙区', '江北区', '镇海区',
+                            '奉化区', '余姚市', '慈溪市', '宁海县', '象山县'][n % 10 + 1]) AS district,
         if(big, '长街镇', concat('镇', toString(n % 7))) AS township,
         toUInt64(n % 3 + 1) AS qty,
         concat('sku-', toString(n % 40)) AS sku,

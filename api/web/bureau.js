@@ -43,7 +43,7 @@ function pivotUrl(p, extra = {}) {
   const rows = get("rows");
   const cols = get("cols");
   params.set("rows", rows);
-  if (cols && cols !== "none" && cols !== rows) params.set("cols", cols);
+  if (cols && cols !== "none") params.set("cols", cols);
   params.set("measure", get("measure"));
   const from = get("from");
   const to = get("to");
@@ -122,6 +122,12 @@ function renderChart(p, data) {
 }
 
 async function load(p) {
+  const rows = document.getElementById(`${p.prefix}-rows`).value;
+  const cols = document.getElementById(`${p.prefix}-cols`).value;
+  if (rows === cols) {
+    showError("行和列不能选同一个维度");
+    return;
+  }
   try {
     const data = await api(pivotUrl(p));
     clearError();

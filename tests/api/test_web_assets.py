@@ -1,0 +1,207 @@
+"""The dashboard's static files (api/web) are complete, offline and carry the ids browser tests use."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+WEB = Path(__file__).resolve().parents[2] / "api" / "web"
+VENDOR = WEB / "vendor"
+PAGES = ["index.html", "live.html", "bureau.html"]
+
+# Vendored third-party files may mention URLs (licence text, comments); ours may not.
+EXEMPT = {VENDOR / "echarts.min.js", VENDOR / "echarts.LICENSE.txt"}
+
+IDS = {
+    "index.html": ["token", "sign-in", "error", "channels", "bureau-link", "sign-out"],
+    "live.html": [
+        "error", "sign-out", "gmv", "paid-orders", "weight", "views-total", "viewers-peak", "pace",
+        "refunded-orders", "refund", "avg-order", "net-gmv", "chart", "top-skus",
+    ],
+    "bureau.html": [
+        "error", "sign-out", "onboarding-pivot", "domestic-pivot",
+        "onboarding-measure", "onboarding-rows", "onboarding-cols", "onboarding-from", "onboarding-to",
+        "onboarding-csv", "domestic-measure", "domestic-rows", "domestic-cols", "domestic-from",
+        "domestic-to", "domestic-csv", "onboarding-chart", "domestic-chart",
+    ],
+}
+
+DATA_VALUE_IDS = [
+    "gmv", "paid-orders", "weight", "views-total", "viewers-peak", "pace",
+    "refunded-orders", "refund", "avg-order", "net-gmv",
+]
+
+OPTIONS = {
+    "onboarding-measure": {"firms_onboarded", "firms_withdrawn", "firms_net"},
+    "domestic-measure": {"gmv_fen", "paid_orders", "firms_with_sales"},
+    "onboarding-rows": {"platform", "district", "export_oriented", "week", "month"},
+    "onboarding-cols": {"none", "platform", "district", "export_oriented", "week", "month"},
+    "domestic-rows": {"platform", "district", "week", "month"},
+    "domestic-cols": {"none", "platform", "district", "week", "month"},
+}
+
+
+class Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: dict[str, tuple[str, dict[str, str | None]]] = {}
+        self.duplicates: list[str] = []
+        self.refs: list[str] = []
+        self.options: dict[str, set[str]] = {}
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            ident = str(a["id"])
+            if ident in self.elements:
+                self.duplicates.append(ident)
+            self.elements[ident] = (tag, a)
+        for name in ("src", "href"):
+            if a.get(name):
+                self.refs.append(str(a[name]))
+        if tag == "select":
+            self._select = a.get("id")
+            if self._select:
+                self.options[self._select] = set()
+        elif tag == "option" and self._select is not None:
+            self.options[self._select].add(str(a.get("value")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+
+
+def parse(name: str) -> Page:
+    page = Page()
+    page.feed((WEB / name).read_text(encoding="utf-8"))
+    return page
+
+
+def own_files() -> list[Path]:
+    return [p for p in sorted(WEB.rglob("*")) if p.is_file() and p not in EXEMPT]
+
+
+def local_target(base: Path, ref: str) -> Path | None:
+    """The file a local reference points to, or None for in-page anchors / data: URIs."""
+    parts = urlsplit(ref)
+    if parts.scheme in ("data", "blob", "javascript", "mailto") or (not parts.path and ref.startswith("#")):
+        return None
+    assert not parts.scheme and not parts.netloc, f"external reference {ref!r}"
+    path = parts.path
+    if not path:
+        return None
+    target = (WEB / path.lstrip("/")) if path.startswith("/") else (base.parent / path)
+    if path.endswith("/") or path == "/":
+        target = target / "index.html"
+    return target.resolve()
+
+
+def test_pages_and_assets_exist() -> None:
+    for name in [*PAGES, "app.js", "style.css", "vendor/echarts.min.js"]:
+        assert (WEB / name).is_file(), name
+
+
+def test_echarts_licence_is_present() -> None:
+    licence = VENDOR / "echarts.LICENSE.txt"
+    assert licence.is_file()
+    text = licence.read_text(encoding="utf-8")
+    assert "Apache License" in text
+    assert (VENDOR / "echarts.min.js").stat().st_size > 100_000
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_html_references_exist(name: str) -> None:
+    page = parse(name)
+    assert page.refs, f"{name} references nothing"
+    for ref in page.refs:
+        target = local_target(WEB / name, ref)
+        if target is None:
+            continue
+        assert target.is_relative_to(WEB.resolve()), f"{name}: {ref} leaves api/web"
+        assert target.is_file(), f"{name}: {ref} does not exist"
+
+
+IMPORT_RE = re.compile(
+    r"""(?:\bimport\s+(?:[\w*{}\s,]+\s+from\s+)?|\bexport\s+[\w*{}\s,]+\s+from\s+|\bimport\s*\()\s*["']([^"']+)["']"""
+)
+
+
+def test_js_imports_exist() -> None:
+    scripts = [p for p in own_files() if p.suffix in (".js", ".mjs")]
+    assert scripts
+    for script in scripts:
+        text = script.read_text(encoding="utf-8")
+        for ref in IMPORT_RE.findall(text):
+            assert ref.startswith((".", "/")), f"{script.name}: bare import {ref!r} needs a build step"
+            target = local_target(script, ref)
+            assert target is not None and target.is_file(), f"{script.name}: import {ref} does not exist"
+
+
+def test_css_urls_exist() -> None:
+    for sheet in [p for p in own_files() if p.suffix == ".css"]:
+        for ref in re.findall(r"""url\(\s*["']?([^"')]+)["']?\s*\)""", sheet.read_text(encoding="utf-8")):
+            target = local_target(sheet, ref)
+            if target is not None:
+                assert target.is_file(), f"{sheet.name}: url({ref}) does not exist"
+
+
+def test_no_external_urls() -> None:
+    offenders = []
+    for path in own_files():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for m in re.finditer(r"(?i)\b(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text):
+            if m.group(0).lower().startswith(("http:", "https:")) or text[max(m.start() - 1, 0)] in "\"'(=":
+                offenders.append(f"{path.relative_to(WEB)}: {m.group(0)}")
+    assert not offenders, offenders
+
+
+def test_vendor_holds_only_echarts() -> None:
+    assert {p.name for p in VENDOR.iterdir()} == {"echarts.min.js", "echarts.LICENSE.txt"}
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_ids_present(name: str) -> None:
+    page = parse(name)
+    assert not page.duplicates, f"{name}: duplicate ids {page.duplicates}"
+    missing = [i for i in IDS[name] if i not in page.elements]
+    assert not missing, f"{name} lacks ids {missing}"
+
+
+def test_element_kinds() -> None:
+    index = parse("index.html")
+    assert index.elements["token"][0] == "input"
+    assert index.elements["sign-in"][0] == "button"
+    assert index.elements["channels"][0] == "table"
+    assert index.elements["bureau-link"][1].get("href") == "bureau.html"
+    live = parse("live.html")
+    assert live.elements["top-skus"][0] == "table"
+    for ident in DATA_VALUE_IDS:
+        assert "data-value" in live.elements[ident][1], f"live.html #{ident} lacks data-value"
+    bureau = parse("bureau.html")
+    for ident in ("onboarding-pivot", "domestic-pivot"):
+        tag, attrs = bureau.elements[ident]
+        assert tag == "table" and "data-total" in attrs
+    for ident, values in OPTIONS.items():
+        assert bureau.options[ident] >= values, f"{ident}: {values - bureau.options[ident]} missing"
+
+
+@pytest.mark.parametrize("name", ["live.html", "bureau.html"])
+def test_chart_pages_load_vendored_echarts_first(name: str) -> None:
+    refs = parse(name).refs
+    assert "vendor/echarts.min.js" in refs
+    mine = [r for r in refs if r.endswith(".js") and not r.startswith("vendor/")]
+    assert mine and refs.index("vendor/echarts.min.js") < refs.index(mine[0])
+
+
+def test_live_stream_read_with_fetch_not_eventsource() -> None:
+    text = (WEB / "live.js").read_text(encoding="utf-8")
+    assert "EventSource" not in text
+    assert "/live?" in text and "Authorization" in (WEB / "app.js").read_text(encoding="utf-8")
