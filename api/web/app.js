@@ -23,17 +23,17 @@ export function clearToken() {
   }
 }
 
-/** Go to the sign-in page (used when no token is stored or the API answers 401). */
-export function toSignIn() {
+/** Go to the sign-in page: with no stored token, or (reason "unauthorized") after a 401. */
+export function toSignIn(reason = "unauthorized") {
   clearToken();
-  window.location.replace("index.html");
+  window.location.replace(reason ? `index.html?reason=${encodeURIComponent(reason)}` : "index.html");
 }
 
 /** For pages other than index.html: redirect unless a token is stored. */
 export function requireToken() {
   const token = getToken();
   if (!token) {
-    toSignIn();
+    toSignIn("");
     throw new ApiError(401, "unauthorized", "未登录");
   }
   return token;

@@ -79,5 +79,12 @@ signOut.addEventListener("click", () => {
 });
 
 const stored = getToken();
-if (stored) load(stored);
-else showSignedIn(false);
+if (stored) {
+  load(stored);
+} else {
+  showSignedIn(false);
+  // sent back here by another page after the API answered 401
+  if (new URLSearchParams(window.location.search).get("reason") === "unauthorized") {
+    showError("令牌无效");
+  }
+}
