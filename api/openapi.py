@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.context import json_response
 from api.queries.pivot import DATASETS
 
 _INT = {"type": "integer"}
@@ -142,4 +143,4 @@ def build_spec() -> dict[str, Any]:
 
 
 async def openapi_json(request: web.Request) -> web.Response:
-    return web.json_response(build_spec())
+    return json_response(build_spec())

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class Producer:
     async def start(self) -> None:
         try:
             self._producer = await self._start(idempotent=True)
+        except KafkaConnectionError:
+            raise  # the broker is away: the caller retries; this is no reason to drop idempotence
         except KafkaError as exc:
             # Some Kafka-protocol brokers (Tansu, used by the demo and tests) refuse
             # InitProducerId. Retried sends may then duplicate a message, which the

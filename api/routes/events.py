@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.auth import principal_of
-from api.context import METRICS, PUBLISHER, SETTINGS
+from api.context import METRICS, PUBLISHER, SETTINGS, json_response
 from api.errors import ApiError
 from ingest.gateway import BodyError, ingest
 
@@ -30,4 +30,4 @@ async def post_events(request: web.Request) -> web.Response:
     metrics.ingested.labels("rejected").inc(len(result.rejected))
     if result.accepted == 0 and any(r["code"] == "unavailable" for r in result.rejected):
         raise ApiError(503, "the broker did not acknowledge any event; retry later")
-    return web.json_response({"accepted": result.accepted, "rejected": result.rejected})
+    return json_response({"accepted": result.accepted, "rejected": result.rejected})

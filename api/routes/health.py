@@ -5,21 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.context import METRICS, READY
+from api.context import METRICS, READY, json_response
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     if request.app[READY]():
-        return web.json_response({"status": "ready"})
-    return web.json_response(
+        return json_response({"status": "ready"})
+    return json_response(
         {"error": {"code": "unavailable", "message": "consumers not subscribed or storage not open yet"}},
         status=503,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from api.auth import principal_of
-from api.context import STORE
+from api.context import STORE, json_response
 from api.errors import ApiError
 from api.params import time_params
 from api.queries.pivot import DATASETS, PivotRequest, run_pivot
@@ -79,4 +79,4 @@ async def pivot(request: web.Request) -> web.Response:
             charset="utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return web.json_response(result)
+    return json_response(result)
