@@ -17,19 +17,57 @@ PAGES = ["index.html", "live.html", "bureau.html"]
 EXEMPT = {VENDOR / "echarts.min.js", VENDOR / "echarts.LICENSE.txt"}
 
 IDS = {
-    "index.html": "token sign-in error channels bureau-link sign-out".split(),
-    "live.html": (
-        "error sign-out gmv paid-orders weight views-total viewers-peak pace refunded-orders refund "
-        "avg-order net-gmv chart top-skus"
-    ).split(),
-    "bureau.html": (
-        "error sign-out onboarding-pivot domestic-pivot onboarding-measure onboarding-rows onboarding-cols "
-        "onboarding-from onboarding-to onboarding-csv onboarding-chart domestic-measure domestic-rows "
-        "domestic-cols domestic-from domestic-to domestic-csv domestic-chart"
-    ).split(),
+    "index.html": ["token", "sign-in", "error", "channels", "bureau-link", "sign-out"],
+    "live.html": [
+        "error",
+        "sign-out",
+        "gmv",
+        "paid-orders",
+        "weight",
+        "views-total",
+        "viewers-peak",
+        "pace",
+        "refunded-orders",
+        "refund",
+        "avg-order",
+        "net-gmv",
+        "chart",
+        "top-skus",
+    ],
+    "bureau.html": [
+        "error",
+        "sign-out",
+        "onboarding-pivot",
+        "domestic-pivot",
+        "onboarding-measure",
+        "onboarding-rows",
+        "onboarding-cols",
+        "onboarding-from",
+        "onboarding-to",
+        "onboarding-csv",
+        "onboarding-chart",
+        "domestic-measure",
+        "domestic-rows",
+        "domestic-cols",
+        "domestic-from",
+        "domestic-to",
+        "domestic-csv",
+        "domestic-chart",
+    ],
 }
 
-DATA_VALUE_IDS = "gmv paid-orders weight views-total viewers-peak pace refunded-orders refund avg-order net-gmv".split()
+DATA_VALUE_IDS = [
+    "gmv",
+    "paid-orders",
+    "weight",
+    "views-total",
+    "viewers-peak",
+    "pace",
+    "refunded-orders",
+    "refund",
+    "avg-order",
+    "net-gmv",
+]
 
 OPTIONS = {
     "onboarding-measure": {"firms_onboarded", "firms_withdrawn", "firms_net"},
