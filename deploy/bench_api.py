@@ -3,8 +3,8 @@
 1. Bulk-load N order steps straight into ``order_steps`` with one INSERT … SELECT
    over ``numbers()`` (ClickHouse generates them; loading through Kafka would take the
    ingest path's time, which ``bench ingest`` measures). One channel is a 6-hour live
-   sale with 200,000 steps; the rest spread over 5,000 channels, 6 platforms and 10
-   districts.
+   sale with 200,000 steps; the rest spread over 5,000 channels, 6 platforms, 10
+   districts of 3 townships each, and 120 days.
 2. Serve the API from a separate process (``livesales serve``), so the load generator
    does not share the server's interpreter.
 3. For minutes (the 6-hour channel), summary and a platform × district pivot, send
@@ -58,7 +58,8 @@ FROM (
         concat('m-', toString(n % 20000)) AS merchant_id,
         if(big, '宁海县', ['北仑区', '鄞州区', '海曙区', '江北区', '镇海区',
                             '奉化区', '余姚市', '慈溪市', '宁海县', '象山县'][n % 10 + 1]) AS district,
-        if(big, '长街镇', concat('镇', toString(n % 7))) AS township,
+        -- each township lies in one district, as in life
+        if(big, '长街镇', concat(district, ['城关镇', '东镇', '西镇'][n % 3 + 1])) AS township,
         toUInt64(n % 3 + 1) AS qty,
         concat('sku-', toString(n % 40)) AS sku,
         toUInt64(1000 + (n % 40) * 300) AS price,

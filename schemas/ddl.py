@@ -62,6 +62,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                     SELECT channel_id, minute, district, township, status, count(), sum(amount_fen),
                            sum(units), sum(weight_g), min(occurred_at), max(occurred_at)
                     GROUP BY channel_id, minute, district, township, status
+                ),
+                -- hourly sums by region and platform for the bureau's pivots
+                PROJECTION p_hour (
+                    SELECT platform, district, township, status, toStartOfHour(occurred_at), count(),
+                           sum(amount_fen), sum(units), sum(weight_g)
+                    GROUP BY platform, district, township, status, toStartOfHour(occurred_at)
                 )
             ) ENGINE = MergeTree
             ORDER BY (channel_id, minute, step_hash)
