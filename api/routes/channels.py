@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
 
 from aiohttp import web
 
@@ -15,15 +15,19 @@ from api.queries import channels as q
 routes = web.RouteTableDef()
 
 
-async def resolve(request: web.Request) -> tuple[Principal, str, dict[str, Any], TimeParams]:
-    """Caller, channel id, channel attributes and time params; 404 when out of scope."""
+def not_found(channel_id: str) -> ApiError:
+    """Out of scope and nonexistent answer alike, so a scope reveals nothing."""
+    return ApiError(404, f"no channel {channel_id!r}")
+
+
+async def resolve(request: web.Request) -> tuple[Principal, str, TimeParams]:
+    """Caller, channel id and time params; 404 when out of scope."""
     principal = principal_of(request)
     tp = time_params(request)
     channel_id = request.match_info["channel_id"]
-    attrs = await q.channel_in_scope(request.app[STORE], channel_id, principal.scope)
-    if attrs is None:
-        raise ApiError(404, f"no channel {channel_id!r}")
-    return principal, channel_id, attrs, tp
+    if await q.channel_in_scope(request.app[STORE], channel_id, principal.scope) is None:
+        raise not_found(channel_id)
+    return principal, channel_id, tp
 
 
 @routes.get("/v1/channels")
@@ -35,12 +39,24 @@ async def list_channels(request: web.Request) -> web.Response:
 
 @routes.get("/v1/channels/{channel_id}/minutes")
 async def minutes(request: web.Request) -> web.Response:
-    principal, channel_id, _, tp = await resolve(request)
-    rows = await q.minutes(request.app[STORE], channel_id, principal.scope, tp)
+    principal = principal_of(request)
+    tp = time_params(request)
+    channel_id = request.match_info["channel_id"]
+    store = request.app[STORE]
+    attrs, rows = await asyncio.gather(  # the existence check runs beside the (scoped) query
+        q.channel_in_scope(store, channel_id, principal.scope), q.minutes(store, channel_id, principal.scope, tp)
+    )
+    if attrs is None:
+        raise not_found(channel_id)
     return json_response({"channel_id": channel_id, "tz": tp.tz, "minutes": rows})
 
 
 @routes.get("/v1/channels/{channel_id}/summary")
 async def summary(request: web.Request) -> web.Response:
-    principal, channel_id, attrs, tp = await resolve(request)
-    return json_response(await q.summary(request.app[STORE], channel_id, attrs, principal.scope, tp))
+    principal = principal_of(request)
+    tp = time_params(request)
+    channel_id = request.match_info["channel_id"]
+    body = await q.summary(request.app[STORE], channel_id, principal.scope, tp)
+    if body is None:
+        raise not_found(channel_id)
+    return json_response(body)

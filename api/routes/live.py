@@ -25,7 +25,7 @@ CLOSING: web.AppKey[asyncio.Event] = web.AppKey("closing", asyncio.Event)
 
 @routes.get("/v1/channels/{channel_id}/live")
 async def live(request: web.Request) -> web.StreamResponse:
-    principal, channel_id, attrs, tp = await resolve(request)
+    principal, channel_id, tp = await resolve(request)
     store = request.app[STORE]
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})  # fmt: skip
@@ -37,15 +37,12 @@ async def live(request: web.Request) -> web.StreamResponse:
             now_marker = await q.change_marker(store, channel_id)
             if now_marker != marker:
                 marker = now_marker
-                attrs = await q.channel_in_scope(store, channel_id, principal.scope) or attrs
-                payload = {
-                    "summary": await q.summary(store, channel_id, attrs, principal.scope, tp),
-                    "minutes": {
-                        "channel_id": channel_id,
-                        "tz": tp.tz,
-                        "minutes": await q.minutes(store, channel_id, principal.scope, tp),
-                    },
-                }
+                summary, minutes = await asyncio.gather(
+                    q.summary(store, channel_id, principal.scope, tp), q.minutes(store, channel_id, principal.scope, tp)
+                )
+                if summary is None:  # cannot happen for a channel that existed; end the stream
+                    break
+                payload = {"summary": summary, "minutes": {"channel_id": channel_id, "tz": tp.tz, "minutes": minutes}}
                 data = json.dumps(payload, ensure_ascii=False)
                 await resp.write(f"event: update\ndata: {data}\n\n".encode())
                 last_sent = time.monotonic()
