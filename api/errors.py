@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from api.context import json_response
+from processors.store import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             message = "request body too large"
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
         return error_response(exc.status, _CODES.get(exc.status, "error"), message, headers)
+    except StorageError as exc:
+        log.warning("storage unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "unavailable", "storage is unavailable; retry shortly", {"Retry-After": "5"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; see the server log")

@@ -9,7 +9,7 @@ do not add up, like ``firms_with_sales``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from api.auth import Scope
@@ -129,7 +129,11 @@ _HOURLY_DIMS = {k: v.replace("occurred_at", "toStartOfHour(occurred_at)") for k,
 
 
 def _hour_aligned(t: datetime | None) -> bool:
-    return t is None or (t.minute == 0 and t.second == 0 and t.microsecond == 0)
+    """On a UTC hour boundary (10:00+05:30 is 04:30Z: not aligned)."""
+    if t is None:
+        return True
+    u = t.astimezone(UTC)
+    return u.minute == 0 and u.second == 0 and u.microsecond == 0
 
 
 async def _orders_cells(

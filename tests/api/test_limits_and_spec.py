@@ -72,3 +72,11 @@ async def test_responses_match_the_document(client: Client) -> None:
         resp = await client.get(url, headers=auth("reader"))
         assert resp.status == status, url
         jsonschema.validate(await resp.json(), _schema(spec, path, status))
+
+
+async def test_storage_outage_answers_503_not_500(api_settings: Settings) -> None:
+    closed = ClickHouse("chdb:///never-opened")  # every query raises StorageError
+    async with TestClient(TestServer(create_app(api_settings, closed, Metrics(), None, lambda: False))) as c:
+        resp = await c.get("/v1/channels", headers=auth("reader"))
+        assert resp.status == 503 and resp.headers["Retry-After"] == "5"
+        assert (await resp.json())["error"]["code"] == "unavailable"

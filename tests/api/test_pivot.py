@@ -38,6 +38,14 @@ async def test_net_gmv_and_time_dims_in_offset(client: Client) -> None:
     assert p["row_keys"] == [[]] and p["cells"] == [[6, 1, 1, 1]] and p["total"] == 9
 
 
+async def test_bounds_in_a_half_hour_offset(client: Client) -> None:
+    """07:00+05:30 is 01:30Z: bounds that are whole hours only in the caller's offset must
+    not take the hourly projection path, which would drop 01:30-02:00Z."""
+    p = await get(client, "/v1/pivot?dataset=orders&measure=paid_orders&tz=%2B05:30"
+                          "&from=2020-02-29T07:00:00%2B05:30&to=2020-02-29T08:00:00%2B05:30")
+    assert p["total"] == 6  # o4 at 01:30:00Z (from is inclusive), o1, o2, o3, o5, o6
+
+
 async def test_onboarding_dedupes_steps_and_nets_withdrawals(client: Client) -> None:
     p = await get(client, "/v1/pivot?dataset=onboarding&rows=district&cols=platform&measure=firms_net")
     assert p["row_keys"] == [["北仑区"], ["宁海县"]] and p["col_keys"] == [["pinduoduo"], ["taobao"]]
