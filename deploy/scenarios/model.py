@@ -48,18 +48,12 @@ class ChannelTotals(TypedDict):
     weight_g: int
 
 
-class Totals(TypedDict):
-    """Whole-scenario counts; dicts are keyed by channel_id or platform."""
+class Totals(ChannelTotals):
+    """Whole-scenario counts (the channel counts summed, and more); dicts are keyed by
+    channel_id or platform."""
 
     events_in: int
     events_unique: int
-    created_orders: int
-    paid_orders: int
-    refunded_orders: int
-    gmv_fen: int
-    refund_fen: int
-    units: int
-    weight_g: int
     by_channel: dict[str, ChannelTotals]
     views_total: dict[str, int]
     viewers_peak: dict[str, int]
