@@ -22,7 +22,6 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -222,5 +221,3 @@ def main() -> None:  # pragma: no cover - convenience for python -m
 if __name__ == "__main__":
     main()
 
-
-__all__: list[Any] = ["run_bench"]

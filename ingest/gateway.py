@@ -14,7 +14,7 @@ from typing import Any
 
 from ingest.producer import Producer
 from livesales.settings import Settings
-from processors.validate import INVALID_JSON, Rejection, validate_value
+from processors.validate import Rejection, validate_value
 
 _KEY_FIELD = {"order.v1": "order_id", "onboarding.v1": "firm_id", "stream_stats.v1": "channel_id"}
 
@@ -67,6 +67,3 @@ async def ingest(body: bytes, content_type: str, settings: Settings, producer: P
                 result.rejected.append({"index": i, "code": "unavailable", "message": f"not published: {err!r}"})
     result.rejected.sort(key=lambda r: r["index"])
     return result
-
-
-__all__ = ["INVALID_JSON", "BodyError", "IngestResult", "ingest", "split_body"]

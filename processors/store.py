@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -112,30 +112,6 @@ class ClickHouse:
 
         result: list[dict[str, Any]] = await self.run_in_thread(run)
         return result
-
-    async def insert_columns(
-        self,
-        table: str,
-        columns: Sequence[Sequence[Any]],
-        column_names: Sequence[str],
-        dedup_token: str | None = None,
-    ) -> None:
-        """Insert column-oriented data as one block (one part, committed atomically)."""
-
-        def run() -> None:
-            settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
-            try:
-                self.client.insert(
-                    table,
-                    list(columns),
-                    column_names=list(column_names),
-                    column_oriented=True,
-                    settings=settings,
-                )
-            except Exception as exc:
-                raise StorageError(str(exc)) from exc
-
-        await self.run_in_thread(run)
 
     async def ping(self) -> bool:
         try:
