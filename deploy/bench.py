@@ -210,14 +210,3 @@ async def run_bench(args: argparse.Namespace) -> None:
         from deploy.bench_api import bench_api
 
         await bench_api(args)
-
-
-def main() -> None:  # pragma: no cover - convenience for python -m
-    from livesales.cli import main as cli
-
-    cli(["bench", "ingest"])
-
-
-if __name__ == "__main__":
-    main()
-

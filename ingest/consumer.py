@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -70,14 +69,12 @@ class Consumer:
         producer: Producer,
         metrics: Metrics,
         name: str = "consumer",
-        on_stored: Callable[[Batch], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.writer = writer
         self.producer = producer
         self.metrics = metrics
         self.name = name
-        self.on_stored = on_stored
         self._kafka: AIOKafkaConsumer | None = None
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
         self._stopping = asyncio.Event()
@@ -221,8 +218,6 @@ class Consumer:
             await self._send_dead_letters(batch)
         self._unstall()
         await self._commit(batch)
-        if self.on_stored is not None:
-            await self.on_stored(batch)
 
     async def _send_dead_letters(self, batch: Batch) -> None:
         msgs = [

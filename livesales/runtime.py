@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -21,7 +20,6 @@ from ingest.consumer import Backoff, Consumer
 from ingest.producer import Producer
 from livesales.metrics import Metrics
 from livesales.settings import Settings
-from processors.batch import Batch
 from processors.store import ClickHouse
 from processors.writer import Writer
 
@@ -49,7 +47,6 @@ class Runtime:
         self.consumers: list[Consumer] = []
         self._runner: web.AppRunner | None = None
         self._lag_task: asyncio.Task[None] | None = None
-        self.on_stored: Callable[[Batch], Awaitable[None]] | None = None
         self.port: int | None = None
 
     def is_ready(self) -> bool:
@@ -74,17 +71,10 @@ class Runtime:
                 await self.producer.stop()
                 await asyncio.sleep(backoff.next())
         for i in range(self._n_consumers):
-            consumer = Consumer(
-                self.settings, self.writer, self.producer, self.metrics, name=f"consumer-{i}",
-                on_stored=self._stored,
-            )
+            consumer = Consumer(self.settings, self.writer, self.producer, self.metrics, name=f"consumer-{i}")
             await consumer.start()
             self.consumers.append(consumer)
         self._lag_task = asyncio.create_task(self._watch_lag())
-
-    async def _stored(self, batch: Batch) -> None:
-        if self.on_stored is not None:
-            await self.on_stored(batch)
 
     def build_app(self) -> web.Application:
         from api.app import create_app

@@ -32,7 +32,6 @@ class Batch:
     dead_codes: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)  # topic -> messages
-    size: int = 0
 
 
 def dead_letter(record: Record, rejection: Rejection, failed_at: datetime) -> dict[str, Any]:
@@ -56,7 +55,6 @@ def prepare(records: Iterable[Record], max_value_bytes: int = MAX_VALUE_BYTES) -
     rows = batch.rows
     offsets = batch.next_offsets
     for rec in records:
-        batch.size += 1
         batch.consumed[rec.topic] = batch.consumed.get(rec.topic, 0) + 1
         offsets[(rec.topic, rec.partition)] = rec.offset + 1
         result = validate_value(rec.value, now, max_value_bytes)

@@ -24,7 +24,6 @@ UNKNOWN_SCHEMA = "unknown_schema"
 SCHEMA_VIOLATION = "schema_violation"
 TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
 OVERSIZED = "oversized"
-ERROR_CODES = (INVALID_JSON, UNKNOWN_SCHEMA, SCHEMA_VIOLATION, TIMESTAMP_OUT_OF_RANGE, OVERSIZED)
 
 
 @dataclass(frozen=True, slots=True)
