@@ -27,7 +27,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from ingest.producer import ProduceError, Producer
 from livesales.metrics import Metrics
 from livesales.settings import Settings
-from processors.batch import Batch, prepare
+from processors.batch import Batch, Preparer
 from processors.store import StorageError
 from processors.writer import Writer
 
@@ -76,6 +76,7 @@ class Consumer:
         self.metrics = metrics
         self.name = name
         self._kafka: AIOKafkaConsumer | None = None
+        self._preparer = Preparer(settings.max_value_bytes)
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -182,7 +183,7 @@ class Consumer:
                 # Validation is CPU-bound: run it off the event loop so aiokafka's fetcher
                 # keeps the next fetch in flight meanwhile (measured: 2x the throughput).
                 flat = [r for recs in records.values() for r in recs]
-                pending.append(await asyncio.to_thread(prepare, flat, self.settings.max_value_bytes))
+                pending.append(await asyncio.to_thread(self._preparer.prepare, flat))
         for batch in pending:
             await self._queue.put(batch)
 

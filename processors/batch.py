@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from processors.rows import RowSet, new_row_sets
+from processors.rows import SPEC_BY_SCHEMA, RowSet, new_row_sets
 from processors.validate import MAX_VALUE_BYTES, Rejection, validate_value
+from schemas.fast_events import SCHEMA_OF, FastChecker
 
 
 class Record(Protocol):
@@ -49,18 +50,46 @@ def dead_letter(record: Record, rejection: Rejection, failed_at: datetime) -> di
     return out
 
 
+class Preparer:
+    """Validates records into a Batch: msgspec's fast check first, pydantic when unsure.
+
+    Both paths accept exactly the events pydantic accepts (schemas.fast_events only ever
+    accepts less), so the counts and dead letters do not depend on which path ran.
+    """
+
+    def __init__(self, max_value_bytes: int = MAX_VALUE_BYTES) -> None:
+        self.max_value_bytes = max_value_bytes
+        self.fast = FastChecker()
+        self.slow = 0  # events that needed pydantic (observability, benchmarks)
+
+    def prepare(self, records: Iterable[Record], now: datetime | None = None) -> Batch:
+        batch = Batch()
+        now = now or datetime.now(UTC)
+        earliest, latest = self.fast.bounds(now)
+        check = self.fast.check
+        limit = self.max_value_bytes
+        rows = batch.rows
+        offsets = batch.next_offsets
+        consumed = batch.consumed
+        for rec in records:
+            topic = rec.topic
+            consumed[topic] = consumed.get(topic, 0) + 1
+            offsets[(topic, rec.partition)] = rec.offset + 1
+            value = rec.value
+            if value is not None and len(value) <= limit and (fast := check(value, earliest, latest)):
+                rows[SCHEMA_OF[type(fast)]].append(value, fast, fast.event_id, fast.step())
+                continue
+            self.slow += 1
+            result = validate_value(value, now, limit)
+            if isinstance(result, Rejection):
+                batch.dead_letters.append(dead_letter(rec, result, now))
+                batch.dead_codes[result.code] = batch.dead_codes.get(result.code, 0) + 1
+                continue
+            schema = result["schema"]
+            rows[schema].append(value, result, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result))  # type: ignore[arg-type]
+        return batch
+
+
 def prepare(records: Iterable[Record], max_value_bytes: int = MAX_VALUE_BYTES) -> Batch:
-    batch = Batch()
-    now = datetime.now(UTC)
-    rows = batch.rows
-    offsets = batch.next_offsets
-    for rec in records:
-        batch.consumed[rec.topic] = batch.consumed.get(rec.topic, 0) + 1
-        offsets[(rec.topic, rec.partition)] = rec.offset + 1
-        result = validate_value(rec.value, now, max_value_bytes)
-        if isinstance(result, Rejection):
-            batch.dead_letters.append(dead_letter(rec, result, now))
-            batch.dead_codes[result.code] = batch.dead_codes.get(result.code, 0) + 1
-            continue
-        rows[result["schema"]].append(rec.value, result)  # type: ignore[arg-type]
-    return batch
+    """One-off convenience (tests); the consumer keeps one Preparer."""
+    return Preparer(max_value_bytes).prepare(records)

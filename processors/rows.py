@@ -24,6 +24,7 @@ class TableSpec:
     step_fields: tuple[str, ...] = ()  # empty: deduped by event_id only
 
     def step_of(self, event: Any) -> tuple[str, ...]:
+        """The step key of a validated event dict (the pydantic path)."""
         return tuple(itemgetter(*self.step_fields)(event)) if self.step_fields else ()
 
 
@@ -55,9 +56,8 @@ class RowSet:
     def __len__(self) -> int:
         return len(self.event_ids)
 
-    def append(self, payload: bytes, event: Any) -> None:
-        eid: str = event["event_id"]
-        step = self.spec.step_of(event)
+    def append(self, payload: bytes, event: Any, eid: str, step: tuple[str, ...]) -> None:
+        """Add one validated event (a pydantic dict or a msgspec struct) with its keys."""
         if eid in self._seen_events or step in self._seen_steps:
             self.repeated += 1
             return

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from hashlib import blake2b
 
-import orjson
+import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
@@ -62,7 +62,8 @@ def _insert(client: Client, rows: RowSet) -> None:
         # ClickHouse's JSON reader refused what pydantic accepted (e.g. a repeated key):
         # re-encode the validated events canonically and insert those instead.
         log.warning("re-encoding a batch for %s: %s", rows.table, str(exc)[:200])
-    block = b"\n".join(orjson.dumps(e) for e in rows.events)
+    encode = msgspec.json.encode  # dicts (pydantic path) and structs (fast path) alike
+    block = b"\n".join(encode(e) for e in rows.events)
     client.raw_insert(rows.spec.ingest, None, block, settings=settings, fmt="JSONEachRow")
 
 
