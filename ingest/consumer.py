@@ -1,11 +1,11 @@
 """The Kafka consumer: fetch a batch, validate it, store it, dead-letter it, commit it.
 
-Two tasks, joined by a queue of at most ``QUEUE_DEPTH`` prepared batches:
+Three stages run at once, joined by a queue of at most ``QUEUE_DEPTH`` prepared batches:
 
-* the *fetch loop* calls ``getmany`` and validates (Python, this core), while
-* the *write loop* stores the previous batch (ClickHouse, in a worker thread, the other
-  core), waits for its dead letters to be acknowledged, and only then commits its
-  offsets.
+* the *fetch loop* calls ``getmany`` (aiokafka, this interpreter) for batch N+1, while
+* batch N is validated (processors.checkpool: a child process), while
+* the *write loop* stores batch N-1 (ClickHouse, in a worker thread), waits for its
+  dead letters to be acknowledged, and only then commits its offsets.
 
 So an offset is never committed before what it carries is stored, and memory is bounded:
 when storage is slow or down the queue fills, the fetch loop pauses every partition
@@ -19,15 +19,17 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ingest.producer import ProduceError, Producer
 from livesales.metrics import Metrics
 from livesales.settings import Settings
-from processors.batch import Batch, Preparer
+from processors.batch import Batch, assemble
+from processors.checkpool import CheckPool
 from processors.store import StorageError
 from processors.writer import Writer
 
@@ -68,16 +70,18 @@ class Consumer:
         writer: Writer,
         producer: Producer,
         metrics: Metrics,
+        checks: CheckPool,
         name: str = "consumer",
     ) -> None:
         self.settings = settings
+        self.checks = checks
         self.writer = writer
         self.producer = producer
         self.metrics = metrics
         self.name = name
         self._kafka: AIOKafkaConsumer | None = None
-        self._preparer = Preparer(settings.max_value_bytes)
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
+        self._validating: asyncio.Task[None] | None = None  # at most one batch at a time
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.subscribed = False
@@ -121,6 +125,7 @@ class Consumer:
         if self._tasks:
             fetch, write = self._tasks
             await fetch
+            await self._validated()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._queue.join(), timeout=30.0)
             write.cancel()
@@ -134,9 +139,10 @@ class Consumer:
     async def kill(self) -> None:
         """Vanish without storing or committing anything more (tests: a crashed member)."""
         self._stopping.set()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._validating] if self._validating else [])]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._kafka is not None:
@@ -144,8 +150,9 @@ class Consumer:
                 await self._kafka.stop()
 
     async def drain(self, timeout: float) -> None:
-        """Wait until every queued batch is stored and committed (rebalance hook)."""
+        """Wait until every fetched batch is stored and committed (rebalance hook)."""
         try:
+            await asyncio.wait_for(self._validated(), timeout)
             await asyncio.wait_for(self._queue.join(), timeout)
         except TimeoutError:
             log.warning("%s: rebalance went on with batches unwritten; they will be re-read", self.name)
@@ -158,12 +165,9 @@ class Consumer:
     async def _fetch_loop(self) -> None:
         kafka = self._kafka
         assert kafka is not None  # noqa: S101 - start() set it
-        pending: deque[Batch] = deque()
         backoff = Backoff(cap=5.0)
         while not self._stopping.is_set():
-            while pending and not self._queue.full():
-                self._queue.put_nowait(pending.popleft())
-            throttled = bool(pending) or self.stalled
+            throttled = self._queue.full() or self.stalled
             try:
                 if throttled:
                     # Backpressure: fetch nothing new, but keep polling to stay in the group.
@@ -180,12 +184,22 @@ class Consumer:
                 await self._sleep(backoff.next())
                 continue
             if records:  # while throttled, only from partitions assigned since the last pause
-                # Validation is CPU-bound: run it off the event loop so aiokafka's fetcher
-                # keeps the next fetch in flight meanwhile (measured: 2x the throughput).
+                await self._validated()  # one batch in validation at a time: memory stays bounded
                 flat = [r for recs in records.values() for r in recs]
-                pending.append(await asyncio.to_thread(self._preparer.prepare, flat))
-        for batch in pending:
-            await self._queue.put(batch)
+                self._validating = asyncio.create_task(self._validate(flat), name=f"{self.name}-validate")
+        await self._validated()
+
+    async def _validate(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Validate in the check pool while the fetch loop reads on, then queue the batch."""
+        values = [r.value for r in records]
+        now = datetime.now(UTC)
+        checked = await self.checks.check(values, now)
+        self.metrics.slow_validations.inc(checked.slow)
+        await self._queue.put(assemble(records, values, checked, now))
+
+    async def _validated(self) -> None:
+        if self._validating is not None:
+            await self._validating
 
     # -- write ------------------------------------------------------------------------
     async def _write_loop(self) -> None:

@@ -17,6 +17,11 @@ class Metrics:
         self.dead_letters = Counter(
             "livesales_dead_letters", "Messages written to the DLQ", ["code"], registry=r
         )
+        self.slow_validations = Counter(
+            "livesales_slow_validations",
+            "Messages the fast check was unsure of, validated by pydantic (bad or unusual input)",
+            registry=r,
+        )
         self.write_seconds = Histogram(
             "livesales_batch_write_seconds",
             "Dedupe + insert time of one batch",

@@ -20,6 +20,7 @@ from ingest.consumer import Backoff, Consumer
 from ingest.producer import Producer
 from livesales.metrics import Metrics
 from livesales.settings import Settings
+from processors.checkpool import CheckPool
 from processors.store import ClickHouse
 from processors.writer import Writer
 
@@ -43,6 +44,7 @@ class Runtime:
         self.store = ClickHouse(settings.clickhouse_dsn)
         self.writer = Writer(self.store)
         self.producer = Producer(settings.kafka_bootstrap)
+        self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
         self._n_consumers = consumers
         self.consumers: list[Consumer] = []
         self._runner: web.AppRunner | None = None
@@ -70,8 +72,11 @@ class Runtime:
                 log.warning("broker unavailable (%s); retrying", exc)
                 await self.producer.stop()
                 await asyncio.sleep(backoff.next())
+        await self.checks.start()
         for i in range(self._n_consumers):
-            consumer = Consumer(self.settings, self.writer, self.producer, self.metrics, name=f"consumer-{i}")
+            consumer = Consumer(
+                self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}"
+            )
             await consumer.start()
             self.consumers.append(consumer)
         self._lag_task = asyncio.create_task(self._watch_lag())
@@ -108,6 +113,7 @@ class Runtime:
         for consumer in self.consumers:
             await consumer.stop()
         self.consumers.clear()
+        self.checks.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

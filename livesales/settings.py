@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(default=20_000, ge=1)
     batch_wait_ms: int = Field(default=100, ge=1)
     max_value_bytes: int = 64 * 1024
+    validation_processes: int = Field(default=1, ge=0)  # 0: validate in a thread
     write_retry_max_s: float = 10.0
     api_rate_per_s: float = 50.0
     api_burst: int = 100

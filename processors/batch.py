@@ -1,14 +1,20 @@
-"""One consumed batch, validated: rows per table, dead letters, and offsets to commit."""
+"""One consumed batch, validated: rows per table, dead letters, and offsets to commit.
+
+Two halves, so the CPU-heavy one can run in another process (processors.checkpool):
+``check_values`` sees only the message values and answers small things (which record
+made which row, key hashes, rejections); ``assemble`` joins that with the records the
+consumer kept (payload bytes, topics, offsets) into a ``Batch``.
+"""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from processors.rows import SPEC_BY_SCHEMA, RowSet, new_row_sets
+from processors.rows import SPEC_BY_SCHEMA, KeysBuilder, RowSet, TableKeys
 from processors.validate import MAX_VALUE_BYTES, Rejection, validate_value
 from schemas.fast_events import SCHEMA_OF, FastChecker
 
@@ -27,12 +33,69 @@ class Record(Protocol):
 
 
 @dataclass
+class Checked:
+    """What validation answers for a list of values."""
+
+    tables: dict[str, TableKeys]  # schema -> rows
+    rejections: list[tuple[int, Rejection]]  # (position, why)
+    slow: int  # values pydantic had to look at (the fast check was unsure)
+
+
+@dataclass
 class Batch:
-    rows: dict[str, RowSet] = field(default_factory=new_row_sets)
+    rows: dict[str, RowSet] = field(default_factory=dict)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     dead_codes: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)  # topic -> messages
+
+
+def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes: int = MAX_VALUE_BYTES) -> Checked:
+    """Validate each value: msgspec's fast check first, pydantic when it is unsure.
+
+    Both paths accept exactly the events pydantic accepts (schemas.fast_events only ever
+    accepts less), so the counts and dead letters do not depend on which path ran.
+    """
+    fast = FastChecker()
+    earliest, latest = fast.bounds(now)
+    check = fast.check
+    builders = {schema: KeysBuilder() for schema in SPEC_BY_SCHEMA}
+    rejections: list[tuple[int, Rejection]] = []
+    slow = 0
+    for i, value in enumerate(values):
+        if value is not None and len(value) <= max_value_bytes and (event := check(value, earliest, latest)):
+            builders[SCHEMA_OF[type(event)]].add(i, event.event_id, event.step())
+            continue
+        slow += 1
+        result = validate_value(value, now, max_value_bytes)
+        if isinstance(result, Rejection):
+            rejections.append((i, result))
+            continue
+        schema = result["schema"]
+        builders[schema].add(i, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result))
+    return Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow)
+
+
+def assemble(records: Sequence[Record], values: Sequence[bytes | None], checked: Checked, now: datetime) -> Batch:
+    batch = Batch()
+    for schema, keys in checked.tables.items():
+        if keys.indices or keys.repeated:
+            batch.rows[schema] = RowSet.from_keys(SPEC_BY_SCHEMA[schema], values, keys)
+    for i, rejection in checked.rejections:
+        batch.dead_letters.append(dead_letter(records[i], rejection, now))
+        batch.dead_codes[rejection.code] = batch.dead_codes.get(rejection.code, 0) + 1
+    offsets, consumed = batch.next_offsets, batch.consumed
+    for rec in records:
+        offsets[(rec.topic, rec.partition)] = rec.offset + 1
+        consumed[rec.topic] = consumed.get(rec.topic, 0) + 1
+    return batch
+
+
+def prepare(records: Sequence[Record], max_value_bytes: int = MAX_VALUE_BYTES, now: datetime | None = None) -> Batch:
+    """Both halves in this thread (tests, tools); the consumer uses processors.checkpool."""
+    now = now or datetime.now(UTC)
+    values = [r.value for r in records]
+    return assemble(records, values, check_values(values, now, max_value_bytes), now)
 
 
 def dead_letter(record: Record, rejection: Rejection, failed_at: datetime) -> dict[str, Any]:
@@ -48,48 +111,3 @@ def dead_letter(record: Record, rejection: Rejection, failed_at: datetime) -> di
     except UnicodeDecodeError:
         out["payload_b64"] = base64.b64encode(raw).decode("ascii")
     return out
-
-
-class Preparer:
-    """Validates records into a Batch: msgspec's fast check first, pydantic when unsure.
-
-    Both paths accept exactly the events pydantic accepts (schemas.fast_events only ever
-    accepts less), so the counts and dead letters do not depend on which path ran.
-    """
-
-    def __init__(self, max_value_bytes: int = MAX_VALUE_BYTES) -> None:
-        self.max_value_bytes = max_value_bytes
-        self.fast = FastChecker()
-        self.slow = 0  # events that needed pydantic (observability, benchmarks)
-
-    def prepare(self, records: Iterable[Record], now: datetime | None = None) -> Batch:
-        batch = Batch()
-        now = now or datetime.now(UTC)
-        earliest, latest = self.fast.bounds(now)
-        check = self.fast.check
-        limit = self.max_value_bytes
-        rows = batch.rows
-        offsets = batch.next_offsets
-        consumed = batch.consumed
-        for rec in records:
-            topic = rec.topic
-            consumed[topic] = consumed.get(topic, 0) + 1
-            offsets[(topic, rec.partition)] = rec.offset + 1
-            value = rec.value
-            if value is not None and len(value) <= limit and (fast := check(value, earliest, latest)):
-                rows[SCHEMA_OF[type(fast)]].append(value, fast, fast.event_id, fast.step())
-                continue
-            self.slow += 1
-            result = validate_value(value, now, limit)
-            if isinstance(result, Rejection):
-                batch.dead_letters.append(dead_letter(rec, result, now))
-                batch.dead_codes[result.code] = batch.dead_codes.get(result.code, 0) + 1
-                continue
-            schema = result["schema"]
-            rows[schema].append(value, result, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result))  # type: ignore[arg-type]
-        return batch
-
-
-def prepare(records: Iterable[Record], max_value_bytes: int = MAX_VALUE_BYTES) -> Batch:
-    """One-off convenience (tests); the consumer keeps one Preparer."""
-    return Preparer(max_value_bytes).prepare(records)

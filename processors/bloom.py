@@ -56,6 +56,3 @@ class BloomFilter:
     def full(self) -> bool:
         return self.count > self.capacity
 
-
-def as_u64(values: list[int]) -> U64:
-    return np.fromiter(values, dtype=np.uint64, count=len(values))

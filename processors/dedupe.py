@@ -20,7 +20,7 @@ import logging
 import numpy as np
 from clickhouse_connect.driver.client import Client
 
-from processors.bloom import BloomFilter, as_u64
+from processors.bloom import BloomFilter
 from processors.rows import ONBOARDING, ORDERS, STATS, RowSet, TableSpec
 
 log = logging.getLogger(__name__)
@@ -55,31 +55,31 @@ class TableDeduper:
         log.info("dedupe filter for %s loaded with %d stored rows", self.spec.table, n)
 
     def select_new(self, client: Client, rows: RowSet) -> list[int]:
-        """Indices of rows never stored (``rows`` holds no repeats of its own: RowSet.append)."""
+        """Indices of rows never stored (``rows`` holds no repeats of its own: KeysBuilder)."""
         if self.events.full or self.steps.full:
             self.load(client)
         has_steps = bool(self.spec.step_fields)
         candidates = list(range(len(rows)))
         if not candidates:
             return []
-        maybe = self.events.might_contain(as_u64(rows.event_hashes))
+        maybe = self.events.might_contain(rows.event_hashes)
         if has_steps:
-            maybe |= self.steps.might_contain(as_u64(rows.step_hashes))
+            maybe |= self.steps.might_contain(rows.step_hashes)
         doubtful = np.flatnonzero(maybe).tolist()
         if not doubtful:
             return candidates
         stored_events, stored_steps = self._lookup(client, rows, doubtful)
-        dup = {
-            i
-            for i in doubtful
-            if rows.event_ids[i] in stored_events or (has_steps and rows.step_keys[i] in stored_steps)
-        }
+        dup = set()
+        for i in doubtful:
+            eid, step = rows.keys(i)
+            if eid in stored_events or (has_steps and step in stored_steps):
+                dup.add(i)
         return [i for i in candidates if i not in dup]
 
-    def remember(self, rows: RowSet, indices: list[int]) -> None:
-        self.events.add(as_u64([rows.event_hashes[i] for i in indices]))
+    def remember(self, rows: RowSet) -> None:
+        self.events.add(rows.event_hashes)
         if self.spec.step_fields:
-            self.steps.add(as_u64([rows.step_hashes[i] for i in indices]))
+            self.steps.add(rows.step_hashes)
 
     def _lookup(
         self, client: Client, rows: RowSet, indices: list[int]
@@ -88,10 +88,10 @@ class TableDeduper:
         self.lookups += len(indices)
         table, step_cols = self.spec.table, self.spec.step_fields
         key_sql = ", ".join(f"toString({c})" for c in step_cols) if step_cols else "''"
-        params = {"e": [rows.event_hashes[i] for i in indices]}
+        params = {"e": rows.event_hashes[indices].tolist()}
         sql = f"SELECT event_id, tuple({key_sql}) FROM {table} WHERE event_hash IN {{e:Array(UInt64)}}"  # noqa: S608
         if step_cols:
-            params["s"] = [rows.step_hashes[i] for i in indices]
+            params["s"] = rows.step_hashes[indices].tolist()
             sql += (
                 f" UNION ALL SELECT event_id, tuple({key_sql}) FROM {table}"  # noqa: S608
                 " WHERE step_hash IN {s:Array(UInt64)}"

@@ -1,20 +1,28 @@
-"""The rows of one batch for one table: the validated events' JSON plus dedupe keys.
+"""The rows of one batch for one table: the events' own JSON plus their dedupe key hashes.
 
 Rows are kept as the producer's own JSON bytes: ClickHouse parses them (C++) on insert
 into the table's ``*_in`` transform (schemas.ddl), which is several times cheaper than
-serialising Python values. The validated dicts are kept too, for the rare batch that
-ClickHouse's JSON reader refuses although pydantic accepted it (then we re-encode).
+serialising Python values. Validation may run in another process (processors.checkpool),
+so what crosses back is small: which records made a row (``TableKeys.indices``) and the
+64-bit hashes of their keys. The exact keys are only needed for the rare row the Bloom
+filter cannot clear, and ``RowSet.keys`` re-reads them from the payload then.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from xxhash import xxh3_64_intdigest
 
 from processors.keys import SEP
+from schemas.events import EVENT_ADAPTER
+
+U64 = npt.NDArray[np.uint64]
 
 
 @dataclass(frozen=True)
@@ -35,53 +43,79 @@ SPEC_BY_SCHEMA = {"order.v1": ORDERS, "onboarding.v1": ONBOARDING, "stream_stats
 
 
 @dataclass
+class TableKeys:
+    """One table's rows of a batch, as validation hands them over: small to pickle."""
+
+    indices: list[int] = field(default_factory=list)  # positions in the batch's records
+    event_hashes: list[int] = field(default_factory=list)
+    step_hashes: list[int] = field(default_factory=list)  # 0 where the table has no steps
+    repeated: int = 0  # rows dropped as repeats within the batch
+
+
+class KeysBuilder:
+    """Collects a table's rows where validation runs, dropping repeats on exact keys,
+    so the single writer only has to compare against what is already stored."""
+
+    def __init__(self) -> None:
+        self.keys = TableKeys()
+        self._seen_events: set[str] = set()
+        self._seen_steps: set[tuple[str, ...]] = set()
+
+    def add(self, index: int, eid: str, step: tuple[str, ...]) -> None:
+        keys = self.keys
+        if eid in self._seen_events or step in self._seen_steps:
+            keys.repeated += 1
+            return
+        self._seen_events.add(eid)
+        keys.indices.append(index)
+        keys.event_hashes.append(xxh3_64_intdigest(eid.encode()))
+        if step:
+            self._seen_steps.add(step)
+            keys.step_hashes.append(xxh3_64_intdigest(SEP.join(step).encode()))
+        else:
+            keys.step_hashes.append(0)
+
+
+@dataclass
 class RowSet:
+    """One table's new-to-this-batch rows, as the writer sees them."""
+
     spec: TableSpec
     payloads: list[bytes] = field(default_factory=list)
-    events: list[Any] = field(default_factory=list)
-    event_ids: list[str] = field(default_factory=list)
-    event_hashes: list[int] = field(default_factory=list)
-    step_keys: list[tuple[str, ...]] = field(default_factory=list)
-    step_hashes: list[int] = field(default_factory=list)
-    # Duplicates within the batch are dropped here, in the validation thread, so the
-    # single writer only has to compare against what is already stored.
+    event_hashes: U64 = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    step_hashes: U64 = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     repeated: int = 0
-    _seen_events: set[str] = field(default_factory=set, repr=False)
-    _seen_steps: set[tuple[str, ...]] = field(default_factory=set, repr=False)
+
+    @classmethod
+    def from_keys(cls, spec: TableSpec, values: Sequence[bytes | None], keys: TableKeys) -> RowSet:
+        return cls(
+            spec,
+            [values[i] for i in keys.indices],  # type: ignore[misc]  # rows are never tombstones
+            np.array(keys.event_hashes, dtype=np.uint64),
+            np.array(keys.step_hashes, dtype=np.uint64),
+            keys.repeated,
+        )
 
     @property
     def table(self) -> str:
         return self.spec.table
 
     def __len__(self) -> int:
-        return len(self.event_ids)
+        return len(self.payloads)
 
-    def append(self, payload: bytes, event: Any, eid: str, step: tuple[str, ...]) -> None:
-        """Add one validated event (a pydantic dict or a msgspec struct) with its keys."""
-        if eid in self._seen_events or step in self._seen_steps:
-            self.repeated += 1
-            return
-        self._seen_events.add(eid)
-        self.payloads.append(payload)
-        self.events.append(event)
-        self.event_ids.append(eid)
-        self.event_hashes.append(xxh3_64_intdigest(eid.encode()))
-        if self.spec.step_fields:
-            self._seen_steps.add(step)
-            self.step_keys.append(step)
-            self.step_hashes.append(xxh3_64_intdigest(SEP.join(step).encode()))
+    def keys(self, i: int) -> tuple[str, tuple[str, ...]]:
+        """Row ``i``'s exact event id and step key (re-read: needed for few rows)."""
+        event = EVENT_ADAPTER.validate_json(self.payloads[i])
+        return event["event_id"], self.spec.step_of(event)
+
+    def events(self) -> list[Any]:
+        """The rows as validated dicts, for re-encoding (rare: see processors.writer)."""
+        return [EVENT_ADAPTER.validate_json(p) for p in self.payloads]
 
     def subset(self, keep: list[int]) -> RowSet:
-        out = RowSet(self.spec)
-        out.payloads = [self.payloads[i] for i in keep]
-        out.events = [self.events[i] for i in keep]
-        out.event_ids = [self.event_ids[i] for i in keep]
-        out.event_hashes = [self.event_hashes[i] for i in keep]
-        if self.spec.step_fields:
-            out.step_keys = [self.step_keys[i] for i in keep]
-            out.step_hashes = [self.step_hashes[i] for i in keep]
-        return out
-
-
-def new_row_sets() -> dict[str, RowSet]:
-    return {schema: RowSet(spec) for schema, spec in SPEC_BY_SCHEMA.items()}
+        return RowSet(
+            self.spec,
+            [self.payloads[i] for i in keep],
+            self.event_hashes[keep],
+            self.step_hashes[keep],
+        )

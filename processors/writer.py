@@ -19,7 +19,6 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from processors.bloom import as_u64
 from processors.dedupe import SPECS, TableDeduper
 from processors.rows import RowSet
 from processors.store import ClickHouse, StorageError
@@ -46,7 +45,7 @@ _INSERT_SETTINGS = {
 def _token(table: str, rows: RowSet) -> str:
     """Same rows -> same token, so a blind retry of a landed insert is dropped by ClickHouse."""
     h = blake2b(table.encode(), digest_size=16)
-    h.update(as_u64(rows.event_hashes).tobytes())
+    h.update(rows.event_hashes.tobytes())
     return h.hexdigest()
 
 
@@ -63,7 +62,7 @@ def _insert(client: Client, rows: RowSet) -> None:
         # re-encode the validated events canonically and insert those instead.
         log.warning("re-encoding a batch for %s: %s", rows.table, str(exc)[:200])
     encode = msgspec.json.encode  # dicts (pydantic path) and structs (fast path) alike
-    block = b"\n".join(encode(e) for e in rows.events)
+    block = b"\n".join(encode(e) for e in rows.events())
     client.raw_insert(rows.spec.ingest, None, block, settings=settings, fmt="JSONEachRow")
 
 
@@ -106,7 +105,7 @@ class Writer:
                 if not keep:
                     continue
                 fresh = rows if len(keep) == len(rows) else rows.subset(keep)
-                dedupe.remember(fresh, list(range(len(fresh))))
+                dedupe.remember(fresh)
                 try:
                     _insert(client, fresh)
                 except Exception as exc:

@@ -1,7 +1,7 @@
 """Every rule of contract §2 and every dead-letter code of §4, one case each.
 
 Each case runs twice: through ``validate_value`` (pydantic, also the HTTP gateway's) and
-through the consumer's ``Preparer`` (msgspec fast check, pydantic when unsure), and both
+through the consumer's ``prepare`` (msgspec fast check, pydantic when unsure), and both
 must give the same answer.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from processors.batch import Preparer
+from processors.batch import prepare
 from processors.validate import Rejection, validate_value
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "contract" / "examples"
@@ -44,7 +44,7 @@ class _Record:
 
 def consumer_code(raw: bytes) -> str | None:
     """What the consumer makes of one message: its dead-letter code, or None if stored."""
-    batch = Preparer().prepare([_Record(raw)], now=NOW)
+    batch = prepare([_Record(raw)], now=NOW)
     if batch.dead_letters:
         code: str = batch.dead_letters[0]["error"]["code"]
         return code
