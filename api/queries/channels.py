@@ -26,7 +26,7 @@ from processors.store import ClickHouse
 # (schemas.ddl) instead of the rows; fold() turns the status rows into the contract's fields.
 _BY_STATUS = """
     toString(status) AS status, count() AS n, sum(amount_fen) AS amount, sum(units) AS units,
-    sum(weight_g) AS weight, min(occurred_at) AS first_at, max(occurred_at) AS last_at
+    sum(weight_g) AS weight
 """
 ZERO = {"paid_orders": 0, "gmv_fen": 0, "units": 0, "weight_g": 0, "created_orders": 0,
         "refunded_orders": 0, "refund_fen": 0}  # fmt: skip
@@ -138,33 +138,35 @@ async def list_channels(ch: ClickHouse, scope: Scope, tp: TimeParams) -> list[di
 
 
 async def minutes(ch: ClickHouse, channel_id: str, scope: Scope, tp: TimeParams) -> list[dict[str, Any]]:
+    """The channel's minutes in [from, to); the caller checks that the channel exists."""
     cond, params = region_condition(scope, "district", "township")
     lo, hi = tp.bounds()
-    bound = {"c": channel_id, "lo": lo, "hi": hi, **params}
     # a minute is in [from, to) when its start is
+    bound = {"c": channel_id, "lo": _ceil_minute(lo), "hi": _ceil_minute(hi), **params}
     where = "channel_id = {c:String} AND minute >= {lo:DateTime('UTC')} AND minute < {hi:DateTime('UTC')}"
-    bound = {**bound, "lo": _ceil_minute(lo), "hi": _ceil_minute(hi)}
+    # minutes as epoch seconds: decoding hundreds of DateTime values costs more than the query
     orders, stats = await asyncio.gather(  # independent: run them side by side
         ch.query(
-            f"SELECT minute, {_BY_STATUS} FROM order_steps WHERE {where} AND {cond}"  # noqa: S608
-            " GROUP BY minute, status",
+            f"SELECT toUnixTimestamp(minute) AS m, {_BY_STATUS} FROM order_steps WHERE {where} AND {cond}"  # noqa: S608
+            " GROUP BY minute, status SETTINGS preferred_optimize_projection_name = 'p_minute'",
             bound,
         ),
         ch.query(
-            f"SELECT minute, max(views_total) AS views_total, max(viewers_online) AS viewers_peak"  # noqa: S608
-            f" FROM stream_stats WHERE {where} GROUP BY minute",
+            f"SELECT toUnixTimestamp(minute) AS m, max(views_total) AS views_total,"  # noqa: S608
+            f" max(viewers_online) AS viewers_peak FROM stream_stats WHERE {where} GROUP BY minute",
             bound,
         ),
     )
     empty = {**ZERO, "views_total": None, "viewers_peak": None}
-    by_minute: dict[datetime, dict[str, Any]] = {}
+    by_minute: dict[int, dict[str, Any]] = {}
     for r in orders:
-        fold(by_minute.setdefault(r["minute"], dict(empty)), r)
+        fold(by_minute.setdefault(r["m"], dict(empty)), r)
     for r in stats:
-        cell = by_minute.setdefault(r["minute"], dict(empty))
+        cell = by_minute.setdefault(r["m"], dict(empty))
         cell["views_total"] = int(r["views_total"])
         cell["viewers_peak"] = int(r["viewers_peak"])
-    return [{"minute": tp.render(m), **by_minute[m]} for m in sorted(by_minute)]
+    tz = tp.tzinfo
+    return [{"minute": datetime.fromtimestamp(m, tz).isoformat(), **by_minute[m]} for m in sorted(by_minute)]
 
 
 # The whole summary in one read of p_channel: the latest group's region and platform
