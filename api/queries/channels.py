@@ -144,7 +144,7 @@ async def minutes(ch: ClickHouse, channel_id: str, scope: Scope, tp: TimeParams)
     # a minute is in [from, to) when its start is
     bound = {"c": channel_id, "lo": _ceil_minute(lo), "hi": _ceil_minute(hi), **params}
     where = "channel_id = {c:String} AND minute >= {lo:DateTime('UTC')} AND minute < {hi:DateTime('UTC')}"
-    # minutes as epoch seconds: decoding hundreds of DateTime values costs more than the query
+    # minutes as epoch seconds, rendered with one tzinfo: aware datetimes cost ~5 ms of Python here
     orders, stats = await asyncio.gather(  # independent: run them side by side
         ch.query(
             f"SELECT toUnixTimestamp(minute) AS m, {_BY_STATUS} FROM order_steps WHERE {where} AND {cond}"  # noqa: S608
