@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ingest.producer import Producer
@@ -21,9 +20,11 @@ PUBLISHER: web.AppKey[Producer | None] = web.AppKey("publisher")
 READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 
 
-_dumps = functools.partial(json.dumps, ensure_ascii=False)
-
-
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    """JSON as UTF-8 text: Chinese names stay readable in curl and logs, not \\u-escaped."""
-    return web.json_response(data, status=status, headers=headers, dumps=_dumps)
+    """JSON as UTF-8 text: Chinese names stay readable in curl and logs, not \\u-escaped.
+
+    orjson, not json: a 6-hour channel's 360 minutes encode in ~0.13 ms instead of ~1.7 ms,
+    and the event loop (every other request) waits while they do."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json", charset="utf-8"
+    )

@@ -8,6 +8,7 @@ works on the second core while Python validates the next batch.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Mapping
@@ -44,7 +45,13 @@ def open_client(dsn: str) -> Client:
 
 
 class ClickHouse:
-    """Async facade over one clickhouse-connect client; owns its thread pool."""
+    """Async facade over clickhouse-connect clients; owns its thread pool.
+
+    ``client`` is the one handle for DDL, inserts and dedupe look-ups. ``query`` uses a
+    handle of its own per pool thread: chDB serialises every call on a handle, so with
+    one shared handle the queries of a request that ``asyncio.gather`` issues side by
+    side would still run one after another, on one core.
+    """
 
     def __init__(self, dsn: str, threads: int = 4) -> None:
         self.dsn = dsn
@@ -52,6 +59,8 @@ class ClickHouse:
         self._client: Client | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[Client] = []
 
     @property
     def is_open(self) -> bool:
@@ -71,10 +80,26 @@ class ClickHouse:
     async def close(self) -> None:
         client, self._client = self._client, None
         pool, self._pool = self._pool, None
-        if pool is not None:
-            if client is not None:
-                await asyncio.get_running_loop().run_in_executor(pool, client.close)
-            pool.shutdown(wait=True)
+        loop = asyncio.get_running_loop()
+        if pool is not None:  # let the calls in flight finish first
+            await loop.run_in_executor(None, functools.partial(pool.shutdown, wait=True))
+        with self._lock:
+            handles, self._readers = self._readers, []
+        if client is not None:
+            handles.append(client)
+        for handle in handles:  # all of them: chDB refuses another data path while one is open
+            await loop.run_in_executor(None, handle.close)
+
+    def _reader(self) -> Client:
+        """This pool thread's query handle, opened on first use (threads end with the pool)."""
+        self.client  # noqa: B018 - raises StorageError once closed, before a handle is opened
+        reader: Client | None = getattr(self._local, "client", None)
+        if reader is None:
+            reader = open_client(self.dsn)
+            with self._lock:
+                self._readers.append(reader)
+            self._local.client = reader
+        return reader
 
     async def run_in_thread(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -104,7 +129,7 @@ class ClickHouse:
 
         def run() -> list[dict[str, Any]]:
             try:
-                res = self.client.query(sql, parameters=dict(parameters or {}))
+                res = self._reader().query(sql, parameters=dict(parameters or {}))
             except Exception as exc:
                 raise StorageError(str(exc)) from exc
             names = res.column_names

@@ -167,6 +167,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             """,
         ),
     ),
+    Migration(
+        2,
+        "per-channel projection with SKU sums, for the summary",
+        (
+            # Per-item units and GMV as stored arrays: a projection's aggregates match a
+            # query's only on plain columns (an arrayMap lambda never matches), and the
+            # materialized views and bulk loads fill them without being told.
+            """
+            ALTER TABLE order_steps
+                ADD COLUMN IF NOT EXISTS item_units Array(UInt64)
+                    MATERIALIZED arrayMap(q -> toUInt64(q), `items.quantity`),
+                ADD COLUMN IF NOT EXISTS item_gmv_fen Array(UInt64)
+                    MATERIALIZED arrayMap((q, p) -> toUInt64(q) * p, `items.quantity`, `items.unit_price_fen`)
+            """,
+            # One row per channel, region and status holding everything the summary
+            # needs, SKU sums included (sumMap of units and GMV; a SKU's units are never 0,
+            # so sumMap never drops one). With the default 8,192-row granules, reading a
+            # channel's few rows would decode thousands of other channels' SKU maps too;
+            # 128-row granules make that read small (24 -> 17 ms for a 40-SKU channel).
+            """
+            ALTER TABLE order_steps ADD PROJECTION IF NOT EXISTS p_channel (
+                SELECT channel_id, platform, district, township, status, count(), sum(amount_fen),
+                       sum(units), sum(weight_g), min(occurred_at), max(occurred_at),
+                       sumMap(`items.sku`, item_units, item_gmv_fen), minMap(`items.sku`, `items.name`)
+                GROUP BY channel_id, platform, district, township, status
+            ) WITH SETTINGS (index_granularity = 128)
+            """,
+            # existing parts get it in the background; until then queries read their rows
+            "ALTER TABLE order_steps MATERIALIZE PROJECTION p_channel",
+        ),
+    ),
 )
 
 MIGRATIONS_TABLE = """

@@ -91,6 +91,15 @@ async def test_township_scope_sees_only_its_channels(client: Client) -> None:
     assert (await get(client, "/v1/channels/nh-live/summary", role="township"))["gmv_fen"] == 59600
 
 
+async def test_unscoped_token_existence(client: Client) -> None:
+    # with the "all" scope the minutes route skips its existence query when rows came back
+    for what in ("minutes", "summary"):
+        missing = await get(client, f"/v1/channels/no-such-channel/{what}", status=404)
+        assert missing["error"]["code"] == "not_found"
+    window = "from=2021-01-01T00:00:00Z&to=2021-01-02T00:00:00Z"  # exists, nothing in the window
+    assert (await get(client, f"/v1/channels/xs-live/minutes?{window}"))["minutes"] == []
+
+
 async def test_district_scope(client: Client) -> None:
     body = await get(client, "/v1/channels", role="district")
     assert sorted(c["channel_id"] for c in body["channels"]) == ["nh-live", "nh-other", "store-f2", "store-f3"]
