@@ -8,9 +8,11 @@ Three stages run at once, joined by a queue of at most ``QUEUE_DEPTH`` prepared 
   dead letters to be acknowledged, and only then commits its offsets.
 
 So an offset is never committed before what it carries is stored, and memory is bounded:
-when storage is slow or down the queue fills, the fetch loop pauses every partition
-(aiokafka then stops fetching) and keeps polling only to stay in the group. On a
-rebalance the revoked partitions' queued batches are written and committed first.
+a validated batch waits for room in the queue, the fetch loop waits for the batch in
+validation, and aiokafka holds at most one fetched response per partition meanwhile.
+When that wait outlasts a second (storage slow or down) the fetch loop pauses every
+partition and keeps polling only to stay in the group. On a rebalance the revoked
+partitions' batches are written and committed first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -81,7 +84,8 @@ class Consumer:
         self.name = name
         self._kafka: AIOKafkaConsumer | None = None
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
-        self._validating: asyncio.Task[None] | None = None  # at most one batch at a time
+        # batches in validation, oldest first: at most one per validation process
+        self._validating: deque[asyncio.Task[None]] = deque()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.subscribed = False
@@ -139,7 +143,7 @@ class Consumer:
     async def kill(self) -> None:
         """Vanish without storing or committing anything more (tests: a crashed member)."""
         self._stopping.set()
-        tasks = [*self._tasks, *([self._validating] if self._validating else [])]
+        tasks = [*self._tasks, *self._validating]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -167,10 +171,12 @@ class Consumer:
         assert kafka is not None  # noqa: S101 - start() set it
         backoff = Backoff(cap=5.0)
         while not self._stopping.is_set():
-            throttled = self._queue.full() or self.stalled
+            throttled = self.stalled or not await self._room_for_a_batch()
             try:
                 if throttled:
-                    # Backpressure: fetch nothing new, but keep polling to stay in the group.
+                    # Storage is slow or down: fetch nothing new, but keep polling to stay
+                    # in the group. Only now: pausing drops aiokafka's prefetched records,
+                    # which would then be fetched and parsed again.
                     kafka.pause(*kafka.assignment())
                 elif kafka.paused():
                     kafka.resume(*kafka.paused())
@@ -184,22 +190,42 @@ class Consumer:
                 await self._sleep(backoff.next())
                 continue
             if records:  # while throttled, only from partitions assigned since the last pause
-                await self._validated()  # one batch in validation at a time: memory stays bounded
                 flat = [r for recs in records.values() for r in recs]
-                self._validating = asyncio.create_task(self._validate(flat), name=f"{self.name}-validate")
+                previous = self._validating[-1] if self._validating else None
+                task = asyncio.create_task(self._validate(flat, previous), name=f"{self.name}-validate")
+                self._validating.append(task)
         await self._validated()
 
-    async def _validate(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """Validate in the check pool while the fetch loop reads on, then queue the batch."""
+    async def _validate(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]], previous: asyncio.Task[None] | None
+    ) -> None:
+        """Validate in the check pool while the fetch loop reads on, then queue the batch
+        behind the one before it: batches are stored, and offsets committed, in order."""
         values = [r.value for r in records]
         now = datetime.now(UTC)
         checked = await self.checks.check(values, now)
         self.metrics.slow_validations.inc(checked.slow)
-        await self._queue.put(assemble(records, values, checked, now))
+        batch = assemble(records, values, checked, now)
+        if previous is not None:
+            await previous
+        await self._queue.put(batch)
+
+    async def _room_for_a_batch(self, patience: float = 1.0) -> bool:
+        """Wait until fewer batches than the pool takes are in validation; False if that
+        takes longer than ``patience`` (the writer is behind: its queue is full)."""
+        while len(self._validating) >= self.checks.parallel:
+            oldest = self._validating[0]
+            done, _ = await asyncio.wait({oldest}, timeout=patience)
+            if not done:
+                return False
+            if self._validating and self._validating[0] is oldest:  # drain() may have taken it
+                self._validating.popleft()
+            oldest.result()
+        return True
 
     async def _validated(self) -> None:
-        if self._validating is not None:
-            await self._validating
+        while self._validating:
+            await self._validating.popleft()
 
     # -- write ------------------------------------------------------------------------
     async def _write_loop(self) -> None:

@@ -35,6 +35,11 @@ class CheckPool:
         self.max_value_bytes = max_value_bytes
         self._pool: ProcessPoolExecutor | None = None
 
+    @property
+    def parallel(self) -> int:
+        """How many batches may be in validation at once."""
+        return max(1, self.processes)
+
     async def start(self) -> None:
         if self.processes > 0:
             self._pool = self._new_pool()

@@ -214,6 +214,7 @@ async def test_stalled_storage_pauses_fetching_and_bounds_memory(topics: Setting
         await wait_for(lambda: _paused(consumer), timeout=30, what="fetching paused")
         await asyncio.sleep(1.0)  # let it try to run ahead while storage is down
         assert consumer._queue.qsize() <= QUEUE_DEPTH
+        assert len(consumer._validating) <= consumer.checks.parallel
         assert await stored_counts(runtime.store) == (0, 0)
         flaky.failures = 0  # storage is back
         await wait_counted(runtime, events)
