@@ -231,10 +231,13 @@ class Consumer:
     async def _write_loop(self) -> None:
         while True:
             batch = await self._queue.get()
+            while not self._queue.empty():  # the writer fell behind: one insert for all
+                batch.absorb(self._queue.get_nowait())
             try:
                 await self._write(batch)
             finally:
-                self._queue.task_done()
+                for _ in range(batch.parts):
+                    self._queue.task_done()
 
     async def _write(self, batch: Batch) -> None:
         """Store, dead-letter, commit: each retried until it succeeds or we are stopped."""

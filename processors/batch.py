@@ -48,6 +48,27 @@ class Batch:
     dead_codes: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)  # topic -> messages
+    parts: int = 1  # how many fetched batches this one stands for (see absorb)
+
+    def absorb(self, later: Batch) -> None:
+        """Make this batch also carry a later one, to store both with one insert.
+
+        Every insert writes a part, and a part costs ClickHouse ~10 ms of file work per
+        projection however few its rows; a writer that fell behind catches up by writing
+        what waits as one part (docs/BENCHMARKS.md: freshness).
+        """
+        for schema, rows in later.rows.items():
+            if schema in self.rows:
+                self.rows[schema].extend(rows)
+            else:
+                self.rows[schema] = rows
+        self.dead_letters.extend(later.dead_letters)
+        for code, n in later.dead_codes.items():
+            self.dead_codes[code] = self.dead_codes.get(code, 0) + n
+        self.next_offsets.update(later.next_offsets)  # later offsets are higher
+        for topic, n in later.consumed.items():
+            self.consumed[topic] = self.consumed.get(topic, 0) + n
+        self.parts += later.parts
 
 
 def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes: int = MAX_VALUE_BYTES) -> Checked:

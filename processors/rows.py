@@ -112,6 +112,33 @@ class RowSet:
         """The rows as validated dicts, for re-encoding (rare: see processors.writer)."""
         return [EVENT_ADAPTER.validate_json(p) for p in self.payloads]
 
+    def extend(self, later: RowSet) -> None:
+        """Append a later batch's rows, dropping those whose event id or step a row here
+        already has (each batch is free of repeats on its own: KeysBuilder). Key hashes
+        find the candidates; exact keys decide."""
+        self.repeated += later.repeated
+        if not len(later):
+            return
+        maybe = np.isin(later.event_hashes, self.event_hashes)
+        if self.spec.step_fields:
+            maybe |= np.isin(later.step_hashes, self.step_hashes)
+        drop = set()
+        for i in np.flatnonzero(maybe).tolist():
+            eid, step = later.keys(i)
+            same = np.flatnonzero(
+                (self.event_hashes == later.event_hashes[i]) | (self.step_hashes == later.step_hashes[i])
+                if step
+                else self.event_hashes == later.event_hashes[i]
+            )
+            if any(eid == e or (step and step == s) for e, s in map(self.keys, same.tolist())):
+                drop.add(i)
+        if drop:
+            later = later.subset([i for i in range(len(later)) if i not in drop])
+            self.repeated += len(drop)
+        self.payloads.extend(later.payloads)
+        self.event_hashes = np.concatenate([self.event_hashes, later.event_hashes])
+        self.step_hashes = np.concatenate([self.step_hashes, later.step_hashes])
+
     def subset(self, keep: list[int]) -> RowSet:
         return RowSet(
             self.spec,
