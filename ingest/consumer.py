@@ -22,7 +22,6 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -190,22 +189,22 @@ class Consumer:
                 await self._sleep(backoff.next())
                 continue
             if records:  # while throttled, only from partitions assigned since the last pause
-                flat = [r for recs in records.values() for r in recs]
                 previous = self._validating[-1] if self._validating else None
-                task = asyncio.create_task(self._validate(flat, previous), name=f"{self.name}-validate")
+                task = asyncio.create_task(self._validate(records, previous), name=f"{self.name}-validate")
                 self._validating.append(task)
         await self._validated()
 
     async def _validate(
-        self, records: Sequence[ConsumerRecord[bytes, bytes]], previous: asyncio.Task[None] | None
+        self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], previous: asyncio.Task[None] | None
     ) -> None:
         """Validate in the check pool while the fetch loop reads on, then queue the batch
         behind the one before it: batches are stored, and offsets committed, in order."""
-        values = [r.value for r in records]
+        flat = [r for recs in records.values() for r in recs]
+        values = [r.value for r in flat]
         now = datetime.now(UTC)
         checked = await self.checks.check(values, now)
         self.metrics.slow_validations.inc(checked.slow)
-        batch = assemble(records, values, checked, now)
+        batch = assemble(flat, values, checked, now, records)
         if previous is not None:
             await previous
         await self._queue.put(batch)

@@ -9,7 +9,7 @@ consumer kept (payload bytes, topics, offsets) into a ``Batch``.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -97,7 +97,15 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
     return Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow)
 
 
-def assemble(records: Sequence[Record], values: Sequence[bytes | None], checked: Checked, now: datetime) -> Batch:
+def assemble(
+    records: Sequence[Record],
+    values: Sequence[bytes | None],
+    checked: Checked,
+    now: datetime,
+    by_partition: Mapping[Any, Sequence[Record]] | None = None,
+) -> Batch:
+    """``by_partition``: the same records grouped per partition, as ``getmany`` gives them,
+    if at hand: then offsets are read off each group's last record instead of all."""
     batch = Batch()
     for schema, keys in checked.tables.items():
         if keys.indices or keys.repeated:
@@ -106,9 +114,12 @@ def assemble(records: Sequence[Record], values: Sequence[bytes | None], checked:
         batch.dead_letters.append(dead_letter(records[i], rejection, now))
         batch.dead_codes[rejection.code] = batch.dead_codes.get(rejection.code, 0) + 1
     offsets, consumed = batch.next_offsets, batch.consumed
-    for rec in records:
-        offsets[(rec.topic, rec.partition)] = rec.offset + 1
-        consumed[rec.topic] = consumed.get(rec.topic, 0) + 1
+    groups: Iterable[Sequence[Record]] = by_partition.values() if by_partition else ([r] for r in records)
+    for group in groups:
+        if group:
+            last = group[-1]
+            offsets[(last.topic, last.partition)] = last.offset + 1
+            consumed[last.topic] = consumed.get(last.topic, 0) + len(group)
     return batch
 
 
