@@ -122,16 +122,19 @@ class RowSet:
         maybe = np.isin(later.event_hashes, self.event_hashes)
         if self.spec.step_fields:
             maybe |= np.isin(later.step_hashes, self.step_hashes)
+        doubtful = np.flatnonzero(maybe).tolist()
         drop = set()
-        for i in np.flatnonzero(maybe).tolist():
-            eid, step = later.keys(i)
-            same = np.flatnonzero(
-                (self.event_hashes == later.event_hashes[i]) | (self.step_hashes == later.step_hashes[i])
-                if step
-                else self.event_hashes == later.event_hashes[i]
-            )
-            if any(eid == e or (step and step == s) for e, s in map(self.keys, same.tolist())):
-                drop.add(i)
+        if doubtful:  # the exact keys of the rows here that share a hash with a doubtful one
+            mine = np.isin(self.event_hashes, later.event_hashes[doubtful])
+            if self.spec.step_fields:
+                mine |= np.isin(self.step_hashes, later.step_hashes[doubtful])
+            known = [self.keys(j) for j in np.flatnonzero(mine).tolist()]
+            events = {eid for eid, _ in known}
+            steps = {step for _, step in known if step}
+            for i in doubtful:
+                eid, step = later.keys(i)
+                if eid in events or step in steps:
+                    drop.add(i)
         if drop:
             later = later.subset([i for i in range(len(later)) if i not in drop])
             self.repeated += len(drop)

@@ -8,16 +8,14 @@ with the same code (contract §4): ``invalid_json``, ``unknown_schema``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.events import EVENT_ADAPTER, SCHEMAS, AnyEvent
+from schemas.events import EARLIEST, EVENT_ADAPTER, FUTURE_SLACK, SCHEMAS, AnyEvent
 
 MAX_VALUE_BYTES = 64 * 1024
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-FUTURE_SLACK = timedelta(hours=24)
 
 INVALID_JSON = "invalid_json"
 UNKNOWN_SCHEMA = "unknown_schema"

@@ -11,12 +11,16 @@ separate error code and lives in ``processors.validate``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, NotRequired
 
 from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 MAX_MONEY_FEN = 10**12
+# occurred_at must lie in [EARLIEST, processing time + FUTURE_SLACK] (its own error code)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(hours=24)
 SCHEMAS = ("order.v1", "onboarding.v1", "stream_stats.v1")
 
 # Identifiers: 1-128 chars without control characters (they break logs, keys, CSV).

@@ -14,15 +14,14 @@ than the whole decode.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-MAX_MONEY_FEN = 10**12
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-FUTURE_SLACK = timedelta(hours=24)
+from schemas.events import EARLIEST, FUTURE_SLACK, MAX_MONEY_FEN
+
 _MARGIN = timedelta(seconds=1)
 SLUG_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
