@@ -21,12 +21,12 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
+from deploy.bench import scratch_dir
 from deploy.broker import free_port
 from processors.store import ClickHouse
 
@@ -108,8 +108,8 @@ async def measure(url: str, clients: int, requests: int) -> tuple[float, float]:
 
 async def bench_api(args: argparse.Namespace) -> None:
     n = args.events or 10_000_000
-    with tempfile.TemporaryDirectory() as tmp:
-        dsn = f"chdb://{tmp}/ch"
+    with scratch_dir() as tmp:
+        dsn = f"chdb://{Path(tmp).resolve()}/ch"
         await load(dsn, n, 200_000)
         tokens = Path(tmp) / "tokens.json"
         tokens.write_text(json.dumps({"tokens": [{"token": TOKEN, "name": "bench", "scope": "all"}]}))

@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     settings = Settings()
     if args.command in ("run", "demo", "bench"):
-        from livesales.runtime import tune_gc
+        from processors.gctune import tune_gc
 
         tune_gc()
     if args.command == "run":

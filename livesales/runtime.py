@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 
 from aiohttp import web
@@ -25,16 +24,6 @@ from processors.store import ClickHouse
 from processors.writer import Writer
 
 log = logging.getLogger(__name__)
-
-
-def tune_gc() -> None:
-    """Collect garbage less often: a batch is ~10^5 short-lived objects, and CPython's
-    default (a collection every 700 allocations, full ones as survivors pile up) cost
-    a quarter of the ingest rate in docs/BENCHMARKS.md. Called by the process owner (the
-    CLI), not by Runtime, because it is process-wide."""
-    gc.collect()
-    gc.freeze()  # start-up objects (modules, pydantic schemas) are never scanned again
-    gc.set_threshold(50_000, 20, 20)
 
 
 class Runtime:

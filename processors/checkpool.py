@@ -25,6 +25,7 @@ from datetime import datetime
 from multiprocessing.connection import wait
 
 from processors.batch import Checked, check_values
+from processors.gctune import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class CheckPool:
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent holds ClickHouse's threads and locks
         return ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_die_with_parent
+            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_child
         )
 
     async def check(self, values: Sequence[bytes | None], now: datetime) -> Checked:
@@ -71,12 +72,14 @@ class CheckPool:
             self._pool = None
 
 
-def _die_with_parent() -> None:
-    """Runs in the child: exit when the service dies, even by SIGKILL.
+def _init_child() -> None:
+    """Runs in the child: validation allocates like the parent does (processors.gctune),
+    and the child must exit when the service dies, even by SIGKILL.
 
     A pool's worker holds both ends of its task pipe, so it would never see the parent
     go and would linger, orphaned, holding the service's stdout open.
     """
+    tune_gc()
     parent = multiprocessing.parent_process()
     if parent is None:
         return

@@ -26,6 +26,23 @@ def test_repeated_keys_in_one_add_are_all_kept() -> None:
     assert bloom.might_contain(keys).all()
 
 
+def test_keys_sharing_a_word_in_one_add_are_all_kept() -> None:
+    """A key's words are its hash's low and high bits: keys equal there meet in the same
+    words, and the vectorised add must not let one key's bits overwrite another's."""
+    bloom = BloomFilter(1024)
+    keys = (np.arange(1, 65, dtype=np.uint64) << np.uint64(16)) + np.uint64(3)  # 64 keys, same words
+    bloom.add(keys)
+    assert bloom.might_contain(keys).all()
+
+
+def test_false_positives_stay_rare_at_full_capacity() -> None:
+    rng = np.random.default_rng(11)
+    bloom = BloomFilter(200_000)
+    bloom.add(rng.integers(0, 2**64 - 1, 200_000, dtype=np.uint64, endpoint=True))
+    never = rng.integers(0, 2**64 - 1, 200_000, dtype=np.uint64, endpoint=True)
+    assert bloom.might_contain(never).mean() < 0.005
+
+
 def test_full_once_more_keys_than_planned() -> None:
     bloom = BloomFilter(1024)
     bloom.add(np.arange(1025, dtype=np.uint64))
