@@ -35,9 +35,11 @@ BASE = datetime(2020, 2, 29, 2, 0, tzinfo=UTC)
 def scratch_dir() -> tempfile.TemporaryDirectory[str]:
     """A throw-away store under ``./data``, where a deployment keeps its own.
 
-    Not under /tmp: on these machines creating a file there costs ~0.4 ms of kernel time
-    against ~0.03 ms anywhere else on the same disk (docs/BENCHMARKS.md), and every
-    ClickHouse insert creates dozens of files, so a /tmp store measured the sandbox.
+    Not in /tmp, which the test suites churn: on this ext4 disk creating a file costs
+    ~0.03 ms where few files were deleted lately and up to ~0.5 ms where many were (the
+    inode allocator skips recently deleted inodes; docs/BENCHMARKS.md), and every insert
+    creates ~44 files. Back-to-back runs still churn ``./data``: that is part of what a
+    run measures, as it is part of a long-running service's life.
     """
     root = Path("data")
     root.mkdir(exist_ok=True)
