@@ -228,10 +228,26 @@ class Consumer:
 
     # -- write ------------------------------------------------------------------------
     async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_insert = -1e9
         while True:
             batch = await self._queue.get()
-            while not self._queue.empty():  # the writer fell behind: one insert for all
-                batch.absorb(self._queue.get_nowait())
+            # One insert for everything waiting, and at most one insert per interval:
+            # every insert writes a part of ~45 files, whatever its rows, and at a few
+            # thousand events/s inserting each small batch at once kept the writer ~90%
+            # busy with file work and merges (docs/BENCHMARKS.md: freshness).
+            deadline = last_insert + self.settings.min_insert_interval_ms / 1000
+            while True:
+                while not self._queue.empty():
+                    batch.absorb(self._queue.get_nowait())
+                wait = deadline - loop.time()
+                if wait <= 0 or self._stopping.is_set():
+                    break
+                try:
+                    batch.absorb(await asyncio.wait_for(self._queue.get(), wait))
+                except TimeoutError:
+                    break
+            last_insert = loop.time()
             try:
                 await self._write(batch)
             finally:

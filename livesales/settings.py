@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     # Tuning (not in the contract; defaults chosen by docs/BENCHMARKS.md).
     batch_max_records: int = Field(default=20_000, ge=1)
     batch_wait_ms: int = Field(default=100, ge=1)
+    min_insert_interval_ms: int = Field(default=150, ge=0)  # 0: insert each batch as soon as it is ready
     max_value_bytes: int = 64 * 1024
     validation_processes: int = Field(default=1, ge=0)  # 0: validate in a thread
     write_retry_max_s: float = 10.0

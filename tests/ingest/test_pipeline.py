@@ -71,6 +71,40 @@ async def test_messy_stream_counts_exactly(topics: Settings, producer: Producer)
         await runtime.stop()
 
 
+def inserts(runtime: Runtime) -> int:
+    """How many times the writer stored a batch (the write-time histogram's count)."""
+    for metric in runtime.metrics.write_seconds.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                return int(sample.value)
+    return 0
+
+
+async def test_a_trickle_is_stored_in_few_inserts_and_counted_exactly(topics: Settings, producer: Producer) -> None:
+    """With ``min_insert_interval_ms``, batches that arrive within the interval share one
+    insert (each insert writes a part, however few its rows), and every one is counted."""
+    settings = topics.model_copy(update={"min_insert_interval_ms": 1500})
+    events = generate(n_orders=80, seed=9)
+    runtime = Runtime(settings)
+    await runtime.start(api=False)
+    try:
+        await send(producer, settings, events[:1])
+
+        async def first_insert() -> bool:
+            return inserts(runtime) > 0
+
+        await wait_for(first_insert, timeout=60, what="the first insert")
+        slices = 8
+        for k in range(slices):  # 8 separate fetches over ~1.2 s
+            await send(producer, settings, events[1 + k :: slices])
+            await asyncio.sleep(0.15)
+        await wait_counted(runtime, events)
+        await assert_exact(runtime, events)
+        assert inserts(runtime) <= 3, f"{inserts(runtime)} inserts for {slices} batches within ~1.2 s"
+    finally:
+        await runtime.stop()
+
+
 async def test_restart_with_new_process_state_counts_nothing_twice(topics: Settings, producer: Producer) -> None:
     """A new runtime over the same data re-reads from the group's commits; a brand-new
     group re-reads everything: either way nothing counts twice (durable dedupe)."""
