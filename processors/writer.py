@@ -39,6 +39,10 @@ _INSERT_SETTINGS = {
     "date_time_input_format": "best_effort",
     "input_format_json_read_numbers_as_strings": 0,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
+    # One parsing thread: a batch is a few MB, and splitting it across threads only added
+    # hand-over work on two busy cores (service CPU lower in 6 of 6 paired benchmark
+    # runs, ingest faster in 5: docs/BENCHMARKS.md).
+    "input_format_parallel_parsing": 0,
 }
 
 
