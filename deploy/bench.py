@@ -226,6 +226,10 @@ async def bench_ingest(args: argparse.Namespace) -> None:
 async def run_bench(args: argparse.Namespace) -> None:
     if args.which == "ingest":
         await bench_ingest(args)
+    elif args.which == "stages":
+        from deploy.bench_stages import bench_stages
+
+        await bench_stages(args)
     else:
         from deploy.bench_api import bench_api
 

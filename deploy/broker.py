@@ -42,6 +42,13 @@ class LocalBroker:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The broker's process id (benchmarks read its CPU time)."""
+        if self._proc is None:
+            raise RuntimeError("broker not started")
+        return self._proc.pid
+
     def start(self, timeout: float = 20.0) -> LocalBroker:
         if not self.port:
             self.port = free_port()
