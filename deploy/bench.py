@@ -20,6 +20,9 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,9 +44,31 @@ def scratch_dir() -> tempfile.TemporaryDirectory[str]:
     creates ~44 files. Back-to-back runs still churn ``./data``: that is part of what a
     run measures, as it is part of a long-running service's life.
     """
-    root = Path("data")
+    root = Path("data").resolve()  # absolute, as a chdb:// DSN needs
     root.mkdir(exist_ok=True)
     return tempfile.TemporaryDirectory(prefix="bench-", dir=root)
+
+
+@dataclass
+class Loaded:
+    broker: LocalBroker
+    settings: Settings  # for a fresh group and a throw-away store
+    payloads: list[bytes]
+    produce_seconds: float
+
+
+@asynccontextmanager
+async def loaded_broker(n: int) -> AsyncIterator[Loaded]:
+    """A local broker whose orders topic holds ``n`` benchmark events: the common start
+    of ``bench ingest`` and ``bench stages``, so both measure the same events."""
+    rnd = random.Random(42)
+    payloads = [order_payload(i, "bench", rnd) for i in range(n)]
+    with LocalBroker() as broker, scratch_dir() as tmp:
+        settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
+        await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
+        print(f"producing {n:,} order events ...", flush=True)
+        seconds = await produce(broker.bootstrap, settings.topic_orders, payloads)
+        yield Loaded(broker, settings, payloads, seconds)
 
 
 def order_payload(i: int, channel: str, rnd: random.Random) -> bytes:
@@ -194,17 +219,12 @@ async def freshness(runtime: Runtime, rate: int, seconds: int) -> dict[str, floa
 
 async def bench_ingest(args: argparse.Namespace) -> None:
     n = args.events or 400_000
-    rnd = random.Random(42)
-    payloads = [order_payload(i, "bench", rnd) for i in range(n)]
-    with LocalBroker() as broker, scratch_dir() as tmp:
-        settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{Path(tmp).resolve()}/ch")
-        await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
-        print(f"producing {n:,} order events ...", flush=True)
-        t_prod = await produce(broker.bootstrap, settings.topic_orders, payloads)
-        t_raw = await raw_consume(broker.bootstrap, settings.topic_orders, n)
+    async with loaded_broker(n) as loaded:
+        t_prod, settings = loaded.produce_seconds, loaded.settings
+        t_raw = await raw_consume(settings.kafka_bootstrap, settings.topic_orders, n)
         t_ours, runtime = await ours(settings, n)
         try:
-            t_ins = await raw_insert(runtime, payloads)
+            t_ins = await raw_insert(runtime, loaded.payloads)
             fresh = await freshness(runtime, args.rate, args.freshness_seconds)
         finally:
             await runtime.stop()

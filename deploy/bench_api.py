@@ -109,7 +109,7 @@ async def measure(url: str, clients: int, requests: int) -> tuple[float, float]:
 async def bench_api(args: argparse.Namespace) -> None:
     n = args.events or 10_000_000
     with scratch_dir() as tmp:
-        dsn = f"chdb://{Path(tmp).resolve()}/ch"
+        dsn = f"chdb://{tmp}/ch"
         await load(dsn, n, 200_000)
         tokens = Path(tmp) / "tokens.json"
         tokens.write_text(json.dumps({"tokens": [{"token": TOKEN, "name": "bench", "scope": "all"}]}))

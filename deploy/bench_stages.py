@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import functools
 import os
-import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -26,9 +25,7 @@ from aiokafka import AIOKafkaConsumer
 import processors.checkpool
 import processors.dedupe
 import processors.writer
-from deploy.bench import order_payload, ours, produce, scratch_dir
-from deploy.broker import LocalBroker, ensure_topics
-from livesales.settings import Settings
+from deploy.bench import loaded_broker, ours
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -127,18 +124,13 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float
 
 async def bench_stages(args: argparse.Namespace) -> None:
     n = args.events or 400_000
-    rnd = random.Random(42)  # the same events as bench ingest's
-    payloads = [order_payload(i, "bench", rnd) for i in range(n)]
-    with LocalBroker() as broker, scratch_dir() as tmp:
-        settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{Path(tmp).resolve()}/ch")
-        await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
-        print(f"producing {n:,} order events ...", flush=True)
-        await produce(broker.bootstrap, settings.topic_orders, payloads)
+    async with loaded_broker(n) as loaded:
+        settings, broker_pid = loaded.settings, loaded.broker.pid
         times = StageTimes()
-        procs, threads = cpu_by_process(broker.pid), cpu_by_thread()
+        procs, threads = cpu_by_process(broker_pid), cpu_by_thread()
         with times.installed():
             seconds, runtime = await ours(settings, n)
-        procs_used, threads_used = _delta(cpu_by_process(broker.pid), procs), _delta(cpu_by_thread(), threads)
+        procs_used, threads_used = _delta(cpu_by_process(broker_pid), procs), _delta(cpu_by_thread(), threads)
         await runtime.stop()
     print(f"\nours: {n / seconds:,.0f} events/s ({seconds:.2f} s from the first stored row to the last)\n")
     print(f"{'stage':<36}{'calls':>7}{'total s':>10}{'avg ms':>9}")

@@ -6,9 +6,9 @@ so exactness never depends on it: it only saves work.
 
 It is *blocked*: a key's probe bits lie in two 64-bit words, five bits in each. A batch
 then costs two gathers (and two scatters to add) per key instead of one per probe; in the
-writer's critical path that took a 13,000-row batch from ~28 ms to ~3 ms
+writer's critical path that took a 13,000-row batch from ~28 ms to ~9 ms
 (docs/BENCHMARKS.md). Two words rather than one keep the false positives near a classic
-filter's at the same 16 bits per key: ~0.1% at full capacity, ~5e-6 at 40% (one word
+filter's at the same 16 bits per key: ~0.1% at full capacity, ~3e-6 at 40% (one word
 gave 0.4% and 2e-4, measured). When more keys than planned arrive, the owner rebuilds it
 larger (processors.dedupe).
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-_WORDS = 2
 _PROBES = 5  # per word: 10 bits of a key, from the top 60 bits of the remixed hash
 _BITS_PER_KEY = 16
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it permutes uint64
