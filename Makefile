@@ -18,7 +18,7 @@ run: $(STAMP)
 	$(VENV)/bin/livesales run
 
 test: $(STAMP)
-	bash deploy/install-system-deps.sh
+	bash tests/install-system-deps.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 	$(PY) -m pytest -q -p no:cacheprovider

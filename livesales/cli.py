@@ -99,15 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "demo":
-        from deploy.demo import run_demo
+        from demo.run import run_demo
 
         asyncio.run(run_demo(args.speed, args.seed, args.data_dir, args.port))
     elif args.command == "replay":
-        from deploy.replay_cli import replay_to_kafka
+        from scenarios.replay_cli import replay_to_kafka
 
         asyncio.run(replay_to_kafka(settings, args.scenario, args.speed, args.seed))
     elif args.command == "bench":
-        from deploy.bench import run_bench
+        from benchmarks.ingest import run_bench
 
         asyncio.run(run_bench(args))
     return 0

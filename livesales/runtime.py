@@ -14,9 +14,9 @@ import logging
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from deploy.broker import ensure_topics
 from ingest.consumer import Backoff, Consumer
 from ingest.producer import Producer
+from ingest.topics import ensure_topics
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.checkpool import CheckPool

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from deploy.broker import LocalBroker, ensure_topics
+from ingest.topics import ensure_topics
 from livesales.settings import Settings
+from localbroker import LocalBroker
 from processors.store import ClickHouse
 
 

@@ -1,7 +1,7 @@
 """The demo, driven like a person would: headless Chromium against `livesales demo`.
 
 Debian's chromium and fonts-wqy-microhei are installed by `make test`
-(deploy/install-system-deps.sh); Playwright drives /usr/bin/chromium, nothing is
+(tests/install-system-deps.sh); Playwright drives /usr/bin/chromium, nothing is
 downloaded. Screenshots land in docs/ and are linked from the README.
 """
 
@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from deploy.broker import free_port
-from deploy.scenarios import festival
+from localbroker import free_port
+from scenarios import festival
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

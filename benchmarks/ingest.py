@@ -28,9 +28,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from deploy.broker import LocalBroker, ensure_topics
+from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
 from livesales.settings import Settings
+from localbroker import LocalBroker
 
 BASE = datetime(2020, 2, 29, 2, 0, tzinfo=UTC)
 
@@ -247,10 +248,10 @@ async def run_bench(args: argparse.Namespace) -> None:
     if args.which == "ingest":
         await bench_ingest(args)
     elif args.which == "stages":
-        from deploy.bench_stages import bench_stages
+        from benchmarks.stages import bench_stages
 
         await bench_stages(args)
     else:
-        from deploy.bench_api import bench_api
+        from benchmarks.api import bench_api
 
         await bench_api(args)

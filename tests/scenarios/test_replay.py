@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from deploy.replay import replay, topic_map
-from deploy.scenarios import ScheduledEvent, generate
 from livesales.settings import Settings
+from scenarios import ScheduledEvent, generate
+from scenarios.replay import replay, topic_map
 from tests.conftest import wait_for
 
 

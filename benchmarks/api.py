@@ -26,8 +26,8 @@ from pathlib import Path
 
 import aiohttp
 
-from deploy.bench import scratch_dir
-from deploy.broker import free_port
+from benchmarks.ingest import scratch_dir
+from localbroker import free_port
 from processors.store import ClickHouse
 
 TOKEN = "bench-token-0000"  # noqa: S105 - a throwaway token for a loopback benchmark

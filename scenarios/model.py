@@ -3,7 +3,7 @@
 A scenario is a list of :class:`ScheduledEvent`: the event itself plus *when* to send
 it (``at``, seconds after the scenario starts) and *where* (topic kind and key). Keeping
 the send time apart from ``occurred_at`` is what lets one scenario serve as paced "live"
-traffic (``deploy.replay`` with a speed) and as history loaded at once (``at`` = 0).
+traffic (``scenarios.replay`` with a speed) and as history loaded at once (``at`` = 0).
 
 :func:`reference_totals` counts a scenario the way the contract says the service must,
 using nothing but dicts and sets. Pipeline tests compare the service's numbers against

@@ -23,7 +23,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from deploy.scenarios.model import CST, ScheduledEvent, rfc3339
+from scenarios.model import CST, ScheduledEvent, rfc3339
 
 NAME = "export-onboarding"
 START = datetime(2020, 2, 1, tzinfo=CST)

@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 
-from deploy.replay import replay, topic_map
-from deploy.scenarios import generate
 from livesales.settings import Settings
+from scenarios import generate
+from scenarios.replay import replay, topic_map
 
 
 def print_progress(label: str) -> Callable[[int, int], None]:

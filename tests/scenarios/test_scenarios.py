@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from deploy.scenarios import SCENARIOS, ScheduledEvent, festival, generate, onboarding, reference_totals
+from scenarios import SCENARIOS, ScheduledEvent, festival, generate, onboarding, reference_totals
 from schemas.events import EVENT_ADAPTER
 
 FESTIVAL, ONBOARDING = SCENARIOS

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaProducer
 
-from deploy.scenarios.model import TOPIC_KINDS, ScheduledEvent
+from scenarios.model import TOPIC_KINDS, ScheduledEvent
 
 if TYPE_CHECKING:
     from livesales.settings import Settings

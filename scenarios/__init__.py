@@ -7,8 +7,8 @@ against :func:`reference_totals` (an independent count by contract §3).
 
 from __future__ import annotations
 
-from deploy.scenarios import festival, onboarding
-from deploy.scenarios.model import TOPIC_KINDS, ChannelTotals, ScheduledEvent, Totals, reference_totals
+from scenarios import festival, onboarding
+from scenarios.model import TOPIC_KINDS, ChannelTotals, ScheduledEvent, Totals, reference_totals
 
 SCENARIOS = (festival.NAME, onboarding.NAME)
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from deploy.broker import LocalBroker, free_port
-from deploy.replay import replay, topic_map
-from deploy.scenarios import festival, generate
 from livesales.runtime import Runtime
 from livesales.settings import Settings
+from localbroker import LocalBroker, free_port
+from scenarios import festival, generate
+from scenarios.replay import replay, topic_map
 
 ROLES = {
     "bureau": {"name": "宁波市商务局", "scope": "all", "ingest": False},

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 import processors.checkpool
 import processors.dedupe
 import processors.writer
-from deploy.bench import loaded_broker, ours
+from benchmarks.ingest import loaded_broker, ours
 
 _TICK = os.sysconf("SC_CLK_TCK")
 

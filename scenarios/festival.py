@@ -22,7 +22,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from deploy.scenarios.model import CST, ScheduledEvent, rfc3339
+from scenarios.model import CST, ScheduledEvent, rfc3339
 
 NAME = "razor-clam-festival"
 START = datetime(2020, 2, 29, 9, 0, tzinfo=CST)

@@ -7,7 +7,6 @@ It keeps everything in memory: stopping it forgets every topic.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -90,26 +89,3 @@ class LocalBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 4) -> None:
-    """Create the topics that are missing; an existing topic is left as it is."""
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
-                )
-    finally:
-        await admin.close()
-
-
-def run_ensure_topics(bootstrap: str, topics: list[str], partitions: int = 4) -> None:
-    asyncio.run(ensure_topics(bootstrap, topics, partitions))
