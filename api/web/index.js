@@ -52,7 +52,7 @@ function channelRow(c) {
     name,
     el("td", { text: c.host || "—" }),
     el("td", { text: platformName(c.platform), "data-platform": c.platform ?? "" }),
-    el("td", {}, el("span", { class: "badge", "data-status": c.status || "", text: statusName(c.status) })),
+    el("td", {}, c.status ? el("span", { class: "badge", "data-status": c.status, text: statusName(c.status) }) : "—"),
     el("td", { text: region(c) }),
     el("td", { class: "num", text: fmtInt(c.paid_orders), "data-value": c.paid_orders ?? "" }),
     el("td", { class: "num", text: fenToYuan(c.gmv_fen), "data-value": c.gmv_fen ?? "" }),

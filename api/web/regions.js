@@ -56,10 +56,10 @@ function renderTable(regions, level) {
   const rows = [...regions].sort((a, b) => (b.gmv_fen || 0) - (a.gmv_fen || 0));
   table.tBodies[0].replaceChildren(...rows.map((r) => el("tr", { "data-region": regionName(r, level) },
     el("th", { scope: "row", text: regionName(r, level) }),
-    num(r.channels, fmtInt(r.channels)),
-    num(r.live_channels, fmtInt(r.live_channels)),
-    num(r.paid_orders, fmtInt(r.paid_orders)),
     num(r.gmv_fen, fenToYuan(r.gmv_fen)),
+    num(r.paid_orders, fmtInt(r.paid_orders)),
+    num(r.live_channels, fmtInt(r.live_channels)),
+    num(r.channels, fmtInt(r.channels)),
     num(r.weight_g, gramsToKg(r.weight_g)),
     num(r.refund_fen, fenToYuan(r.refund_fen)),
   )));
@@ -69,7 +69,8 @@ function renderTable(regions, level) {
 function renderRanking(regions, level) {
   const all = [];
   for (const r of regions) {
-    for (const c of r.top_channels || []) all.push({ ...c, region: regionName(r, level) });
+    const where = level === "district" ? (r.district || "—") : (r.township || r.district || "—");
+    for (const c of r.top_channels || []) all.push({ ...c, region: where });
   }
   all.sort((a, b) => (b.gmv_fen || 0) - (a.gmv_fen || 0));
   const tbody = document.getElementById("regions-ranking").tBodies[0];
@@ -79,9 +80,9 @@ function renderRanking(regions, level) {
     return el("tr", { "data-channel": id },
       el("td", { class: "num", text: String(i + 1) }),
       name,
-      el("td", { text: c.region }),
-      num(c.paid_orders, fmtInt(c.paid_orders)),
       num(c.gmv_fen, fenToYuan(c.gmv_fen)),
+      num(c.paid_orders, fmtInt(c.paid_orders)),
+      el("td", { class: "nowrap", text: c.region }),
     );
   }));
 }
