@@ -178,8 +178,8 @@ function renderTopChart(v, data, firms) {
   const shown = [...firms].reverse(); // largest on top
   chart.setOption({
     tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
-    grid: { left: 10, right: 24, top: 10, bottom: 10, containLabel: true },
-    xAxis: { type: "value", name: data.measure.endsWith("_fen") ? "元" : "", axisLabel: { hideOverlap: true } },
+    grid: { left: 10, right: 30, top: 10, bottom: 10, containLabel: true },
+    xAxis: { type: "value", axisLabel: { hideOverlap: true } },
     yAxis: { type: "category", data: shown.map((f) => f.name),
       axisLabel: { width: narrow() ? 90 : 220, overflow: "truncate" } },
     series: [{ name: measureName(data.measure), type: "bar", itemStyle: { color: "#d9480f" },

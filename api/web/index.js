@@ -18,6 +18,8 @@ const navLinks = [document.getElementById("bureau-link"), document.getElementByI
 const signOut = document.getElementById("sign-out");
 
 let nextCursor = null;
+// An older server ignores `limit` and sends every channel: show them a page at a time anyway.
+let held = [];
 
 function region(c) {
   return [c.district, c.township].filter(Boolean).join(" / ") || "—";
@@ -63,9 +65,11 @@ function renderChannels(channels, append) {
   const tbody = table.tBodies[0];
   if (!append) tbody.replaceChildren();
   const f = filterParams();
-  for (const c of channels) if (matches(c, f)) tbody.append(channelRow(c));
+  const shown = channels.filter((c) => matches(c, f));
+  held = shown.slice(PAGE_SIZE);
+  for (const c of shown.slice(0, PAGE_SIZE)) tbody.append(channelRow(c));
   empty.hidden = tbody.rows.length > 0;
-  more.hidden = !nextCursor;
+  more.hidden = !nextCursor && held.length === 0;
 }
 
 function showSignedIn(signedIn) {
@@ -113,6 +117,10 @@ async function load(token) {
 }
 
 async function loadMore() {
+  if (held.length) {
+    renderChannels(held, true);
+    return;
+  }
   if (!nextCursor) return;
   more.disabled = true;
   try {

@@ -61,7 +61,7 @@ function renderProjection(s) {
   node.dataset.orders = orders ?? "";
   node.dataset.gmv = gmv ?? "";
   if (!known) return;
-  const end = s.scheduled_end ? `（${clock(s.scheduled_end)} 收官）` : "";
+  const end = s.scheduled_end ? `（${clock(s.scheduled_end)}）` : "";
   node.replaceChildren(
     el("span", { class: "label", text: `按近30分钟节奏，预计收官${end}` }),
     el("span", { class: "figure", text: `${fmtInt(orders)} 单` }),
