@@ -58,8 +58,8 @@ function renderTable(regions, level) {
     el("th", { scope: "row", text: regionName(r, level) }),
     num(r.gmv_fen, fenToYuan(r.gmv_fen)),
     num(r.paid_orders, fmtInt(r.paid_orders)),
-    num(r.live_channels, fmtInt(r.live_channels)),
     num(r.channels, fmtInt(r.channels)),
+    num(r.live_channels, fmtInt(r.live_channels)),
     num(r.weight_g, gramsToKg(r.weight_g)),
     num(r.refund_fen, fenToYuan(r.refund_fen)),
   )));
