@@ -52,10 +52,10 @@ function channelRow(c) {
   if (c.title) name.append(el("small", { class: "slug", text: id }));
   return el("tr", { "data-channel": id, "data-status": c.status || "" },
     name,
-    el("td", { text: c.host || "—" }),
-    el("td", { text: platformName(c.platform), "data-platform": c.platform ?? "" }),
+    el("td", { class: "nowrap", text: c.host || "—" }),
+    el("td", { class: "nowrap", text: platformName(c.platform), "data-platform": c.platform ?? "" }),
     el("td", {}, c.status ? el("span", { class: "badge", "data-status": c.status, text: statusName(c.status) }) : "—"),
-    el("td", { text: region(c) }),
+    el("td", { class: "nowrap", text: region(c) }),
     el("td", { class: "num", text: fmtInt(c.paid_orders), "data-value": c.paid_orders ?? "" }),
     el("td", { class: "num", text: fenToYuan(c.gmv_fen), "data-value": c.gmv_fen ?? "" }),
   );
@@ -87,6 +87,22 @@ function fillPlatforms() {
   select.value = chosen;
 }
 
+/** Offer the districts and townships of the token's scope as suggestions (GET /v1/regions, v1.1). */
+async function fillRegionNames(token) {
+  let body;
+  try {
+    body = await api("/v1/regions?level=township", { token, redirectOn401: false });
+  } catch (err) {
+    return; // an older server: the fields stay free text
+  }
+  const regions = body.regions || [];
+  const names = (key) => [...new Set(regions.map((r) => r[key]).filter(Boolean))].sort();
+  document.getElementById("district-names").replaceChildren(
+    ...names("district").map((n) => el("option", { value: n })));
+  document.getElementById("township-names").replaceChildren(
+    ...names("township").map((n) => el("option", { value: n })));
+}
+
 async function fetchPage(token, cursor) {
   const params = { ...filterParams(), limit: PAGE_SIZE, cursor: cursor || "" };
   return api(`/v1/channels?${qs(params)}`, { token, redirectOn401: false });
@@ -113,6 +129,7 @@ async function load(token) {
   showSignedIn(true);
   document.body.dataset.updatedAt = String(Date.now());
   loadLabels().then(fillPlatforms);
+  if (!document.getElementById("district-names").options.length) fillRegionNames(token);
   return true;
 }
 
