@@ -164,7 +164,8 @@ function renderChart(v, data) {
   chart.setOption({
     tooltip: { trigger: "axis", axisPointer: { type: v.kind === "trend" ? "line" : "shadow" } },
     legend: { type: "scroll", top: 0 },
-    grid: { left: 10, right: 16, top: 40, bottom: 10, containLabel: true },
+    // the unit (元) sits above the axis: keep it below the legend, which wraps on a phone
+    grid: { left: 10, right: 16, top: narrow() ? 56 : 44, bottom: 10, containLabel: true },
     xAxis: { type: "category", data: xs, axisLabel: { hideOverlap: true, rotate: narrow() ? 40 : 0 } },
     yAxis: { type: "value", name: measure.endsWith("_fen") ? "元" : "" },
     series: seriesOf(data, v.kind === "trend" ? "line" : "bar"),
