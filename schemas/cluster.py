@@ -45,15 +45,24 @@ SHARDING_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 SHARDING_OVERRIDES: dict[str, str] = {}
 
-# Session settings of every client in cluster mode (docs/DESIGN.md says why each).
+# Session settings of every client in cluster mode (docs/DESIGN.md, "Exactly once on a
+# ClickHouse cluster", says why each).
 CLUSTER_SETTINGS: dict[str, str | int] = {
     # The INSERT returns only once every shard has written its part: an offset is
     # never committed for rows still queued on the initiator's disk.
     "distributed_foreground_insert": 1,
-    # A replica that fell behind does not answer the dedupe look-ups: better an error
-    # (retried) than "never stored" about a row another replica holds.
+    # Acknowledged only once a majority of the shard's replicas hold the part: with the
+    # two replicas per shard this layout assumes, both, so any replica answers the
+    # dedupe look-up completely. A replica that is down fails the insert at once (it is
+    # retried; Kafka holds the events), one that is slow fails it after a minute.
+    "insert_quorum": "auto",
+    "insert_quorum_timeout": 60_000,
+    # A replica that fell behind (a new one still fetching, say) answers no query:
+    # better an error, retried, than "never stored" about a row another replica holds.
     "max_replica_delay_for_distributed_queries": 30,
     "fallback_to_stale_replicas_for_distributed_queries": 0,
+    # A query pinned to one channel (minutes, summary, live marker) asks one shard only.
+    "optimize_skip_unused_shards": 1,
 }
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
