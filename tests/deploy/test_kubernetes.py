@@ -135,3 +135,23 @@ def test_yamllint_passes_on_deploy() -> None:
     assert len(files) >= 15
     problems = [f"{p.relative_to(ROOT)}:{e.line}: {e.message}" for p in files for e in linter.run(p.read_text(), config)]
     assert not problems
+
+
+def _secret_refs(docs: list[dict[str, Any]]) -> set[str]:
+    refs: set[str] = set()
+    for d in docs:
+        if d["kind"] not in ("Deployment", "Job"):
+            continue
+        pod = d["spec"]["template"]["spec"]
+        refs |= {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+        for c in pod["containers"]:
+            refs |= {e["secretRef"]["name"] for e in c.get("envFrom", []) if "secretRef" in e}
+    return refs
+
+
+def test_production_never_ships_placeholder_secrets(production: list[dict[str, Any]]) -> None:
+    # the README has the operator create exactly these three; applying must not overwrite them
+    assert not _by_kind(production, "Secret")
+    assert _secret_refs(production) == {"livesales-tokens", "livesales-credentials", "livesales-ca"}
+    base = _kustomize(K8S / "base")
+    assert _secret_refs(base) <= set(_by_kind(base, "Secret"))
