@@ -5,7 +5,8 @@ every cluster statement, exactly as `livesales migrate` sends it, goes through
 ClickHouse's parser; then the statements as one node of a one-shard cluster executes
 them (ON CLUSTER dropped, the Replicated engine swapped for its plain family member;
 Distributed tables are real, over a configured cluster) are applied, and the columns and
-projections that result are compared with the single-node schema's.
+projections that result are compared with the single-node schema's; and the real Writer
+stores the API tests' data set through that layout's Distributed tables and views.
 """
 
 from __future__ import annotations
@@ -27,16 +28,15 @@ from schemas.cluster import (
     cluster_migrations_table,
 )
 from schemas.ddl import MIGRATIONS, MIGRATIONS_TABLE, Migration
+from tests.schemas.cluster_probe import one_node
 
 ROOT = Path(__file__).resolve().parents[2]
-_ON_CLUSTER = re.compile(r" ON CLUSTER `[^`]+`")
-_REPLICATED = re.compile(r"Replicated(\w*MergeTree)\('[^']*', '\{replica\}'(?:, )?([^)]*)\)")
 
 
-def _probe(mode: str, statements: list[str]) -> dict[str, Any]:
+def _probe(mode: str, statements: list[str] | None = None, layout: str | None = None) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-m", "tests.schemas.cluster_probe"],
-        input=json.dumps({"mode": mode, "statements": statements}),
+        input=json.dumps({"mode": mode, "statements": statements, "layout": layout}),
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -46,12 +46,6 @@ def _probe(mode: str, statements: list[str]) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr[-2000:]
     result: dict[str, Any] = json.loads(proc.stdout)
     return result
-
-
-def _as_one_node(stmt: str) -> str:
-    """What one node of a one-shard cluster runs, minus replication chDB cannot do."""
-    stmt = _REPLICATED.sub(lambda m: f"{m[1]}({m[2]})", _ON_CLUSTER.sub("", stmt))
-    return stmt.replace("replicated_deduplication_window", "non_replicated_deduplication_window")
 
 
 def _statements(migrations: tuple[Migration, ...]) -> list[str]:
@@ -75,8 +69,8 @@ def test_every_cluster_statement_parses_in_clickhouse() -> None:
 
 def test_same_columns_and_projections_as_single_node() -> None:
     single = _probe("apply", [MIGRATIONS_TABLE, *_statements(MIGRATIONS)])
-    one_node = [_as_one_node(s) for s in [cluster_migrations_table("c"), *_statements(CLUSTER)]]
-    cluster = _probe("apply", one_node)
+    as_one_node = [one_node(s) for s in [cluster_migrations_table("c"), *_statements(CLUSTER)]]
+    cluster = _probe("apply", as_one_node)
 
     def columns(result: dict[str, Any]) -> dict[str, list[list[Any]]]:
         out: dict[str, list[list[Any]]] = {}
@@ -106,6 +100,23 @@ def test_same_columns_and_projections_as_single_node() -> None:
     for name in views:
         create = next(s for s in _statements(CLUSTER) if f"VIEW IF NOT EXISTS {name} " in s)
         assert re.search(r"\bTO \w+_local\b", create) and re.search(r"\bFROM \w+_local\b", create)
+
+
+def test_the_writer_counts_the_same_through_distributed_tables() -> None:
+    """The real Writer, twice over the API tests' data set, on both layouts: same rows."""
+    single = _probe("store", layout="single")
+    cluster = _probe("store", layout="cluster")
+    assert cluster["settings"]["distributed_foreground_insert"] == "1"
+    for table in ("order_steps", "onboarding_steps", "stream_stats"):
+        assert cluster[table] == single[table], table
+        event_ids = [row[single_event_id(table)] for row in single[table]]
+        assert len(event_ids) == len(set(event_ids)) > 0  # stored once each, replay and blind retry included
+    assert sum(1 for r in cluster["order_steps"] if "blind-1" in r) == 1
+
+
+def single_event_id(table: str) -> int:
+    """Position of event_id among the dumped columns (stored_at left out)."""
+    return {"order_steps": 2, "onboarding_steps": 2, "stream_stats": 1}[table]
 
 
 def test_sharding_keeps_a_channel_or_a_firm_on_one_shard() -> None:
