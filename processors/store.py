@@ -123,7 +123,10 @@ class ClickHouse:
             migrations = cluster_migrations(self.cluster, database)
             migrations_table = cluster_migrations_table(self.cluster)
         with self._lock:
-            client.command(migrations_table)
+            # On a cluster a CREATE is a distributed DDL task that waits for every node: a
+            # process starting on an up-to-date schema must not need all of them up.
+            if not self.cluster or str(client.command("EXISTS TABLE schema_migrations")) != "1":
+                client.command(migrations_table)
             done = {int(r[0]) for r in client.query("SELECT version FROM schema_migrations").result_rows}
             applied = []
             for m in migrations:

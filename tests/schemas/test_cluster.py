@@ -202,19 +202,22 @@ def test_cluster_and_database_names_are_checked() -> None:
 class _RecordingClient:
     """Stands in for clickhouse-connect's client: records what the store sends."""
 
-    def __init__(self) -> None:
+    def __init__(self, exists: bool = False, done: tuple[int, ...] = (1,)) -> None:
         self.commands: list[str] = []
         self.settings: dict[str, Any] = {}
+        self.exists, self.done = exists, done
 
     def set_client_setting(self, name: str, value: Any) -> None:
         self.settings[name] = value
 
     def command(self, sql: str) -> str:
         self.commands.append(sql)
+        if sql == "EXISTS TABLE schema_migrations":
+            return str(int(self.exists))
         return "livesales" if sql == "SELECT currentDatabase()" else ""
 
     def query(self, sql: str) -> Any:
-        return SimpleNamespace(result_rows=[[1]])  # migration 1 already ran
+        return SimpleNamespace(result_rows=[[v] for v in self.done])
 
     def insert(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -230,5 +233,15 @@ def test_the_store_migrates_on_cluster_when_a_cluster_is_set() -> None:
     store._cluster_settings(fake)  # type: ignore[arg-type]
     assert store.migrate_sync() == [2]
     assert fake.settings == CLUSTER_SETTINGS
-    sent = [c for c in fake.commands if c != "SELECT currentDatabase()"]
+    sent = [c for c in fake.commands if c not in ("SELECT currentDatabase()", "EXISTS TABLE schema_migrations")]
     assert sent == [cluster_migrations_table("c"), *cluster_migrations("c", "livesales")[1].statements]
+
+
+def test_a_process_on_an_up_to_date_cluster_sends_no_ddl() -> None:
+    from processors.store import ClickHouse
+
+    store = ClickHouse("http://localhost:8123", cluster="c")
+    fake = _RecordingClient(exists=True, done=tuple(m.version for m in MIGRATIONS))
+    store._client = fake  # type: ignore[assignment]
+    assert store.migrate_sync() == []
+    assert not [c for c in fake.commands if c.lstrip().startswith(("CREATE", "ALTER"))]
