@@ -7,7 +7,8 @@ clustered without anyone remembering to, and a statement this module does not
 understand raises ``ClusterSchemaError`` (tests/schemas/test_cluster.py runs every
 migration through it) instead of creating a table on one node only.
 
-The layout (docs/DESIGN.md, "Exactly once on a cluster"):
+The layout (docs/DESIGN.md, "Exactly once on a ClickHouse cluster", says why it keeps
+the counts exact, and why every client in cluster mode sets ``CLUSTER_SETTINGS``):
 
 * every table ``t`` becomes ``t_local`` on every node (``ON CLUSTER``): a MergeTree
   becomes the Replicated engine of its family under
@@ -17,8 +18,8 @@ The layout (docs/DESIGN.md, "Exactly once on a cluster"):
   onboarding, one firm) on one shard: ``cityHash64(channel_id)``, else
   ``cityHash64(firm_id)``;
 * a materialized view (same name) reads the shard's local Null table and writes the
-  shard's local table, so a row lands on the shard its event was routed to; the source's and the
-  target's sharding keys must agree, or the rewrite refuses;
+  shard's local table, so a row lands on the shard its event was routed to; the
+  source's and the target's sharding keys must agree, or the rewrite refuses;
 * ``ALTER … COLUMN`` goes to both tables (reads need the column on the Distributed
   one); projections, indexes and mutations to the local table only;
 * ``schema_migrations`` is replicated to every node (no ``{shard}`` in its path), so
