@@ -54,7 +54,8 @@ LAYOUT_PROBLEMS = """() => {
     if (!e.closest(".table-wrap, .pivot-wrap") && r.right > window.innerWidth + 1) out.push(`${name(e)} ends off-screen at ${Math.round(r.right)}`);
   }
   const h1 = document.querySelector(".topbar h1");
-  if (h1 && h1.getBoundingClientRect().width < 0.5 * window.innerWidth) out.push("the title is squeezed");
+  const em = h1 ? parseFloat(getComputedStyle(h1).fontSize) : 0;
+  if (h1 && h1.getBoundingClientRect().width < 8 * em) out.push("the title is squeezed under 8 characters a line");
   const charts = [...document.querySelectorAll(".chart")].map((c) => [c, c.getBoundingClientRect()]);
   for (const t of document.querySelectorAll(".table-wrap, .pivot-wrap")) {
     const a = t.getBoundingClientRect();
