@@ -2,30 +2,38 @@
 
 Two reads, side by side: the paid/refunded counts per minute (from the ``p_minute``
 projection, as the minutes curve) and, on the primary key, the channel's stream-stats
-span plus the newest ``stored_at`` of its rows against ClickHouse's own ``now64()``, so
-every API process judges "live" by the same clock.
+span and whether any of its rows was stored within the live window (contract §3).
+Alerts describe the channel as a whole: the scope decides whether the caller may see
+the channel (404 otherwise), not which of its orders count.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from api.alerts import Series, Thresholds, evaluate, message
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries.scope import region_condition
+from api.queries.channels import channel_in_scope
 from livesales.settings import Settings
 from processors.store import ClickHouse
 
-LIVE_WINDOW_S = 600  # contract §3: stored within the last 10 minutes of processing time
+LIVE_WINDOW = timedelta(minutes=10)  # contract §3: stored within the last 10 minutes of processing time
 
+_ORDERS = """
+    SELECT toUnixTimestamp(minute) AS m, toString(status) AS st, count() AS n,
+           min(occurred_at) AS lo, max(occurred_at) AS hi
+    FROM order_steps WHERE channel_id = {c:String} GROUP BY minute, status
+    SETTINGS preferred_optimize_projection_name = 'p_minute'
+"""
+# "stored since" rather than max(stored_at): a minmax index on stored_at can skip old granules
 _STATS = """
     SELECT count() AS n, min(occurred_at) AS first_at, max(occurred_at) AS last_at,
-           greatest(max(stored_at),
-                    (SELECT max(stored_at) FROM order_steps WHERE channel_id = {c:String})) AS stored,
-           now64(3, 'UTC') AS now
+           countIf(stored_at >= {live_since:DateTime64(3, 'UTC')})
+           + (SELECT count() FROM order_steps
+              WHERE channel_id = {c:String} AND stored_at >= {live_since:DateTime64(3, 'UTC')}) AS recent
     FROM stream_stats WHERE channel_id = {c:String}
 """
 
@@ -39,18 +47,12 @@ def _epoch(t: datetime) -> float:
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
-async def load_series(ch: ClickHouse, channel_id: str, scope: Scope) -> Series | None:
-    """The channel's series, or None when it has no event (in this scope)."""
-    cond, params = region_condition(scope, "district", "township")
-    sql = f"""
-        SELECT toUnixTimestamp(minute) AS m, toString(status) AS st, count() AS n,
-               min(occurred_at) AS lo, max(occurred_at) AS hi
-        FROM order_steps WHERE channel_id = {{c:String}} AND {cond} GROUP BY minute, status
-        SETTINGS preferred_optimize_projection_name = 'p_minute'
-    """  # noqa: S608 - fixed SQL; the scope is bound parameters
+async def load_series(ch: ClickHouse, channel_id: str, now: datetime | None = None) -> Series | None:
+    """The channel's series, or None when it has no order or stream-stats event."""
+    live_since = (now or datetime.now(UTC)) - LIVE_WINDOW
     orders, stats = await asyncio.gather(
-        ch.query(sql, {"c": channel_id, **params}),
-        ch.query(_STATS, {"c": channel_id}),
+        ch.query(_ORDERS, {"c": channel_id}),
+        ch.query(_STATS, {"c": channel_id, "live_since": live_since}),
     )
     s = stats[0]
     spans = [(_epoch(r["lo"]), _epoch(r["hi"])) for r in orders]
@@ -65,23 +67,18 @@ async def load_series(ch: ClickHouse, channel_id: str, scope: Scope) -> Series |
             paid[int(r["m"])] = int(r["n"])
         elif r["st"] == "refunded":
             refunded[int(r["m"])] = int(r["n"])
-    live = _epoch(s["now"]) - _epoch(s["stored"]) <= LIVE_WINDOW_S
-    return Series(paid, refunded, min(lo for lo, _ in spans), max(hi for _, hi in spans), live)
+    return Series(paid, refunded, min(lo for lo, _ in spans), max(hi for _, hi in spans), int(s["recent"]) > 0)
 
 
-async def channel_alerts(
-    store: ClickHouse, channel_id: str, scope: Scope, settings: Settings, tp: TimeParams | None = None
+async def alerts_of(
+    store: ClickHouse, channel_id: str, settings: Settings, tp: TimeParams | None = None, now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """The contract's alert list for one channel, newest first ([] for an unknown channel).
-
-    The caller checks the scope first (a 404 outside it), as for the other channel routes;
-    the live SSE stream can push this list whenever it changes."""
-    series = await load_series(store, channel_id, scope)
+    """The contract's alert list of a channel the caller may see, newest first."""
+    series = await load_series(store, channel_id, now)
     if series is None:
         return []
     th = thresholds(settings)
-    tp = tp or TimeParams()
-    tz = tp.tzinfo
+    tz = (tp or TimeParams()).tzinfo
     return [
         {
             "rule": ep.rule,
@@ -92,3 +89,12 @@ async def channel_alerts(
         }
         for ep in evaluate(series, th)
     ]
+
+
+async def channel_alerts(
+    store: ClickHouse, channel_id: str, scope: Scope, settings: Settings, tp: TimeParams | None = None
+) -> list[dict[str, Any]]:
+    """For callers that have not checked the scope (the live stream has): [] outside it."""
+    if not scope.is_all and await channel_in_scope(store, channel_id, scope) is None:
+        return []
+    return await alerts_of(store, channel_id, settings, tp)

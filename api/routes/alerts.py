@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.context import SETTINGS, STORE, json_response
-from api.queries.alerts import channel_alerts
+from api.queries.alerts import alerts_of
 from api.routes.channels import resolve
 
 routes = web.RouteTableDef()
@@ -13,6 +13,6 @@ routes = web.RouteTableDef()
 
 @routes.get("/v1/channels/{channel_id}/alerts")
 async def alerts(request: web.Request) -> web.Response:
-    principal, channel_id, tp = await resolve(request)  # 404 outside the scope
-    body = await channel_alerts(request.app[STORE], channel_id, principal.scope, request.app[SETTINGS], tp)
+    _, channel_id, tp = await resolve(request)  # 404 outside the scope
+    body = await alerts_of(request.app[STORE], channel_id, request.app[SETTINGS], tp)
     return json_response({"channel_id": channel_id, "alerts": body})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -12,6 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
+from api.auth import Scope
+from api.queries.alerts import alerts_of, channel_alerts
 from ingest.producer import Producer
 from livesales.metrics import Metrics
 from livesales.runtime import Runtime
@@ -58,6 +60,25 @@ async def test_thresholds_come_from_settings(api_settings: Settings, loaded: Cli
     async with TestClient(TestServer(create_app(settings, loaded, Metrics(), None, lambda: True))) as c:
         body = await get(c, "/v1/channels/nh-live/alerts")
         assert [a["rule"] for a in body["alerts"]] == ["pace_drop"]  # 55 quiet minutes < 60
+
+
+async def test_channel_alerts_for_the_live_stream_checks_the_scope(api_settings: Settings, loaded: ClickHouse) -> None:
+    township = Scope.parse("township:宁海县/长街镇")
+    assert len(await channel_alerts(loaded, "nh-live", township, api_settings)) == 3
+    assert await channel_alerts(loaded, "xs-live", township, api_settings) == []
+    assert await channel_alerts(loaded, "nope", Scope(), api_settings) == []
+
+
+async def test_a_channel_no_longer_live_ends_its_open_episodes_at_its_last_event(
+    api_settings: Settings, loaded: ClickHouse
+) -> None:
+    later = datetime.now(UTC) + timedelta(minutes=11)  # nothing stored in the 10 minutes before
+    alerts = await alerts_of(loaded, "nh-live", api_settings, now=later)
+    assert [(a["rule"], a["state"], a["until"]) for a in alerts[:2]] == [
+        ("pace_drop", "cleared", "2020-02-29T11:00:00+08:00"),
+        ("silence", "cleared", "2020-02-29T11:00:00+08:00"),
+    ]
+    assert alerts[1]["message"] == "已连续 54 分钟没有支付订单（阈值 15 分钟），直播已结束"
 
 
 # --- end to end: events on the real broker, the real consumers, the real API ----------
