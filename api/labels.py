@@ -53,6 +53,8 @@ DATASETS: dict[str, str] = {"orders": "订单", "onboarding": "企业入驻", "d
 
 RULES: dict[str, str] = {"silence": "无成交", "refund_spike": "退款激增", "pace_drop": "成交放缓"}
 
+STATUSES: dict[str, str] = {"live": "直播中", "scheduled": "未开始", "ended": "已结束"}
+
 BOOLEANS: dict[str, str] = {"true": "是", "false": "否"}
 
 TOTAL = "合计"
@@ -94,6 +96,7 @@ def as_json() -> dict[str, Any]:
         "measures": dict(MEASURES),
         "datasets": dict(DATASETS),
         "rules": dict(RULES),
+        "statuses": dict(STATUSES),
         "booleans": dict(BOOLEANS),
         "total": TOTAL,
         "scaled": dict(SCALED),

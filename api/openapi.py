@@ -66,7 +66,7 @@ ALERTS = _obj({"channel_id": _STR, "alerts": {"type": "array", "items": ALERT}})
 _NAMES = {"type": "object", "additionalProperties": _STR}
 LABELS = _obj({
     "platforms": _NAMES, "dimensions": _NAMES, "measures": _NAMES, "datasets": _NAMES, "rules": _NAMES,
-    "booleans": _NAMES, "total": _STR, "scaled": {"type": "object", "additionalProperties": _INT},
+    "statuses": _NAMES, "booleans": _NAMES, "total": _STR, "scaled": {"type": "object", "additionalProperties": _INT},
 })  # fmt: skip
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 INGEST = _obj({
