@@ -108,3 +108,14 @@ async def test_labels_are_served_from_the_one_table(client: Client) -> None:
     assert served == labels.as_json()
     assert served["platforms"]["douyin"] == "抖音" and served["platforms"]["wechat"] == "微信视频号"
     assert labels.platform_name("newplatform") == "newplatform"
+
+
+async def test_bureau_trends_onboarding_by_week_and_month_per_platform(client: Client) -> None:
+    p = await get(client, "/v1/pivot?dataset=onboarding&rows=week&cols=platform&measure=firms_onboarded")
+    assert p["row_keys"] == [["2020-W16"], ["2020-W17"], ["2020-W18"], ["2020-W21"]]  # W21: f3 withdrew
+    assert p["col_keys"] == [["pinduoduo"], ["taobao"]] and p["cells"] == [[1, 0], [0, 1], [1, 0], [0, 0]]
+    p = await get(client, "/v1/pivot?dataset=onboarding&rows=month&cols=platform&measure=firms_net")
+    assert p["row_keys"] == [["2020-04"], ["2020-05"]] and p["cells"] == [[1, 1], [0, 0]]  # f3 joined and left in May
+    p, ws, _ = await workbook(client, "dataset=onboarding&rows=month&cols=platform&measure=firms_net")
+    assert_matches(p, ws)
+    assert [c.value for c in ws[3]] == ["月", "拼多多", "淘宝", "合计"]
