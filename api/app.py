@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+import api.routes.alerts as alert_routes
+import api.routes.labels as label_routes
 from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
 from api.context import METRICS, PUBLISHER, READY, SETTINGS, STORE
 from api.errors import Handler, json_errors
 from api.openapi import openapi_json
-from api.routes import alerts as alert_routes
 from api.routes import channels, events, health, live, pivot
-from api.routes import labels as label_routes
 from api.routes.dashboard import add_dashboard
 from ingest.producer import Producer
 from livesales.metrics import Metrics
@@ -65,9 +65,9 @@ def create_app(
     app[live.CLOSING] = asyncio.Event()
     for module in (health, channels, pivot, events, live):
         app.add_routes(module.routes)
+    app.router.add_get("/v1/openapi.json", openapi_json)
     app.add_routes(alert_routes.routes)
     app.add_routes(label_routes.routes)
-    app.router.add_get("/v1/openapi.json", openapi_json)
     add_dashboard(app)
     app.on_shutdown.append(live.close_streams)
     return app
