@@ -122,3 +122,9 @@ def test_skipping_to_the_boundaries_that_matter_equals_stepping_every_minute() -
         th = Thresholds(rng.randint(1, 30), rng.choice((0.0, 10.0, 20.0, 50.0)))
         got = [(e.rule, e.since, e.until) for e in evaluate(s, th)]
         assert got == step_every_minute(s, th)[: len(got)], (paid, refunded, s.clock, th)
+
+
+def test_refunds_with_no_paid_order_in_the_window_count_as_a_spike() -> None:
+    [ep] = only(evaluate(series({0: 1}, {40: 1}, clock=45), TH), "refund_spike")
+    assert ep.since == at(41) and ep.state == "firing"
+    assert message(ep, TH) == "近 30 分钟退款 1 单、支付 0 单，期间没有支付订单（阈值 20%）"

@@ -119,3 +119,11 @@ async def test_bureau_trends_onboarding_by_week_and_month_per_platform(client: C
     p, ws, _ = await workbook(client, "dataset=onboarding&rows=month&cols=platform&measure=firms_net")
     assert_matches(p, ws)
     assert [c.value for c in ws[3]] == ["月", "拼多多", "淘宝", "合计"]
+
+
+def test_sheet_names_follow_excels_rules() -> None:
+    from api.xlsx import sheet_name
+
+    assert sheet_name("domestic_sales", "firms_with_sales") == "出口转内销-有销售的企业数"
+    long = sheet_name("a" * 40, "x/y:z")
+    assert len(long) <= 31 and not set("[]:*?/\\") & set(sheet_name("d[1]", "m*?/\\:"))
