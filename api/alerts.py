@@ -110,6 +110,7 @@ def evaluate(s: Series, th: Thresholds) -> list[Episode]:
     first = _floor(s.first_at)
     paid, refunded = _Window(s.paid), _Window(s.refunded)
     open_: dict[str, Episode] = {}
+    latest: dict[str, dict[str, Any]] = {}  # an open episode's figures now, for its banner
     done: list[Episode] = []
     for t in _boundaries(s, th):
         for rule, figures in _conditions(t, first, paid, refunded, th).items():
@@ -117,10 +118,14 @@ def evaluate(s: Series, th: Thresholds) -> list[Episode]:
             if figures is not None and ep is None:
                 open_[rule] = Episode(rule, t, None, figures)
             elif figures is None and ep is not None:
-                ep.until = t
+                ep.until = t  # a cleared episode keeps the figures it fired with
                 done.append(open_.pop(rule))
+            if figures is not None:
+                latest[rule] = figures
     for ep in open_.values():
-        if ep.rule == "silence":  # how long it has lasted so far, on the channel's clock
+        if ep.rule != "silence":
+            ep.figures = latest[ep.rule]
+        else:  # how long it has lasted so far, on the channel's clock
             ep.figures = {**ep.figures, "minutes": ep.figures["minutes"] + int((s.clock - ep.since) // MINUTE)}
         if not s.live:  # an ended sale alarms no one: its open episodes end with its last event
             ep.until = s.clock

@@ -128,3 +128,10 @@ def test_refunds_with_no_paid_order_in_the_window_count_as_a_spike() -> None:
     [ep] = only(evaluate(series({0: 1}, {40: 1}, clock=45), TH), "refund_spike")
     assert ep.since == at(41) and ep.state == "firing"
     assert message(ep, TH) == "近 30 分钟退款 1 单、支付 0 单，期间没有支付订单（阈值 20%）"
+
+
+def test_a_firing_episode_shows_the_figures_now_and_a_cleared_one_those_it_fired_with() -> None:
+    firing = only(evaluate(series({m: 1 for m in range(10)}, {12: 3, 14: 2}, clock=20), TH), "refund_spike")
+    assert [e.figures for e in firing] == [{"refunded": 5, "paid": 10}]  # fired at 13 with 3 refunds
+    cleared = only(evaluate(series({m: 1 for m in range(10)}, {12: 3, 14: 2}, clock=50), TH), "refund_spike")
+    assert [(e.figures, e.until) for e in cleared] == [({"refunded": 3, "paid": 10}, at(45))]
