@@ -1,0 +1,326 @@
+"""Live fan-out: one watcher per channel view per process, shared by all its viewers.
+
+Every live stream used to poll a change marker and re-query summary + minutes on its
+own: 300 viewers of one channel made 300 times the queries, and updates queued behind
+them for 9-14 s (issue 10). Here:
+
+* a *watcher* per view (channel, scope, tz, from, to) computes the payload
+  (api.queries.live.live_payload) once per change and hands the same encoded frame to
+  every viewer of that view;
+* the consumers wake the watchers of the channels they stored (``LiveHub.stored``, called
+  after each successful store), so an update leaves one computation after the insert;
+* what another process stored is found by one poll of all watched channels' change
+  markers every ``live_poll_ms``. A watcher remembers the marker it computed from
+  (read before the payload), so the poll wakes it only for rows it has not shown;
+* a watcher recomputes at most every ``live_min_interval_ms``: under a stream of inserts
+  it sends the newest state at that pace instead of queueing behind itself;
+* a viewer holds only the newest frame (a screen needs the latest state, not every
+  step); one whose socket has not taken a frame within ``live_send_timeout_s`` is
+  dropped, so a slow reader costs at most one frame of memory and then nothing;
+* streams are capped per token and per process (429 / 503), and a watcher stops when
+  its last viewer leaves. Peers that vanish are noticed by the poll's sweep, not only at
+  the next keepalive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import orjson
+
+from api.auth import Scope
+from api.errors import ApiError
+from api.params import TimeParams
+from api.queries.live import Marker, change_markers, live_payload
+from livesales.metrics import Metrics
+from livesales.settings import Settings
+from processors.store import ClickHouse, StorageError
+
+if TYPE_CHECKING:
+    from processors.rows import RowSet
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0  # after a failed computation, while storage is away
+_LIVE_TABLES = frozenset({"order_steps", "stream_stats"})  # what a live screen shows
+
+
+@dataclass(frozen=True)
+class ViewKey:
+    """What makes two viewers' payloads identical: they share a watcher."""
+
+    channel_id: str
+    scope: Scope
+    tz: str
+    lo: datetime | None
+    hi: datetime | None
+
+
+class Viewer:
+    """One open stream: a one-frame mailbox (the newest frame wins) and its peer's pulse."""
+
+    def __init__(self, watcher: Watcher, token: str, alive: Callable[[], bool]) -> None:
+        self.watcher = watcher
+        self.token = token
+        self.alive = alive
+        self.closed = False
+        self.left = False
+        self._frame: bytes | None = None
+        self._ready = asyncio.Event()
+
+    def offer(self, frame: bytes) -> None:
+        self._frame = frame  # an unsent older frame is replaced, never queued
+        self._ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    async def next(self, timeout: float) -> bytes | None:
+        """The newest frame not yet taken; ``b""`` when none came within ``timeout`` (time
+        for a keepalive); None once the stream is to end."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        self._ready.clear()
+        if self.closed:
+            return None
+        frame, self._frame = self._frame, None
+        return frame or b""
+
+
+class Watcher:
+    """Computes one view's payload when woken, at most every ``min_interval_s``."""
+
+    def __init__(self, hub: LiveHub, key: ViewKey, tp: TimeParams) -> None:
+        self.hub = hub
+        self.key = key
+        self.tp = tp
+        self.viewers: set[Viewer] = set()
+        self.frame: bytes | None = None
+        self.marker: Marker | None = None  # the change marker the frame was computed from
+        self.error: StorageError | None = None
+        self.gone = False  # the channel does not exist (or no longer) for this scope
+        self.started = asyncio.Event()  # the first computation ended, whatever it gave
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._task = asyncio.create_task(self._run(), name=f"live-watcher-{key.channel_id}")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> asyncio.Task[None]:
+        self._task.cancel()
+        self.started.set()
+        return self._task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = -math.inf
+        while not self.gone:
+            await self._wake.wait()
+            delay = last + self.hub.min_interval_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._wake.clear()  # wakes from here on ask for another computation
+            last = loop.time()
+            try:
+                await self._update()
+            except StorageError as exc:
+                if self.error is None:
+                    log.warning("live %s: storage failed (%s); retrying", self.key.channel_id, exc)
+                self.error = exc
+                self.started.set()
+                await asyncio.sleep(RETRY_S)
+                self._wake.set()
+            except Exception:
+                log.exception("live %s: watcher failed; closing its streams", self.key.channel_id)
+                self._end()
+                return
+
+    async def _update(self) -> None:
+        k, store = self.key, self.hub.store
+        # The marker first: a row stored after it is in the payload or moves the marker again.
+        marker = (await change_markers(store, [k.channel_id])).get(k.channel_id)
+        payload = await live_payload(store, k.channel_id, k.scope, self.tp)
+        self.hub.metrics.live_payloads.inc()
+        self.error = None
+        self.marker = marker
+        if payload is None:
+            self._end()
+            return
+        frame = b"event: update\ndata: " + orjson.dumps(payload) + b"\n\n"
+        if frame != self.frame:  # the same state twice is sent once
+            self.frame = frame
+            for viewer in self.viewers:
+                viewer.offer(frame)
+        self.started.set()
+
+    def _end(self) -> None:
+        self.gone = True
+        self.started.set()
+        self.hub.forget(self)
+        for viewer in self.viewers:
+            viewer.close()
+
+
+class LiveHub:
+    """The process's live watchers and streams; built by the runtime, shared with the API."""
+
+    def __init__(self, store: ClickHouse, settings: Settings, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.max_streams = settings.live_max_streams
+        self.max_per_token = settings.live_max_streams_per_token
+        self.poll_s = settings.live_poll_ms / 1000
+        self.min_interval_s = settings.live_min_interval_ms / 1000
+        self.send_timeout_s = settings.live_send_timeout_s
+        self.send_buffer_bytes = settings.live_send_buffer_bytes
+        self._watchers: dict[ViewKey, Watcher] = {}
+        self._by_channel: dict[str, set[Watcher]] = {}
+        self._needles: dict[str, tuple[bytes, ...]] = {}
+        self._per_token: dict[str, int] = {}
+        self._streams = 0
+        self._poller: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def streams(self) -> int:
+        return self._streams
+
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
+
+    # -- viewers ----------------------------------------------------------------------
+    def join(self, channel_id: str, token: str, scope: Scope, tp: TimeParams, alive: Callable[[], bool]) -> Viewer:
+        """A new viewer of the view; 503 beyond the process's cap, 429 beyond the token's."""
+        if self._closed:
+            raise ApiError(503, "the server is shutting down", headers={"Retry-After": "5"})
+        if self._streams >= self.max_streams:
+            self.metrics.live_refused.labels("process").inc()
+            raise ApiError(503, f"this server already holds {self.max_streams} live streams; retry later",
+                           code="too_many_streams", headers={"Retry-After": "30"})  # fmt: skip
+        if self._per_token.get(token, 0) >= self.max_per_token:
+            self.metrics.live_refused.labels("token").inc()
+            raise ApiError(429, f"at most {self.max_per_token} open live streams per token; close one first",
+                           code="too_many_streams", headers={"Retry-After": "30"})  # fmt: skip
+        key = ViewKey(channel_id, scope, tp.tz, tp.from_, tp.to)
+        watcher = self._watchers.get(key)
+        if watcher is None:
+            watcher = self._watchers[key] = Watcher(self, key, tp)
+            self._by_channel.setdefault(channel_id, set()).add(watcher)
+            self._needles.setdefault(channel_id, _needles(channel_id))
+            self.metrics.live_watchers.set(len(self._watchers))
+            if self._poller is None or self._poller.done():
+                self._poller = asyncio.create_task(self._poll(), name="live-poll")
+        viewer = Viewer(watcher, token, alive)
+        watcher.viewers.add(viewer)
+        if watcher.frame is not None:
+            viewer.offer(watcher.frame)
+        self._per_token[token] = self._per_token.get(token, 0) + 1
+        self._streams += 1
+        self.metrics.live_streams.set(self._streams)
+        return viewer
+
+    def leave(self, viewer: Viewer) -> None:
+        """The stream ended (any way); the watcher stops with its last viewer."""
+        if viewer.left:
+            return
+        viewer.left = True
+        n = self._per_token[viewer.token] - 1
+        if n:
+            self._per_token[viewer.token] = n
+        else:
+            del self._per_token[viewer.token]
+        self._streams -= 1
+        self.metrics.live_streams.set(self._streams)
+        watcher = viewer.watcher
+        watcher.viewers.discard(viewer)
+        if not watcher.viewers:
+            self.forget(watcher)
+            watcher.stop()
+
+    def drop(self, viewer: Viewer) -> None:
+        """A viewer too slow to take its frames: counted here, closed by its handler."""
+        self.metrics.live_dropped.inc()
+        log.info("live %s: dropped a viewer that read too slowly", viewer.watcher.key.channel_id)
+
+    def forget(self, watcher: Watcher) -> None:
+        if self._watchers.get(watcher.key) is not watcher:
+            return
+        del self._watchers[watcher.key]
+        same = self._by_channel[watcher.key.channel_id]
+        same.discard(watcher)
+        if not same:
+            del self._by_channel[watcher.key.channel_id]
+            del self._needles[watcher.key.channel_id]
+        self.metrics.live_watchers.set(len(self._watchers))
+
+    # -- what woke us ---------------------------------------------------------------------
+    def stored(self, row_sets: Iterable[RowSet]) -> None:
+        """The writer stored these rows: wake the watchers of their channels.
+
+        Matches the channels watched (few) against the rows' JSON (one C substring scan
+        each) instead of parsing every row; a false match only costs a recomputation,
+        and a miss (a channel id written with escapes) is caught by the poll."""
+        if not self._by_channel:
+            return
+        blocks = [b"\n".join(rs.payloads) for rs in row_sets if rs.table in _LIVE_TABLES and len(rs)]
+        if not blocks:
+            return
+        for channel, watchers in self._by_channel.items():
+            if any(needle in block for needle in self._needles[channel] for block in blocks):
+                for watcher in watchers:
+                    watcher.wake()
+
+    async def _poll(self) -> None:
+        """While anything is watched: sweep out vanished peers, and wake the watchers
+        whose channel another process (or anything but our consumers) stored rows of."""
+        while self._watchers:
+            await asyncio.sleep(self.poll_s)
+            for watcher in list(self._watchers.values()):
+                for viewer in watcher.viewers:
+                    if not viewer.alive():
+                        viewer.close()  # its handler leaves
+            if not self._by_channel:
+                continue
+            try:
+                markers = await change_markers(self.store, list(self._by_channel))
+            except StorageError as exc:
+                log.warning("live poll failed (%s); retrying", exc)
+                continue
+            self.metrics.live_polls.inc()
+            for channel, watchers in list(self._by_channel.items()):
+                marker = markers.get(channel)
+                for watcher in watchers:
+                    if watcher.marker != marker:
+                        watcher.wake()
+
+    async def close(self) -> None:
+        """End every stream and stop every task (app shutdown)."""
+        self._closed = True
+        tasks = [w.stop() for w in self._watchers.values()]
+        for watcher in list(self._watchers.values()):
+            for viewer in watcher.viewers:
+                viewer.close()
+        if self._poller is not None:
+            self._poller.cancel()
+            tasks.append(self._poller)
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _needles(channel_id: str) -> tuple[bytes, ...]:
+    """The channel id as a JSON string, as producers write it (UTF-8, or \\u-escaped)."""
+    plain = json.dumps(channel_id, ensure_ascii=False).encode()
+    escaped = json.dumps(channel_id).encode()
+    return (plain,) if plain == escaped else (plain, escaped)
