@@ -13,7 +13,9 @@ them for 9-14 s (issue 10). Here:
   markers every ``live_poll_ms``. A watcher remembers the marker it computed from
   (read before the payload), so the poll wakes it only for rows it has not shown;
 * a watcher recomputes at most every ``live_min_interval_ms``: under a stream of inserts
-  it sends the newest state at that pace instead of queueing behind itself;
+  it sends the newest state at that pace instead of queueing behind itself; and only
+  ``live_compute_concurrency`` watchers compute at once, so API requests sharing the
+  storage threads queue behind a few of their queries, not all of them;
 * a viewer holds only the newest frame (a screen needs the latest state, not every
   step); one whose socket has not taken a frame within ``live_send_timeout_s`` is
   dropped, so a slow reader costs at most one frame of memory and then nothing;
@@ -132,7 +134,8 @@ class Watcher:
             self._wake.clear()  # wakes from here on ask for another computation
             last = loop.time()
             try:
-                await self._update()
+                async with self.hub.computing:
+                    await self._update()
             except StorageError as exc:
                 if self.error is None:
                     log.warning("live %s: storage failed (%s); retrying", self.key.channel_id, exc)
@@ -183,6 +186,10 @@ class LiveHub:
         self.min_interval_s = settings.live_min_interval_ms / 1000
         self.send_timeout_s = settings.live_send_timeout_s
         self.send_buffer_bytes = settings.live_send_buffer_bytes
+        # Watchers take turns: their queries share the storage threads with every API
+        # request, and eleven watchers woken by one insert would queue ~50 queries ahead
+        # of a /summary (p99 2.6 s at 100 orders/s before this; docs/BENCHMARKS.md).
+        self.computing = asyncio.Semaphore(settings.live_compute_concurrency)
         self._watchers: dict[ViewKey, Watcher] = {}
         self._by_channel: dict[str, set[Watcher]] = {}
         self._needles: dict[str, tuple[bytes, ...]] = {}
