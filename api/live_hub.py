@@ -31,6 +31,7 @@ import contextlib
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -150,10 +151,12 @@ class Watcher:
 
     async def _update(self) -> None:
         k, store = self.key, self.hub.store
+        started = time.perf_counter()
         # The marker first: a row stored after it is in the payload or moves the marker again.
         marker = (await change_markers(store, [k.channel_id])).get(k.channel_id)
         payload = await live_payload(store, k.channel_id, k.scope, self.tp)
         self.hub.metrics.live_payloads.inc()
+        self.hub.metrics.live_compute_seconds.observe(time.perf_counter() - started)
         self.error = None
         self.marker = marker
         if payload is None:

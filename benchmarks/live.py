@@ -178,7 +178,7 @@ async def server_metrics(http: aiohttp.ClientSession, base: str) -> dict[str, fl
         text = await resp.text()
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("livesales_live_") and not line.startswith("#"):
+        if line.startswith("livesales_live_") and "_bucket" not in line:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
@@ -295,6 +295,11 @@ async def bench_live(args: argparse.Namespace) -> None:
         print(f"{name:<26}{n:>7}{len(lat):>12,}{p50:>9.0f}{p95:>9.0f}{worst:>9.0f}{s50:>13.1f}{s99:>7.1f}"
               f"{cpu * 100:>8.0f}%{own * 100:>8.0f}%")  # fmt: skip
     print("(update latency ms: order sent -> update received by a viewer; targets p95 <= 2,000, /summary p99 <= 100)")
-    print("server:", ", ".join(f"{k.removeprefix('livesales_live_')}={v:g}" for k, v in sorted(live.items())
-                               if not k.endswith("_created")))  # fmt: skip
+    computes = live.get("livesales_live_compute_seconds_count", 0)
+    mean = live.get("livesales_live_compute_seconds_sum", 0) / computes * 1000 if computes else float("nan")
+    print(f"server: {computes:.0f} payloads computed (mean {mean:.0f} ms each, waits for storage threads included), "
+          f"{live.get('livesales_live_polls_total', 0):.0f} polls, "
+          f"{live.get('livesales_live_dropped_total', 0):.0f} viewers dropped, "
+          f"{live.get('livesales_live_watchers', 0):.0f} watchers for "
+          f"{live.get('livesales_live_streams', 0):.0f} streams")
     print(f"viewer streams that ended before the end (dropped or refused): {early}")

@@ -46,6 +46,10 @@ class Metrics:
             "livesales_live_payloads", "Live payloads computed (once per watcher update, for all its viewers)",
             registry=r,
         )
+        self.live_compute_seconds = Histogram(
+            "livesales_live_compute_seconds", "Time to compute one live payload (marker + summary + minutes)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r,
+        )
         self.live_polls = Counter(
             "livesales_live_polls", "Change-marker polls for what other processes stored (all channels at once)",
             registry=r,
