@@ -10,8 +10,10 @@ them for 9-14 s (issue 10). Here:
 * the consumers wake the watchers of the channels they stored (``LiveHub.stored``, called
   after each successful store), so an update leaves one computation after the insert;
 * what another process stored is found by one poll of all watched channels' change
-  markers every ``live_poll_ms``. A watcher remembers the marker it computed from
-  (read before the payload), so the poll wakes it only for rows it has not shown;
+  markers every ``live_poll_ms``. A watcher remembers the marker the last poll had read
+  before it began computing (no query of its own: a fifth of a computation's cost), so
+  the poll wakes it only for rows that may be missing from what it showed; after a
+  woken computation that is one redundant computation, whose frame is not re-sent;
 * a watcher recomputes at most every ``live_min_interval_ms``: under a stream of inserts
   it sends the newest state at that pace instead of queueing behind itself; and only
   ``live_compute_concurrency`` watchers compute at once, so API requests sharing the
@@ -108,7 +110,7 @@ class Watcher:
         self.tp = tp
         self.viewers: set[Viewer] = set()
         self.frame: bytes | None = None
-        self.marker: Marker | None = None  # the change marker the frame was computed from
+        self.marker: Marker | None = None  # read before the frame was computed: it shows at least that
         self.error: StorageError | None = None
         self.gone = False  # the channel does not exist (or no longer) for this scope
         self.started = asyncio.Event()  # the first computation ended, whatever it gave
@@ -152,8 +154,9 @@ class Watcher:
     async def _update(self) -> None:
         k, store = self.key, self.hub.store
         started = time.perf_counter()
-        # The marker first: a row stored after it is in the payload or moves the marker again.
-        marker = (await change_markers(store, [k.channel_id])).get(k.channel_id)
+        # What the last poll read, before this began: a row stored after that read is
+        # in the payload or makes the next poll read a different marker and wake us.
+        marker = self.hub.markers.get(k.channel_id)
         payload = await live_payload(store, k.channel_id, k.scope, self.tp)
         self.hub.metrics.live_payloads.inc()
         self.hub.metrics.live_compute_seconds.observe(time.perf_counter() - started)
@@ -196,6 +199,7 @@ class LiveHub:
         self._watchers: dict[ViewKey, Watcher] = {}
         self._by_channel: dict[str, set[Watcher]] = {}
         self._needles: dict[str, tuple[bytes, ...]] = {}
+        self.markers: dict[str, Marker] = {}  # per watched channel, as the last poll read them
         self._per_token: dict[str, int] = {}
         self._streams = 0
         self._poller: asyncio.Task[None] | None = None
@@ -308,6 +312,7 @@ class LiveHub:
                 log.warning("live poll failed (%s); retrying", exc)
                 continue
             self.metrics.live_polls.inc()
+            self.markers = markers
             for channel, watchers in list(self._by_channel.items()):
                 marker = markers.get(channel)
                 for watcher in watchers:
