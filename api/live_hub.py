@@ -93,7 +93,8 @@ class Viewer:
         """The newest frame not yet taken; ``b""`` when none came within ``timeout`` (time
         for a keepalive); None once the stream is to end."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            async with asyncio.timeout(timeout):  # no task per call, unlike wait_for
+                await self._ready.wait()
         self._ready.clear()
         if self.closed:
             return None

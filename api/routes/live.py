@@ -58,7 +58,8 @@ async def _stream(request: web.Request, resp: web.StreamResponse, hub: LiveHub, 
         if frame is None:
             return
         try:
-            await asyncio.wait_for(resp.write(frame or KEEPALIVE), hub.send_timeout_s)
+            async with asyncio.timeout(hub.send_timeout_s):
+                await resp.write(frame or KEEPALIVE)
         except TimeoutError:  # the peer stopped reading: drop it rather than buffer for it
             hub.drop(viewer)
             if request.transport is not None:
