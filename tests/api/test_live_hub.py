@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from api.context import METRICS
 from ingest.producer import Producer
@@ -56,6 +57,51 @@ async def test_a_stored_batch_wakes_its_viewers_without_waiting_for_the_poll(
                 update = await next_update(stream, timeout=5.0)
                 assert update["summary"]["paid_orders"] == 2
                 assert runtime.metrics.registry.get_sample_value("livesales_live_polls_total") in (None, 0.0)
+    finally:
+        await producer.stop()
+        await runtime.stop()
+
+
+@pytest.mark.slow
+async def test_three_hundred_viewers_of_one_channel_share_one_watcher_through_ingest(
+    topics: Settings, tmp_path: Path
+) -> None:
+    """Issue 10's battery: 300 live screens of one channel while orders arrive via Kafka."""
+    tokens = tmp_path / "tokens.json"
+    many = [{"token": f"tok-viewer-{i:04d}", "name": f"viewer-{i}", "scope": "all"} for i in range(10)]
+    tokens.write_text(json.dumps({"tokens": many}), encoding="utf-8")
+    settings = topics.model_copy(update={"api_tokens_file": tokens, "api_rate_per_s": 10_000.0, "api_burst": 10_000})
+    runtime = Runtime(settings)
+    producer = Producer(settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        await runtime.start()
+        base = f"http://127.0.0.1:{runtime.port}/v1/channels/{CHANNEL}"
+        await producer.send_all_or_raise([(settings.topic_orders, None, json.dumps(paid(1)).encode())])
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            heads = [{"Authorization": f"Bearer {t['token']}"} for t in many]
+
+            async def counted() -> bool:
+                async with http.get(f"{base}/summary", headers=heads[0]) as r:
+                    return r.status == 200
+
+            await wait_for(counted, timeout=30, what="the first order stored")
+            streams = await asyncio.gather(*(http.get(f"{base}/live", headers=heads[i % 10]) for i in range(300)))
+            assert {r.status for r in streams} == {200}
+            await asyncio.gather(*(next_update(r, timeout=30) for r in streams))
+            assert runtime.live.watchers == 1 and runtime.live.streams == 300
+            for k in range(2, 5):
+                await producer.send_all_or_raise([(settings.topic_orders, None, json.dumps(paid(k)).encode())])
+
+                async def reached(r: aiohttp.ClientResponse, want: int = k) -> None:
+                    while (await next_update(r, timeout=30))["summary"]["paid_orders"] < want:
+                        pass
+
+                await asyncio.gather(*(reached(r) for r in streams))
+            assert runtime.metrics.registry.get_sample_value("livesales_live_dropped_total") == 0
+            for r in streams:
+                r.close()
+            await wait_for(lambda: _true(runtime.live.watchers == 0), timeout=10, what="the watcher stopped")
     finally:
         await producer.stop()
         await runtime.stop()
