@@ -231,6 +231,12 @@ async def bench_live(args: argparse.Namespace) -> None:
                 async with aiohttp.ClientSession(headers=summary_headers) as probe:
                     for channel in [MAIN, *SIDES]:
                         await wait_http(probe, f"{base}/v1/channels/{channel}/summary")
+                    # the raw limit: /summary on this machine as it is now, no viewers, no orders
+                    stop = asyncio.Event()
+                    asyncio.get_running_loop().call_later(10, stop.set)
+                    baseline = await sample_summary(probe, f"{base}/v1/channels/{MAIN}/summary", stop)
+                    print(f"/summary alone: p50 {quantiles(baseline)[0]:.1f} / p99 {quantiles(baseline)[2]:.1f} ms "
+                          f"(load average {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
                 plan = [MAIN] * MAIN_VIEWERS + [c for c in SIDES for _ in range(SIDE_VIEWERS)]
                 firsts = [asyncio.Event() for _ in plan]
                 t0 = time.monotonic()
@@ -249,6 +255,7 @@ async def bench_live(args: argparse.Namespace) -> None:
                 await asyncio.sleep(args.idle_seconds)
                 idle_cpu = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - w0)
                 idle_updates = board.updates - updates0
+                idle_load = os.getloadavg()[0]
                 print(f"idle {args.idle_seconds}s: server CPU {idle_cpu * 100:.1f}% of a core, "
                       f"{idle_updates} updates", flush=True)  # fmt: skip
 
@@ -267,7 +274,7 @@ async def bench_live(args: argparse.Namespace) -> None:
                         stop.set()
                         summary = await sampler
                         lat = board.latencies.get(name, [])
-                        results.append((name, n, lat, summary, cpu, own))
+                        results.append((name, n, lat, summary, cpu, own, os.getloadavg()[0]))
                         p50, p95, _ = quantiles(lat)
                         print(f"{name}: {n} orders, update p50 {p50:.0f} / p95 {p95:.0f} ms "
                               f"({len(lat):,} deliveries), /summary p99 {quantiles(summary)[2]:.0f} ms, "
@@ -285,16 +292,19 @@ async def bench_live(args: argparse.Namespace) -> None:
     print()
     print(f"{n_viewers:,} viewers ({MAIN_VIEWERS:,} on one channel, {SIDE_VIEWERS} on each of {len(SIDES)} more)")
     print(f"idle CPU (server + its validation process): {idle_cpu * 100:.1f}% of a core over {args.idle_seconds}s"
-          f" (target < 10%); {idle_updates} updates while idle")  # fmt: skip
+          f" (target < 10%; load average {idle_load:.1f}); {idle_updates} updates while idle")  # fmt: skip
     print(f"{'orders':<26}{'sent':>7}{'deliveries':>12}{'upd p50':>9}{'upd p95':>9}{'upd max':>9}"
-          f"{'summary p50':>13}{'p99':>7}{'CPU srv':>9}{'clients':>9}")  # fmt: skip
-    for name, n, lat, summary, cpu, own in results:
+          f"{'summary p50':>13}{'p99':>7}{'CPU srv':>9}{'clients':>9}{'load':>6}")  # fmt: skip
+    b50, _, b99 = quantiles(baseline)
+    print(f"{'none (raw limit, no viewers)':<26}{0:>7}{'':>12}{'':>9}{'':>9}{'':>9}{b50:>13.1f}{b99:>7.1f}")
+    for name, n, lat, summary, cpu, own, load in results:
         p50, p95, _ = quantiles(lat)
         s50, _, s99 = quantiles(summary)
         worst = max(lat) * 1000 if lat else float("nan")
         print(f"{name:<26}{n:>7}{len(lat):>12,}{p50:>9.0f}{p95:>9.0f}{worst:>9.0f}{s50:>13.1f}{s99:>7.1f}"
-              f"{cpu * 100:>8.0f}%{own * 100:>8.0f}%")  # fmt: skip
-    print("(update latency ms: order sent -> update received by a viewer; targets p95 <= 2,000, /summary p99 <= 100)")
+              f"{cpu * 100:>8.0f}%{own * 100:>8.0f}%{load:>6.1f}")  # fmt: skip
+    print("(update latency ms: order sent -> update received by a viewer; targets p95 <= 2,000, /summary p99 <= 100;"
+          " load: 1-minute load average of this 2-core machine at the phase's end)")
     computes = live.get("livesales_live_compute_seconds_count", 0)
     mean = live.get("livesales_live_compute_seconds_sum", 0) / computes * 1000 if computes else float("nan")
     print(f"server: {computes:.0f} payloads computed (mean {mean:.0f} ms each, waits for storage threads included), "
