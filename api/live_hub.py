@@ -17,10 +17,11 @@ them for 9-14 s (issue 10). Here:
 * a watcher recomputes at most every ``live_min_interval_ms``: under a stream of inserts
   it sends the newest state at that pace instead of queueing behind itself; and only
   ``live_compute_concurrency`` watchers compute at once, so API requests sharing the
-  storage threads queue behind a few of their queries, not all of them, and those
-  computations keep storage busy at most ``live_compute_duty`` of the time (each is
-  followed by a pause in proportion), so many watched views stretch the rounds instead
-  of taking the machine;
+  storage threads queue behind a few of their queries, not all of them; and those
+  computations use at most ``live_compute_cores`` of CPU (each is followed by a pause
+  in proportion to the process's CPU time while it ran), so many watched views stretch
+  the rounds instead of taking the machine, while a machine busy elsewhere, where a
+  computation waits more than it works, adds no pause;
 * a viewer holds only the newest frame (a screen needs the latest state, not every
   step); one whose socket has not taken a frame within ``live_send_timeout_s`` is
   dropped, so a slow reader costs at most one frame of memory and then nothing;
@@ -141,11 +142,12 @@ class Watcher:
             try:
                 async with self.hub.computing:
                     self._wake.clear()  # wakes from here on ask for another computation
-                    last = loop.time()
+                    last, cpu = loop.time(), time.process_time()
                     try:
                         await self._update()
-                    finally:  # keep the lane idle a while: live work gets its duty share, no more
-                        await asyncio.sleep((loop.time() - last) * self.hub.rest_per_busy)
+                    finally:  # pause so that the lane's CPU per second stays within its cores
+                        spent = time.process_time() - cpu  # the whole process's: an upper bound
+                        await asyncio.sleep(max(0.0, spent / self.hub.compute_cores - (loop.time() - last)))
             except StorageError as exc:
                 if self.error is None:
                     log.warning("live %s: storage failed (%s); retrying", self.key.channel_id, exc)
@@ -203,9 +205,9 @@ class LiveHub:
         # request, and eleven watchers woken by one insert would queue ~50 queries ahead
         # of a /summary (p99 2.6 s at 100 orders/s before this; docs/BENCHMARKS.md).
         self.computing = asyncio.Semaphore(settings.live_compute_concurrency)
-        # However many views are watched, computing them keeps the storage busy at most
-        # this share of the time: more views make rounds longer, not the API slower.
-        self.rest_per_busy = 1 / settings.live_compute_duty - 1
+        # However many views are watched, computing them takes at most this much CPU:
+        # more views make rounds longer, not the API slower.
+        self.compute_cores = settings.live_compute_cores
         self._watchers: dict[ViewKey, Watcher] = {}
         self._by_channel: dict[str, set[Watcher]] = {}
         self._needles: dict[str, tuple[bytes, ...]] = {}
