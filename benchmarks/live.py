@@ -92,8 +92,11 @@ class Board:
     def seen(self, channel: str, was: int, now_count: int, at: float) -> None:
         sent = self.sent[channel]
         out = self.latencies.setdefault(self.phase, [])
+        side = self.latencies.setdefault(f"{self.phase} side", []) if channel != MAIN else out
         for n in range(was + 1, min(now_count, len(sent)) + 1):
             out.append(at - sent[n - 1])
+            if side is not out:
+                side.append(at - sent[n - 1])
 
 
 async def viewer(http: aiohttp.ClientSession, url: str, token: str, channel: str, board: Board,
@@ -276,9 +279,11 @@ async def bench_live(args: argparse.Namespace) -> None:
                         lat = board.latencies.get(name, [])
                         results.append((name, n, lat, summary, cpu, own, os.getloadavg()[0]))
                         p50, p95, _ = quantiles(lat)
+                        s50, s95, _ = quantiles(board.latencies.get(f"{name} side", []))
                         print(f"{name}: {n} orders, update p50 {p50:.0f} / p95 {p95:.0f} ms "
                               f"({len(lat):,} deliveries), /summary p99 {quantiles(summary)[2]:.0f} ms, "
                               f"CPU server {cpu * 100:.0f}%, clients {own * 100:.0f}%", flush=True)  # fmt: skip
+                        print(f"  of which the 100 side viewers: update p50 {s50:.0f} / p95 {s95:.0f} ms", flush=True)
                 live = await server_metrics(http, base)
                 early = board.ended  # streams that ended on their own: dropped or refused
                 for task in tasks:
