@@ -4,24 +4,25 @@ Every live stream used to poll a change marker and re-query summary + minutes on
 own: 300 viewers of one channel made 300 times the queries, and updates queued behind
 them for 9-14 s (issue 10). Here:
 
-* a *watcher* per view (channel, scope, tz, from, to) computes the payload
-  (api.queries.live.live_payload) once per change and hands the same encoded frame to
-  every viewer of that view;
+* a *watcher* per view (channel, scope, tz, from, to) holds the view's newest frame,
+  computed once per change and handed to every viewer of the view;
 * the consumers wake the watchers of the channels they stored (``LiveHub.stored``, called
   after each successful store), so an update leaves one computation after the insert;
 * what another process stored is found by one poll of all watched channels' change
   markers every ``live_poll_ms``. A watcher remembers the marker the last poll had read
-  before it began computing (no query of its own: a fifth of a computation's cost), so
-  the poll wakes it only for rows that may be missing from what it showed; after a
-  woken computation that is one redundant computation, whose frame is not re-sent;
-* a watcher recomputes at most every ``live_min_interval_ms``: under a stream of inserts
-  it sends the newest state at that pace instead of queueing behind itself; and only
-  ``live_compute_concurrency`` watchers compute at once, so API requests sharing the
-  storage threads queue behind a few of their queries, not all of them; and those
-  computations use at most ``live_compute_cores`` of CPU (each is followed by a pause
-  in proportion to the process's CPU time while it ran), so many watched views stretch
-  the rounds instead of taking the machine, while a machine busy elsewhere, where a
-  computation waits more than it works, adds no pause;
+  before its computation began (no query of its own), so the poll wakes it only for
+  rows that may be missing from what it showed; after a woken computation that is one
+  redundant computation, whose identical frame is not re-sent;
+* one *lane* computes the due watchers in turns, each round one set of queries for all
+  the due watchers of one scope, tz and window (api.queries.live: a chDB query costs
+  ~9 ms of CPU however little it reads, so eleven channels cost about what one does).
+  API requests share the storage threads and queue behind one round's queries. A
+  watcher is computed at most every ``live_min_interval_ms``, so under a stream of
+  inserts it shows the newest state at that pace; and the lane uses at most
+  ``live_compute_cores`` of CPU (a pause after each round, in proportion to the
+  process's CPU time while it ran): many watched views stretch the rounds instead of
+  taking the machine, while on a machine busy elsewhere, where a round waits more than
+  it works, no pause is added;
 * a viewer holds only the newest frame (a screen needs the latest state, not every
   step); one whose socket has not taken a frame within ``live_send_timeout_s`` is
   dropped, so a slow reader costs at most one frame of memory and then nothing;
@@ -48,7 +49,7 @@ import orjson
 from api.auth import Scope
 from api.errors import ApiError
 from api.params import TimeParams
-from api.queries.live import Marker, change_markers, live_payload
+from api.queries.live import Marker, change_markers, live_payloads
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.store import ClickHouse, StorageError
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0  # after a failed computation, while storage is away
+MAX_BATCH = 200  # channels computed in one round of queries
 _LIVE_TABLES = frozenset({"order_steps", "stream_stats"})  # what a live screen shows
 
 
@@ -107,7 +109,10 @@ class Viewer:
 
 
 class Watcher:
-    """Computes one view's payload when woken, at most every ``min_interval_s``."""
+    """One view: its viewers, its newest frame, and whether it is due for a computation.
+
+    Watchers hold no task: the hub's one lane computes the due ones, in turns, those of
+    one scope, tz and window together (api.queries.live)."""
 
     def __init__(self, hub: LiveHub, key: ViewKey, tp: TimeParams) -> None:
         self.hub = hub
@@ -117,62 +122,21 @@ class Watcher:
         self.frame: bytes | None = None
         self.marker: Marker | None = None  # read before the frame was computed: it shows at least that
         self.error: StorageError | None = None
-        self.gone = False  # the channel does not exist (or no longer) for this scope
+        self.gone = False  # the channel does not exist (or no longer) for this scope, or nobody watches
         self.started = asyncio.Event()  # the first computation ended, whatever it gave
-        self._wake = asyncio.Event()
-        self._wake.set()
-        self._task = asyncio.create_task(self._run(), name=f"live-watcher-{key.channel_id}")
+        self.due_since: float | None = None  # woken and not computed since
+        self.last = -math.inf  # when its last computation began
 
     def wake(self) -> None:
-        self._wake.set()
+        if self.due_since is None and not self.gone:
+            self.due_since = time.monotonic()
+            self.hub.kick()
 
-    def stop(self) -> asyncio.Task[None]:
-        self._task.cancel()
-        self.started.set()
-        return self._task
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = -math.inf
-        while not self.gone:
-            await self._wake.wait()
-            delay = last + self.hub.min_interval_s - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                async with self.hub.computing:
-                    self._wake.clear()  # wakes from here on ask for another computation
-                    last, cpu = loop.time(), time.process_time()
-                    try:
-                        await self._update()
-                    finally:  # pause so that the lane's CPU per second stays within its cores
-                        spent = time.process_time() - cpu  # the whole process's: an upper bound
-                        await asyncio.sleep(max(0.0, spent / self.hub.compute_cores - (loop.time() - last)))
-            except StorageError as exc:
-                if self.error is None:
-                    log.warning("live %s: storage failed (%s); retrying", self.key.channel_id, exc)
-                self.error = exc
-                self.started.set()
-                await asyncio.sleep(RETRY_S)
-                self._wake.set()
-            except Exception:
-                log.exception("live %s: watcher failed; closing its streams", self.key.channel_id)
-                self._end()
-                return
-
-    async def _update(self) -> None:
-        k, store = self.key, self.hub.store
-        started = time.perf_counter()
-        # What the last poll read, before this began: a row stored after that read is
-        # in the payload or makes the next poll read a different marker and wake us.
-        marker = self.hub.markers.get(k.channel_id)
-        payload = await live_payload(store, k.channel_id, k.scope, self.tp)
-        self.hub.metrics.live_payloads.inc()
-        self.hub.metrics.live_compute_seconds.observe(time.perf_counter() - started)
+    def show(self, payload: dict[str, object] | None, marker: Marker | None) -> None:
         self.error = None
         self.marker = marker
         if payload is None:
-            self._end()
+            self.end()
             return
         frame = b"event: update\ndata: " + orjson.dumps(payload) + b"\n\n"
         if frame != self.frame:  # the same state twice is sent once
@@ -181,8 +145,10 @@ class Watcher:
                 viewer.offer(frame)
         self.started.set()
 
-    def _end(self) -> None:
+    def end(self) -> None:
+        """Nothing more to show: end its streams (their handlers leave)."""
         self.gone = True
+        self.due_since = None
         self.started.set()
         self.hub.forget(self)
         for viewer in self.viewers:
@@ -201,10 +167,6 @@ class LiveHub:
         self.min_interval_s = settings.live_min_interval_ms / 1000
         self.send_timeout_s = settings.live_send_timeout_s
         self.send_buffer_bytes = settings.live_send_buffer_bytes
-        # Watchers take turns: their queries share the storage threads with every API
-        # request, and eleven watchers woken by one insert would queue ~50 queries ahead
-        # of a /summary (p99 2.6 s at 100 orders/s before this; docs/BENCHMARKS.md).
-        self.computing = asyncio.Semaphore(settings.live_compute_concurrency)
         # However many views are watched, computing them takes at most this much CPU:
         # more views make rounds longer, not the API slower.
         self.compute_cores = settings.live_compute_cores
@@ -215,6 +177,8 @@ class LiveHub:
         self._per_token: dict[str, int] = {}
         self._streams = 0
         self._poller: asyncio.Task[None] | None = None
+        self._lane: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
         self._closed = False
 
     @property
@@ -247,6 +211,9 @@ class LiveHub:
             self.metrics.live_watchers.set(len(self._watchers))
             if self._poller is None or self._poller.done():
                 self._poller = asyncio.create_task(self._poll(), name="live-poll")
+            if self._lane is None or self._lane.done():
+                self._lane = asyncio.create_task(self._compute_lane(), name="live-lane")
+            watcher.wake()
         viewer = Viewer(watcher, token, alive)
         watcher.viewers.add(viewer)
         if watcher.frame is not None:
@@ -271,8 +238,7 @@ class LiveHub:
         watcher = viewer.watcher
         watcher.viewers.discard(viewer)
         if not watcher.viewers:
-            self.forget(watcher)
-            watcher.stop()
+            watcher.end()
 
     def drop(self, viewer: Viewer) -> None:
         """A viewer too slow to take its frames: counted here, closed by its handler."""
@@ -289,6 +255,65 @@ class LiveHub:
             del self._by_channel[watcher.key.channel_id]
             del self._needles[watcher.key.channel_id]
         self.metrics.live_watchers.set(len(self._watchers))
+        self.kick()  # the lane ends with the last watcher
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    # -- computing ------------------------------------------------------------------------
+    async def _compute_lane(self) -> None:
+        """Compute the due watchers, one round of queries at a time, oldest due first
+        with every due watcher of the same scope, tz and window. One lane: API requests
+        share the storage threads and queue behind one round's queries, not eleven."""
+        while self._watchers:
+            self._kick.clear()  # wakes from here on are seen by the scan below or set it again
+            now = time.monotonic()
+            due = [w for w in self._watchers.values() if w.due_since is not None]
+            ready = [w for w in due if now >= w.last + self.min_interval_s]
+            if not ready:
+                wait = min((w.last + self.min_interval_s - now for w in due), default=None)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._kick.wait()
+                continue
+            first = min(ready, key=lambda w: w.due_since or now)
+            batch = (first.key.scope, first.key.tz, first.key.lo, first.key.hi)
+            group = [w for w in ready if (w.key.scope, w.key.tz, w.key.lo, w.key.hi) == batch][:MAX_BATCH]
+            cpu = time.process_time()
+            await self._compute(group, now)
+            # pause so that live computing's CPU per second stays within its cores (the
+            # whole process's CPU meanwhile: an upper bound; none when the time went to waiting)
+            spent = time.process_time() - cpu
+            await asyncio.sleep(max(0.0, spent / self.compute_cores - (time.monotonic() - now)))
+
+    async def _compute(self, group: list[Watcher], now: float) -> None:
+        for w in group:
+            w.due_since, w.last = None, now
+        # What the last poll read, before this began: a row stored after that read is
+        # in the payloads or makes the next poll read a different marker and wake them.
+        markers = {w: self.markers.get(w.key.channel_id) for w in group}
+        key = group[0].key
+        try:
+            payloads = await live_payloads(self.store, [w.key.channel_id for w in group], key.scope, group[0].tp)
+        except StorageError as exc:
+            log.warning("live: storage failed (%s); retrying in %.0f s", exc, RETRY_S)
+            for w in group:
+                w.error = exc
+                w.started.set()
+            loop = asyncio.get_running_loop()
+            for w in group:
+                loop.call_later(RETRY_S, w.wake)
+            return
+        except Exception:
+            log.exception("live: computing %d views failed; closing their streams", len(group))
+            for w in group:
+                w.end()
+            return
+        self.metrics.live_payloads.inc(len(group))
+        self.metrics.live_compute_seconds.observe(time.monotonic() - now)
+        for w in group:
+            if not w.gone:
+                w.show(payloads.get(w.key.channel_id), markers[w])
 
     # -- what woke us ---------------------------------------------------------------------
     def stored(self, row_sets: Iterable[RowSet]) -> None:
@@ -334,13 +359,11 @@ class LiveHub:
     async def close(self) -> None:
         """End every stream and stop every task (app shutdown)."""
         self._closed = True
-        tasks = [w.stop() for w in self._watchers.values()]
         for watcher in list(self._watchers.values()):
-            for viewer in watcher.viewers:
-                viewer.close()
-        if self._poller is not None:
-            self._poller.cancel()
-            tasks.append(self._poller)
+            watcher.end()
+        tasks = [t for t in (self._poller, self._lane) if t is not None]
+        for task in tasks:
+            task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -42,7 +42,6 @@ class Settings(BaseSettings):
     live_max_streams: int = Field(default=2000, ge=1)
     live_poll_ms: int = Field(default=1000, ge=50)
     live_min_interval_ms: int = Field(default=500, ge=0)
-    live_compute_concurrency: int = Field(default=1, ge=1)  # watchers computing at once: requests queue behind few
     live_compute_cores: float = Field(default=0.5, gt=0)  # CPU the live computations may use, in cores
     live_send_timeout_s: float = Field(default=10.0, gt=0)  # a viewer this far behind is dropped
     live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0)  # kernel send buffer per stream; 0: default
