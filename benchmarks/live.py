@@ -154,15 +154,26 @@ async def flow(producer: AIOKafkaProducer, topic: str, rate: float, seconds: flo
     return i
 
 
-async def sample_summary(http: aiohttp.ClientSession, url: str, stop: asyncio.Event) -> list[float]:
+async def sample_summary(http: aiohttp.ClientSession, url: str, stop: asyncio.Event,
+                         board: Board | None = None) -> list[float]:  # fmt: skip
+    """``/summary`` latencies; with a board, also when each order first shows in it
+    (stored and queryable: the part of the update latency that is not the live hub's)."""
     out: list[float] = []
+    count = 0
     while not stop.is_set():
         t = time.monotonic()
         async with http.get(url) as resp:
-            await resp.read()
+            body = await resp.read()
             if resp.status != 200:
                 raise RuntimeError(f"{url}: {resp.status}")
         out.append(time.monotonic() - t)
+        m = PAID.search(body)
+        if board is not None and m:
+            n = int(m.group(1))
+            sent = board.sent[MAIN]
+            visible = board.latencies.setdefault(f"{board.phase} visible", [])
+            visible += [t - sent[k - 1] for k in range(count + 1, min(n, len(sent)) + 1) if count]
+            count = n
         await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - t)))
     return out
 
@@ -268,7 +279,7 @@ async def bench_live(args: argparse.Namespace) -> None:
                         board.phase = name
                         stop = asyncio.Event()
                         sampler = asyncio.create_task(sample_summary(probe, f"{base}/v1/channels/{MAIN}/summary",
-                                                                     stop))  # fmt: skip
+                                                                     stop, board))  # fmt: skip
                         cpu0, w0, own0 = cpu_seconds(server.pid), time.monotonic(), time.process_time()
                         n = await flow(producer, settings.topic_orders, rate, args.phase_seconds, board)
                         await asyncio.sleep(3)  # the last orders' updates
@@ -284,6 +295,9 @@ async def bench_live(args: argparse.Namespace) -> None:
                               f"({len(lat):,} deliveries), /summary p99 {quantiles(summary)[2]:.0f} ms, "
                               f"CPU server {cpu * 100:.0f}%, clients {own * 100:.0f}%", flush=True)  # fmt: skip
                         print(f"  of which the 100 side viewers: update p50 {s50:.0f} / p95 {s95:.0f} ms", flush=True)
+                        v50, v95, _ = quantiles(board.latencies.get(f"{name} visible", []))
+                        print(f"  big channel's orders visible in /summary (polled every 100 ms): p50 {v50:.0f} / "
+                              f"p95 {v95:.0f} ms", flush=True)  # fmt: skip
                 live = await server_metrics(http, base)
                 early = board.ended  # streams that ended on their own: dropped or refused
                 for task in tasks:
@@ -310,9 +324,10 @@ async def bench_live(args: argparse.Namespace) -> None:
               f"{cpu * 100:>8.0f}%{own * 100:>8.0f}%{load:>6.1f}")  # fmt: skip
     print("(update latency ms: order sent -> update received by a viewer; targets p95 <= 2,000, /summary p99 <= 100;"
           " load: 1-minute load average of this 2-core machine at the phase's end)")
-    computes = live.get("livesales_live_compute_seconds_count", 0)
-    mean = live.get("livesales_live_compute_seconds_sum", 0) / computes * 1000 if computes else float("nan")
-    print(f"server: {computes:.0f} payloads computed (mean {mean:.0f} ms each, waits for storage threads included), "
+    rounds = live.get("livesales_live_compute_seconds_count", 0)
+    mean = live.get("livesales_live_compute_seconds_sum", 0) / rounds * 1000 if rounds else float("nan")
+    print(f"server: {live.get('livesales_live_payloads_total', 0):.0f} payloads computed in {rounds:.0f} rounds "
+          f"(mean {mean:.0f} ms a round, waits for storage threads included), "
           f"{live.get('livesales_live_polls_total', 0):.0f} polls, "
           f"{live.get('livesales_live_dropped_total', 0):.0f} viewers dropped, "
           f"{live.get('livesales_live_watchers', 0):.0f} watchers for "

@@ -47,7 +47,7 @@ class Metrics:
             registry=r,
         )
         self.live_compute_seconds = Histogram(
-            "livesales_live_compute_seconds", "Time to compute one live payload (marker + summary + minutes)",
+            "livesales_live_compute_seconds", "Time to compute one round of live payloads (all due views of a scope)",
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r,
         )
         self.live_polls = Counter(
