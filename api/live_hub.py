@@ -122,7 +122,8 @@ class Watcher:
         self.frame: bytes | None = None
         self.marker: Marker | None = None  # read before the frame was computed: it shows at least that
         self.error: StorageError | None = None
-        self.gone = False  # the channel does not exist (or no longer) for this scope, or nobody watches
+        self.gone = False  # ended: nobody watches, the hub closed, or the channel is missing
+        self.missing = False  # the channel does not exist (or no longer) for this scope
         self.started = asyncio.Event()  # the first computation ended, whatever it gave
         self.due_since: float | None = None  # woken and not computed since
         self.last = -math.inf  # when its last computation began
@@ -136,6 +137,7 @@ class Watcher:
         self.error = None
         self.marker = marker
         if payload is None:
+            self.missing = True
             self.end()
             return
         frame = b"event: update\ndata: " + orjson.dumps(payload) + b"\n\n"

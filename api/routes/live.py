@@ -38,7 +38,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     try:
         watcher = viewer.watcher
         await watcher.started.wait()
-        if watcher.gone:
+        if watcher.missing:
             raise not_found(channel_id)
         if watcher.frame is None:  # the JSON error middleware answers 503
             raise watcher.error or StorageError("the server is shutting down")

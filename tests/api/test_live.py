@@ -106,6 +106,17 @@ async def test_unknown_or_out_of_scope_channel_is_404_and_holds_nothing(make_cli
         assert bad.status == 400 and hub.streams == 0
 
 
+async def test_shutdown_ends_open_streams_and_refuses_new_ones(make_client: MakeClient) -> None:
+    async with make_client() as client:
+        resp = await client.get(URL, headers=auth("all"))
+        await next_update(resp)
+        await client.server.app.shutdown()  # what the runtime's stop does first
+        await asyncio.wait_for(resp.content.read(), 5.0)  # the stream ends: EOF, not a hang
+        again = await client.get(URL, headers=auth("all"))
+        assert again.status == 503 and (await again.json())["error"]["code"] == "unavailable"
+        assert hub_of(client).streams == 0
+
+
 async def _is(value: int, want: int) -> bool:
     return value == want
 
