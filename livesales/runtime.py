@@ -31,7 +31,7 @@ class Runtime:
     def __init__(self, settings: Settings, consumers: int = 1) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = ClickHouse(settings.clickhouse_dsn)
+        self.store = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster)
         self.writer = Writer(self.store)
         self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
         self.producer = Producer(settings.kafka_bootstrap)
