@@ -146,7 +146,7 @@ def build_spec() -> dict[str, Any]:
             "/v1/channels/{channel_id}/live": {"get": _op(
                 "Server-Sent Events: 'update' events carrying {summary, minutes} whenever the channel changes",
                 {"description": "event stream", "content": {"text/event-stream": {"schema": _STR}}},
-                [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404))},
+                [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404, 503))},
             "/v1/pivot": {"get": _op("pivot a dataset", pivot_ok, pivot_params, authed)},
             "/v1/channels/{channel_id}/alerts": {"get": _op(
                 "alert episodes of one channel along its clock, newest first (at most 100)", _json(ALERTS),

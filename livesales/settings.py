@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
     alert_refund_spike_pct: float = Field(default=20.0, ge=0)
+    # Live screens (api/live_hub.py): caps on open SSE streams, and how often a channel's
+    # shared watcher may recompute / polls for what other processes stored.
+    live_max_streams_per_token: int = Field(default=50, ge=1)
+    live_max_streams: int = Field(default=2000, ge=1)
+    live_poll_ms: int = Field(default=1000, ge=50)
+    live_min_interval_ms: int = Field(default=500, ge=0)
+    live_compute_cores: float = Field(default=0.5, gt=0)  # CPU the live computations may use, in cores
+    live_send_timeout_s: float = Field(default=10.0, gt=0)  # a viewer this far behind is dropped
+    live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0)  # kernel send buffer per stream; 0: default
 
     @property
     def topics(self) -> tuple[str, str, str]:

@@ -252,12 +252,3 @@ async def summary(ch: ClickHouse, channel_id: str, scope: Scope, tp: TimeParams)
         "top_skus": _top_skus(o["sku_sums"], o["sku_names"]),
     }
 
-
-async def change_marker(ch: ClickHouse, channel_id: str) -> tuple[Any, ...]:
-    """Changes whenever a row of the channel is stored; cheap on the primary key."""
-    rows = await ch.query(
-        "SELECT (SELECT max(stored_at) FROM order_steps WHERE channel_id = {c:String}) AS o,"
-        " (SELECT max(stored_at) FROM stream_stats WHERE channel_id = {c:String}) AS s",
-        {"c": channel_id},
-    )
-    return (rows[0]["o"], rows[0]["s"])
