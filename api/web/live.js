@@ -130,10 +130,11 @@ function renderMinutes(m) {
 let alertsFromStream = false;
 
 /** Show the firing alerts (newest first, as the API sends them); hide the banner when none fire. */
-function renderAlerts(body) {
+function renderAlerts(body, source) {
   const list = Array.isArray(body) ? body : (body && Array.isArray(body.alerts) ? body.alerts : null);
   if (!list) return;
   const banner = document.getElementById("alerts");
+  banner.dataset.source = source; // "stream" or "poll": which path fed the banner last
   const firing = list.filter((a) => a && a.state === "firing");
   banner.dataset.rules = firing.map((a) => a.rule).join(",");
   banner.replaceChildren(...firing.map((a) => el("div", { class: "alert", "data-rule": a.rule || "" },
@@ -148,7 +149,8 @@ function renderAlerts(body) {
 async function pollAlerts() {
   while (!alertsFromStream) {
     try {
-      renderAlerts(await api(`${base}/alerts?${TZ}`));
+      const body = await api(`${base}/alerts?${TZ}`);
+      if (!alertsFromStream) renderAlerts(body, "poll");
     } catch (err) {
       if (err.status === 401 || err.status === 404) return; // signed out, or a server without alerts
     }
@@ -220,7 +222,7 @@ function handleEvent(ev) {
   render(payload.summary, payload.minutes);
   if (payload.alerts !== undefined && payload.alerts !== null) {
     alertsFromStream = true;
-    renderAlerts(payload.alerts);
+    renderAlerts(payload.alerts, "stream");
   }
 }
 

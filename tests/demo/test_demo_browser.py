@@ -76,6 +76,7 @@ async def test_live_screen_matches_the_api_and_moves_without_reload(browser: Any
     if await demo.status(alerts_path, "township") == 200:  # v1.1 alerts: the banner shows the firing ones
         firing = [a["rule"] for a in (await demo.get(alerts_path, "township"))["alerts"] if a["state"] == "firing"]
         await phone.wait_for_function(f"document.querySelector('#alerts').dataset.rules === {','.join(firing)!r}")
+        await phone.wait_for_selector("#alerts[data-source='stream']", state="attached")  # pushed, not polled
         assert await phone.locator("#alerts").is_visible() == bool(firing)
     assert "秒一单" in await phone.inner_text("#pace")  # 成交节奏 shown whole (the layout check measures it)
     await check_layout(phone, "screenshot-live-phone.png")
