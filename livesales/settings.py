@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     topic_orders: str = "livesales.orders"
     topic_onboarding: str = "livesales.onboarding"
     topic_stream_stats: str = "livesales.stream_stats"
+    topic_channels: str = "livesales.channels"
     topic_dlq: str = "livesales.dlq"
     clickhouse_dsn: str = Field(default_factory=_default_dsn)
     api_host: str = "127.0.0.1"
@@ -38,12 +39,13 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 8 * 1024 * 1024
 
     @property
-    def topics(self) -> tuple[str, str, str]:
-        return (self.topic_orders, self.topic_onboarding, self.topic_stream_stats)
+    def topics(self) -> tuple[str, ...]:
+        return (self.topic_orders, self.topic_onboarding, self.topic_stream_stats, self.topic_channels)
 
     def topic_for_schema(self, schema: str) -> str:
         return {
             "order.v1": self.topic_orders,
             "onboarding.v1": self.topic_onboarding,
             "stream_stats.v1": self.topic_stream_stats,
+            "channel.v1": self.topic_channels,
         }[schema]
