@@ -27,8 +27,10 @@ async def test_channel_list(client: Client) -> None:
         "channel_id": "nh-live", "platform": "douyin", "district": "宁海县", "township": "长街镇",
         "paid_orders": 4, "gmv_fen": 59600,
         "first_event_at": "2020-02-29T09:30:00+08:00", "last_event_at": "2020-02-29T11:00:00+08:00",
+        "title": None, "host": None, "status": "live", "scheduled_start": None, "scheduled_end": None,
     }  # fmt: skip
     assert by_id["store-f1"]["township"] is None
+    assert body["next_cursor"] is None
 
 
 async def test_minutes_count_each_step_once_in_its_own_minute(client: Client) -> None:
@@ -66,6 +68,8 @@ async def test_summary(client: Client) -> None:
         "refunded_orders": 1, "refund_fen": 20400, "net_gmv_fen": 39200, "views_total": 300, "viewers_peak": 70,
         "first_paid_at": "2020-02-29T09:30:00+08:00", "last_paid_at": "2020-02-29T10:05:00+08:00",
         "avg_order_fen": 14900, "seconds_per_order": 700.0,
+        "title": None, "host": None, "status": "live", "scheduled_end": None,
+        "projected_paid_orders": None, "projected_gmv_fen": None,
         "top_skus": [
             {"sku": "clam-2.5kg", "name": "长街蛏子 2.5kg 装", "units": 5, "gmv_fen": 34000},
             {"sku": "clam-5kg", "name": "长街蛏子 5kg 装", "units": 2, "gmv_fen": 25600},
