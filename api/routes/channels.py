@@ -9,7 +9,7 @@ from aiohttp import web
 from api.auth import Principal, principal_of
 from api.context import STORE, json_response
 from api.errors import ApiError
-from api.params import TimeParams, time_params
+from api.params import TimeParams, strict_time_params, time_params
 from api.queries import channels as q
 
 routes = web.RouteTableDef()
@@ -58,7 +58,7 @@ def list_filters(request: web.Request) -> q.ListFilters:
 @routes.get("/v1/channels")
 async def list_channels(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    tp = time_params(request)
+    tp = strict_time_params(request)
     filters = list_filters(request)
     page, cursor = await q.list_channels(request.app[STORE], principal.scope, tp, filters)
     return json_response({"channels": page, "next_cursor": cursor})
