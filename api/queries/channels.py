@@ -130,6 +130,17 @@ class ListFilters:
     cursor: tuple[int, str] | None = None
 
 
+# "Channels with events in the range" [{lo}, {hi}), over a channel row: an order or
+# stream-stats event in it, or a schedule overlapping it (an announced sale belongs to the
+# day it is planned for).
+_IN_RANGE = "occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at < {hi:DateTime64(3, 'UTC')}"
+ACTIVE_IN_RANGE = (
+    f"(channel_id IN (SELECT toString(channel_id) FROM order_steps WHERE {_IN_RANGE}"  # noqa: S608
+    f" UNION DISTINCT SELECT toString(channel_id) FROM stream_stats WHERE {_IN_RANGE})"
+    " OR (scheduled_start < {hi:DateTime64(3, 'UTC')}"
+    " AND coalesce(scheduled_end, scheduled_start) >= {lo:DateTime64(3, 'UTC')}))"
+)
+
 # Pages are in a stable order: the most recently active first (last order or stream-stats
 # event, descending; channels without any, i.e. registry-only, last), ties by channel_id.
 _SORT_KEY = "coalesce(toUnixTimestamp64Milli(last_at), toInt64(-1))"
@@ -150,17 +161,9 @@ async def list_channels(
             where.append(f"{name} = {{f_{name}:String}}")
             params[f"f_{name}"] = value
     if tp.from_ is not None or tp.to is not None:
-        # "channels with events in the range": an order or stream-stats event in it, or a
-        # schedule overlapping it (an announced sale belongs to the day it is planned for)
         lo, hi = tp.bounds()
         params |= {"lo": lo, "hi": hi}
-        in_range = "occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at < {hi:DateTime64(3, 'UTC')}"
-        where.append(
-            f"(channel_id IN (SELECT toString(channel_id) FROM order_steps WHERE {in_range}"  # noqa: S608
-            f" UNION DISTINCT SELECT toString(channel_id) FROM stream_stats WHERE {in_range})"
-            " OR (scheduled_start < {hi:DateTime64(3, 'UTC')}"
-            " AND coalesce(scheduled_end, scheduled_start) >= {lo:DateTime64(3, 'UTC')}))"
-        )
+        where.append(ACTIVE_IN_RANGE)
     if f.cursor is not None:
         where.append("(k < {ck:Int64} OR (k = {ck:Int64} AND channel_id > {cc:String}))")
         params |= {"ck": f.cursor[0], "cc": f.cursor[1]}
