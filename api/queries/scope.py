@@ -33,6 +33,13 @@ def region_condition(scope: Scope, district_col: str, township_col: str | None) 
     return sql, params
 
 
+def in_scope(scope: Scope, district: str, township: str) -> bool:
+    """``region_condition`` in Python, for a place already read."""
+    if scope.is_all:
+        return True
+    return district == scope.district and (scope.township is None or township == scope.township)
+
+
 # One row per channel known from its registry entry, its orders or its stream stats, in
 # one aggregation over a UNION ALL (no joins): src 1 = registry, 2 = orders, 3 = stream
 # stats, 4 = "a row of it was stored since {live_since}". The orders branch is answered
