@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,30 +81,34 @@ def _now(now: datetime | None) -> datetime:
 # merged by the rule of api.queries.scope (the union in channel_rows() costs several
 # times their sum for one channel: measured on the 2M-row API benchmark store).
 _PLACE = f"""
-    SELECT argMin(tuple(platform, district, township), tuple(f, district, township, platform)) AS place,
+    SELECT channel_id,
+           argMin(tuple(platform, district, township), tuple(f, district, township, platform)) AS place,
            min(f) AS first_any, max(l) AS last_any
     FROM (
-        SELECT platform, district, township, status, count() AS n, min(occurred_at) AS f, max(occurred_at) AS l
-        FROM order_steps WHERE channel_id = {{c:String}}
-        GROUP BY platform, district, township, status
+        SELECT toString(channel_id) AS channel_id, platform, district, township, status, count() AS n,
+               min(occurred_at) AS f, max(occurred_at) AS l
+        FROM order_steps WHERE channel_id IN {{ids:Array(String)}}
+        GROUP BY channel_id, platform, district, township, status
     )
-    HAVING count() > 0 {_P_CHANNEL}
-"""  # noqa: S608 - fixed SQL; the channel is a bound parameter
+    GROUP BY channel_id {_P_CHANNEL}
+"""  # noqa: S608 - fixed SQL; the channels are a bound parameter
 _STATS = """
-    SELECT count() AS n, any(platform) AS platform, max(views_total) AS views_total,
+    SELECT toString(channel_id) AS channel_id, any(platform) AS platform, max(views_total) AS views_total,
            max(viewers_online) AS viewers_peak, min(occurred_at) AS first_at, max(occurred_at) AS last_at
-    FROM stream_stats WHERE channel_id = {c:String}
+    FROM stream_stats WHERE channel_id IN {ids:Array(String)} GROUP BY channel_id
 """
 _REGISTRY = """
-    SELECT platform, title, host, district, township, scheduled_start, scheduled_end
-    FROM channels_current WHERE channel_id = {c:String}
+    SELECT channel_id, platform, title, host, district, township, scheduled_start, scheduled_end
+    FROM channels_current WHERE channel_id IN {ids:Array(String)}
 """
 _LIVE = """
-    SELECT (SELECT count() FROM (SELECT 1 FROM order_steps
-                                 WHERE channel_id = {c:String} AND stored_at >= {since:DateTime64(3, 'UTC')} LIMIT 1))
-         + (SELECT count() FROM (SELECT 1 FROM stream_stats
-                                 WHERE channel_id = {c:String} AND stored_at >= {since:DateTime64(3, 'UTC')} LIMIT 1))
-         AS live
+    SELECT DISTINCT channel_id FROM (
+        SELECT toString(channel_id) AS channel_id FROM order_steps
+        WHERE channel_id IN {ids:Array(String)} AND stored_at >= {since:DateTime64(3, 'UTC')} LIMIT 1 BY channel_id
+        UNION ALL
+        SELECT toString(channel_id) FROM stream_stats
+        WHERE channel_id IN {ids:Array(String)} AND stored_at >= {since:DateTime64(3, 'UTC')} LIMIT 1 BY channel_id
+    )
 """
 
 
@@ -117,38 +122,49 @@ def _latest(*times: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
+Parts = tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]  # head, orders row, stats row
+
+
 async def _channel_parts(
-    ch: ClickHouse, channel_id: str, scope: Scope, orders_sql: str, now: datetime | None
-) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]] | None:
-    """``(head, orders row or None, stats row)``, or None when the channel does not exist
-    for this scope. ``orders_sql`` must answer ``place``, ``first_any`` and ``last_any``."""
+    ch: ClickHouse, ids: Sequence[str], scope: Scope, orders_sql: str, now: datetime | None
+) -> dict[str, Parts]:
+    """Per channel that exists for this scope: ``(head, orders row or None, stats row or
+    None)``. ``orders_sql`` must answer ``channel_id``, ``place``, ``first_any`` and
+    ``last_any`` per channel in ``{ids}``."""
     at = _now(now)
-    bound = {"c": channel_id}
+    bound = {"ids": list(ids)}
     orders, stats, registry, live = await asyncio.gather(
         ch.query(orders_sql, bound),
         ch.query(_STATS, bound),
         ch.query(_REGISTRY, bound),
         ch.query(_LIVE, {**bound, "since": at - LIVE_WINDOW}),
     )
-    o = orders[0] if orders else None
-    s = stats[0]
-    head: dict[str, Any] = {"title": None, "host": None, "scheduled_start": None, "scheduled_end": None}
-    if registry:  # the registry places the channel (contract §3) ...
-        head |= registry[0]
-    elif o is not None:  # ... else its earliest order does
-        head["platform"], head["district"], head["township"] = o["place"]
-    elif s["n"]:  # known only from stream stats: no place
-        head |= {"platform": s["platform"], "district": "", "township": ""}
-    else:
-        return None
-    if not in_scope(scope, head["district"], head["township"]):
-        return None
-    head["scheduled_start"], head["scheduled_end"] = _utc(head["scheduled_start"]), _utc(head["scheduled_end"])
-    head["first_at"] = _earliest(_utc(o["first_any"]) if o else None, _utc(s["first_at"]) if s["n"] else None)
-    head["last_at"] = _latest(_utc(o["last_any"]) if o else None, _utc(s["last_at"]) if s["n"] else None)
-    start = head["scheduled_start"]
-    head["status"] = "live" if live[0]["live"] else "scheduled" if start is not None and start > at else "ended"
-    return head, o, s
+    orders_of = {r["channel_id"]: r for r in orders}
+    stats_of = {r["channel_id"]: r for r in stats}
+    registry_of = {r["channel_id"]: r for r in registry}
+    live_ids = {r["channel_id"] for r in live}
+    out: dict[str, Parts] = {}
+    for c in ids:
+        o, s, reg = orders_of.get(c), stats_of.get(c), registry_of.get(c)
+        head: dict[str, Any] = {"title": None, "host": None, "scheduled_start": None, "scheduled_end": None}
+        if reg is not None:  # the registry places the channel (contract §3) ...
+            head |= reg
+        elif o is not None:  # ... else its earliest order does
+            head["platform"], head["district"], head["township"] = o["place"]
+        elif s is not None:  # known only from stream stats: no place
+            head |= {"platform": s["platform"], "district": "", "township": ""}
+        else:
+            continue
+        if not in_scope(scope, head["district"], head["township"]):
+            continue
+        head["channel_id"] = c
+        head["scheduled_start"], head["scheduled_end"] = _utc(head["scheduled_start"]), _utc(head["scheduled_end"])
+        head["first_at"] = _earliest(_utc(o["first_any"]) if o else None, _utc(s["first_at"]) if s else None)
+        head["last_at"] = _latest(_utc(o["last_any"]) if o else None, _utc(s["last_at"]) if s else None)
+        start = head["scheduled_start"]
+        head["status"] = "live" if c in live_ids else "scheduled" if start is not None and start > at else "ended"
+        out[c] = (head, o, s)
+    return out
 
 
 async def channel_row(
@@ -157,7 +173,7 @@ async def channel_row(
     """The channel's place, registry fields, status and clock (``last_at``), or None when
     it does not exist for this scope (api.queries.scope: placed by registry, else
     earliest order)."""
-    parts = await _channel_parts(ch, channel_id, scope, _PLACE, now)
+    parts = (await _channel_parts(ch, [channel_id], scope, _PLACE, now)).get(channel_id)
     return parts[0] if parts is not None else None
 
 
@@ -303,7 +319,7 @@ async def minutes(ch: ClickHouse, channel_id: str, scope: Scope, tp: TimeParams)
 # are never 0, so no SKU is dropped; minMap picks one name per SKU deterministically (a
 # SKU's orders carry the same name).
 _SUMMARY = f"""
-    SELECT
+    SELECT channel_id,
         sumIf(n, status = 'paid') AS paid_orders, sumIf(amount, status = 'paid') AS gmv_fen,
         sumIf(qty, status = 'paid') AS units, sumIf(grams, status = 'paid') AS weight_g,
         sumIf(n, status = 'created') AS created_orders,
@@ -313,15 +329,15 @@ _SUMMARY = f"""
         argMin(tuple(platform, district, township), tuple(first_at, district, township, platform)) AS place,
         min(first_at) AS first_any, max(last_at) AS last_any
     FROM (
-        SELECT platform, district, township, status, count() AS n, sum(amount_fen) AS amount,
-               sum(units) AS qty, sum(weight_g) AS grams, min(occurred_at) AS first_at,
+        SELECT toString(channel_id) AS channel_id, platform, district, township, status, count() AS n,
+               sum(amount_fen) AS amount, sum(units) AS qty, sum(weight_g) AS grams, min(occurred_at) AS first_at,
                max(occurred_at) AS last_at, sumMap(`items.sku`, item_units, item_gmv_fen) AS skus,
                minMap(`items.sku`, `items.name`) AS names
-        FROM order_steps WHERE channel_id = {{c:String}}
-        GROUP BY platform, district, township, status
+        FROM order_steps WHERE channel_id IN {{ids:Array(String)}}
+        GROUP BY channel_id, platform, district, township, status
     )
-    HAVING count() > 0 {_P_CHANNEL}
-"""  # noqa: S608 - fixed SQL; the channel is a bound parameter
+    GROUP BY channel_id {_P_CHANNEL}
+"""  # noqa: S608 - fixed SQL; the channels are a bound parameter
 
 # Paid orders in the pace window (clock - 30 min, clock]; the minute bound lets the
 # primary key prune to the window's granules, so this reads a few rows of one channel,
@@ -359,27 +375,45 @@ def project(
 async def summary(
     ch: ClickHouse, channel_id: str, scope: Scope, tp: TimeParams, now: datetime | None = None
 ) -> dict[str, Any] | None:
-    """The channel's running totals, or None when it does not exist for this scope.
+    """The channel's running totals, or None when it does not exist for this scope."""
+    return (await summaries(ch, [channel_id], scope, tp, now)).get(channel_id)
 
-    Four small reads side by side, each pruned to the channel by a primary key (orders
+
+async def summaries(
+    ch: ClickHouse, channel_ids: Sequence[str], scope: Scope, tp: TimeParams, now: datetime | None = None
+) -> dict[str, dict[str, Any]]:
+    """The summary of each channel that exists for this scope (the live screens ask for
+    many at once: a chDB query costs ~9 ms of planning however little it reads).
+
+    Four small reads side by side, each pruned to the channels by a primary key (orders
     sums and place from p_channel, stream stats, registry, "stored lately"), then, only
-    for a channel with a scheduled end still ahead of its clock, the pace window."""
-    parts = await _channel_parts(ch, channel_id, scope, _SUMMARY, now)
-    if parts is None:
-        return None
-    head, orders, s = parts
+    for channels with a scheduled end still ahead of their clock, the pace windows."""
+    parts = await _channel_parts(ch, channel_ids, scope, _SUMMARY, now)
+    heads = [h for h, _, _ in parts.values()]
+    due = [(h["channel_id"], h["last_at"]) for h in heads if _ends_after_clock(h)]
+    paces = await asyncio.gather(
+        *(ch.query(_PACE, {"c": c, "lo": clock - PACE_WINDOW, "clock": clock}) for c, clock in due)
+    )
+    pace_of = {c: (int(p[0]["n"]), int(p[0]["gmv"])) if p else (0, 0) for (c, _), p in zip(due, paces, strict=True)}
+    return {c: _summary(h, o, s, pace_of.get(c), tp) for c, (h, o, s) in parts.items()}
+
+
+def _ends_after_clock(head: dict[str, Any]) -> bool:
+    clock, end = head["last_at"], head["scheduled_end"]
+    return clock is not None and end is not None and bool(clock < end)
+
+
+def _summary(
+    head: dict[str, Any], orders: dict[str, Any] | None, s: dict[str, Any] | None, pace: tuple[int, int] | None,
+    tp: TimeParams,
+) -> dict[str, Any]:  # fmt: skip
     o: dict[str, Any] = orders if orders is not None else {**ZERO, "sku_sums": ([], [], []), "sku_names": ([], [])}
     paid, gmv, refund = int(o["paid_orders"]), int(o["gmv_fen"]), int(o["refund_fen"])
     first, last = (_utc(o["first_paid_at"]), _utc(o["last_paid_at"])) if paid else (None, None)
-    clock, end = head["last_at"], head["scheduled_end"]
-    projected: tuple[int | None, int | None] = (None, None)
-    if clock is not None and end is not None and clock < end:
-        pace = await ch.query(_PACE, {"c": channel_id, "lo": clock - PACE_WINDOW, "clock": clock})
-        n, window_gmv = (int(pace[0]["n"]), int(pace[0]["gmv"])) if pace else (0, 0)
-        since = head["first_at"]
-        projected = (project(paid, n, clock, since, end), project(gmv, window_gmv, clock, since, end))
+    clock, end, since = head["last_at"], head["scheduled_end"], head["first_at"]
+    n, window_gmv = pace if pace is not None else (0, 0)
     return {
-        "channel_id": channel_id,
+        "channel_id": head["channel_id"],
         "platform": head["platform"],
         "district": _none_if_empty(head["district"]),
         "township": _none_if_empty(head["township"]),
@@ -395,14 +429,14 @@ async def summary(
         "refunded_orders": int(o["refunded_orders"]),
         "refund_fen": refund,
         "net_gmv_fen": gmv - refund,
-        "views_total": int(s["views_total"]) if s["n"] else None,
-        "viewers_peak": int(s["viewers_peak"]) if s["n"] else None,
+        "views_total": int(s["views_total"]) if s is not None else None,
+        "viewers_peak": int(s["viewers_peak"]) if s is not None else None,
         "first_paid_at": tp.render(first),
         "last_paid_at": tp.render(last),
         "avg_order_fen": (2 * gmv + paid) // (2 * paid) if paid else None,  # round half up
         "seconds_per_order": (last - first).total_seconds() / (paid - 1) if paid > 1 and first and last else None,
-        "projected_paid_orders": projected[0],
-        "projected_gmv_fen": projected[1],
+        "projected_paid_orders": project(paid, n, clock, since, end) if pace is not None else None,
+        "projected_gmv_fen": project(gmv, window_gmv, clock, since, end) if pace is not None else None,
         "top_skus": _top_skus(o["sku_sums"], o["sku_names"]),
     }
 

@@ -294,3 +294,14 @@ def test_projection_rules() -> None:
     assert q.project(10, 3, end, at, end) is None  # the clock has reached the end
     assert q.project(10, 3, at, at, None) is None  # no schedule
     assert q.project(10, 3, None, None, end) is None  # no events
+
+
+@pytest.mark.parametrize("scope", [Scope(), Scope(district="宁海县", township="长街镇")])
+async def test_summaries_of_many_are_each_ones_summary(clickhouse: ClickHouse, scope: Scope) -> None:
+    await store_events(clickhouse, dataset() + registry_events())
+    ids = ["nh-live", "proj", "upcoming", "xs-live", "no-such", "past-sale"]
+    tp = TimeParams()
+    many = await q.summaries(clickhouse, ids, scope, tp)
+    one = {c: await q.summary(clickhouse, c, scope, tp) for c in ids}
+    assert many == {c: s for c, s in one.items() if s is not None}
+    assert ("xs-live" in many) == scope.is_all and "no-such" not in many and "proj" in many
