@@ -25,7 +25,7 @@ import orjson
 
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries.scope import STATUS_SQL, channel_rows, in_scope, region_condition
+from api.queries.scope import LIVE_IDS_SQL, STATUS_SQL, channel_rows, in_scope, region_condition
 from processors.store import ClickHouse
 
 # Grouped by status in "long form" so ClickHouse answers from the p_minute projection
@@ -75,6 +75,11 @@ STATUSES = ("scheduled", "live", "ended")
 
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
+
+
+async def live_ids(ch: ClickHouse, at: datetime) -> list[str]:
+    """The channels with an order or stream-stats row stored in the ten minutes to ``at``."""
+    return [r["channel_id"] for r in await ch.query(LIVE_IDS_SQL, {"live_since": at - LIVE_WINDOW})]
 
 
 # One channel's parts, each a small read pruned by a primary key, run side by side and
@@ -234,7 +239,7 @@ async def list_channels(
     f = filters or ListFilters()
     at = _now(now)
     cond, params = region_condition(scope, "district", "township")
-    params |= {"live_since": at - LIVE_WINDOW, "now": at, "n": f.limit + 1}
+    params |= {"live_ids": await live_ids(ch, at), "now": at, "n": f.limit + 1}
     where = [cond]
     for name in ("platform", "district", "township", "status"):
         value = getattr(f, name)

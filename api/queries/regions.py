@@ -14,7 +14,7 @@ from typing import Any
 
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries.channels import _P_CHANNEL, ACTIVE_IN_RANGE, LIVE_WINDOW
+from api.queries.channels import _P_CHANNEL, ACTIVE_IN_RANGE, live_ids
 from api.queries.scope import channel_rows, region_condition
 from processors.store import ClickHouse
 
@@ -33,7 +33,7 @@ async def regions(
     at = now if now is not None else datetime.now(UTC)
     cond, params = region_condition(scope, "c.district", "c.township")
     lo, hi = tp.bounds()
-    params |= {"live_since": at - LIVE_WINDOW, "lo": lo, "hi": hi}
+    params |= {"live_ids": await live_ids(ch, at), "lo": lo, "hi": hi}
     where = [cond, "c.district != ''"]  # channels known only from stream stats have no place
     time_cond = active = "1"
     if tp.from_ is not None or tp.to is not None:
