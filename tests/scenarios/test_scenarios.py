@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-import time
 from collections import Counter
 from datetime import datetime, timedelta
 from functools import cache
@@ -36,13 +35,6 @@ def within(value: float, target: float, tolerance: float = 0.02) -> bool:
 
 def parsed(ev: ScheduledEvent) -> datetime:
     return datetime.fromisoformat(ev.event["occurred_at"])
-
-
-def test_generation_is_fast() -> None:
-    started = time.perf_counter()
-    for name in SCENARIOS:
-        generate(name, seed=99)
-    assert time.perf_counter() - started < 2.0
 
 
 def test_unknown_scenario_is_refused() -> None:
