@@ -19,7 +19,7 @@ from api.context import METRICS, PUBLISHER, READY, SETTINGS, STORE
 from api.errors import Handler, json_errors
 from api.live_hub import LiveHub
 from api.openapi import openapi_json
-from api.routes import channels, events, health, live, pivot
+from api.routes import channels, events, health, live, pivot, regions
 from api.routes.dashboard import add_dashboard
 from ingest.producer import Producer
 from livesales.metrics import Metrics
@@ -64,7 +64,7 @@ def create_app(
     app[TOKENS] = TokenStore.load(settings.api_tokens_file)
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
     app[live.HUB] = live_hub or LiveHub(store, settings, metrics)
-    for module in (health, channels, pivot, events, live):
+    for module in (health, channels, pivot, events, live, regions):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_json)
     app.add_routes(alert_routes.routes)

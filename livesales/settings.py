@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     topic_orders: str = "livesales.orders"
     topic_onboarding: str = "livesales.onboarding"
     topic_stream_stats: str = "livesales.stream_stats"
+    topic_channels: str = "livesales.channels"
     topic_dlq: str = "livesales.dlq"
     clickhouse_dsn: str = Field(default_factory=_default_dsn)
     # A cluster name from the servers' remote_servers: migrations run ON CLUSTER with
@@ -53,12 +54,13 @@ class Settings(BaseSettings):
     live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0)  # kernel send buffer per stream; 0: default
 
     @property
-    def topics(self) -> tuple[str, str, str]:
-        return (self.topic_orders, self.topic_onboarding, self.topic_stream_stats)
+    def topics(self) -> tuple[str, ...]:
+        return (self.topic_orders, self.topic_onboarding, self.topic_stream_stats, self.topic_channels)
 
     def topic_for_schema(self, schema: str) -> str:
         return {
             "order.v1": self.topic_orders,
             "onboarding.v1": self.topic_onboarding,
             "stream_stats.v1": self.topic_stream_stats,
+            "channel.v1": self.topic_channels,
         }[schema]
