@@ -156,10 +156,11 @@ CHARTS_FIT = """() => [...document.querySelectorAll(".chart")].every(
   (c) => !c.firstElementChild || c.firstElementChild.getBoundingClientRect().width <= c.clientWidth + 1)"""
 
 
-async def check_layout(page: Any, shot: str, full_page: bool = True) -> None:
-    """Assert no layout problem at the page's current size and save the screenshot into docs/."""
+async def check_layout(page: Any, shot: str | None, full_page: bool = True) -> None:
+    """Assert no layout problem at the page's current size; save the screenshot into docs/ if named."""
     await page.wait_for_function(CHARTS_FIT, timeout=5_000)
     problems = await page.evaluate(LAYOUT_PROBLEMS)
-    await page.screenshot(path=str(DOCS / shot), full_page=full_page)
+    if shot:
+        await page.screenshot(path=str(DOCS / shot), full_page=full_page)
     size = page.viewport_size
-    assert not problems, f"{shot} at {size['width']}×{size['height']}: {problems}"
+    assert not problems, f"{shot or page.url} at {size['width']}×{size['height']}: {problems}"

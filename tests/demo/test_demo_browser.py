@@ -8,6 +8,7 @@ linked from the README.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,28 @@ async def test_bureau_pivots_match_the_api_at_both_sizes(browser: Any, demo: Dem
     await phone.wait_for_selector("#domestic-pivot:not([data-total=''])")
     await check_layout(phone, "screenshot-bureau-phone.png")
     await phone.close()
+
+
+async def test_channel_list_filters_and_pages(browser: Any, demo: Demo) -> None:
+    page = await open_page(browser, demo, "bureau", "/index.html", PHONE)
+    first = await demo.get("/v1/channels?limit=50")
+    rows = page.locator("#channels tbody tr")
+    assert await rows.count() == len(first["channels"])
+    if first["next_cursor"]:  # more than a page: 更多 appends the next one
+        second = await demo.get(f"/v1/channels?limit=50&cursor={first['next_cursor']}")
+        await page.click("#channels-more")
+        await page.wait_for_function(
+            f"document.querySelectorAll('#channels tbody tr').length === {len(first['channels']) + len(second['channels'])}"
+        )
+    async with page.expect_response(lambda r: "/v1/channels?" in r.url and "platform=douyin" in r.url) as info:
+        await page.select_option("#filter-platform", "douyin")  # offered by its name, 抖音
+    body = await (await info.value).json()
+    douyin = [c["channel_id"] for c in body["channels"]]
+    assert douyin and all(c["platform"] == "douyin" for c in body["channels"])
+    await page.wait_for_function(
+        f"JSON.stringify([...document.querySelectorAll('#channels tbody tr')].map((tr) => tr.dataset.channel))"
+        f" === {json.dumps(json.dumps(douyin, separators=(',', ':')))}"
+    )
+    assert "抖音" in await page.inner_text("#channels tbody")
+    await check_layout(page, None)
+    await page.close()
