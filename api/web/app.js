@@ -136,6 +136,37 @@ export function hhmm(rfc3339) {
   return m ? `${m[1]}:${m[2]}` : String(rfc3339 || "");
 }
 
+const OFFSET_MS = 8 * 3600 * 1000; // the dashboard shows China time (+08:00)
+const pad2 = (n) => String(n).padStart(2, "0");
+
+/** "HH:MM" in +08:00 whatever offset the RFC 3339 string carries; "—" for null. */
+export function clock(rfc3339) {
+  if (!rfc3339) return "—";
+  const s = String(rfc3339);
+  if (s.endsWith("+08:00")) return hhmm(s);
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) return hhmm(s);
+  const d = new Date(t + OFFSET_MS);
+  return `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}`;
+}
+
+/** Today's date in +08:00 as "YYYY-MM-DD" (the value of an <input type=date>). */
+export function today8() {
+  return new Date(Date.now() + OFFSET_MS).toISOString().slice(0, 10);
+}
+
+/** "YYYY-MM-DD" plus n days. */
+export function addDays(day, n) {
+  const d = new Date(`${day}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + n);
+  return d.toISOString().slice(0, 10);
+}
+
+/** Start of a +08:00 day as RFC 3339, for `from`/`to` parameters. */
+export function dayStart(day) {
+  return `${day}T00:00:00+08:00`;
+}
+
 // ---- DOM helpers ------------------------------------------------------------
 
 export function el(tag, attrs = {}, ...children) {
@@ -208,4 +239,34 @@ export function qs(params) {
     if (v !== undefined && v !== null && v !== "") u.set(k, v);
   }
   return u.toString();
+}
+
+function filenameOf(resp, fallback) {
+  const cd = resp.headers.get("Content-Disposition") || "";
+  const star = /filename\*=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
+  const plain = /filename="?([^";]+)"?/i.exec(cd);
+  const m = star || plain;
+  if (!m) return fallback;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch (e) {
+    return m[1];
+  }
+}
+
+/** GET an export with the token (a plain link cannot carry it) and save it under the server's name. */
+export async function download(url, accept, fallbackName) {
+  const resp = await fetch(url, { headers: authHeaders(undefined, { Accept: accept }) });
+  if (resp.status === 401) {
+    toSignIn();
+    return;
+  }
+  if (!resp.ok) throw await errorOf(resp);
+  const blob = await resp.blob();
+  const href = URL.createObjectURL(blob);
+  const a = el("a", { href, download: filenameOf(resp, fallbackName), hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10000);
 }

@@ -1,71 +1,90 @@
+// 商务局 page: four views over /v1/pivot, each with its CSV and Excel download.
+// Keys stay slugs/ids in the API; every label shown (platform names, firm names) is
+// translated here, in tables, legends and axes alike.
+
 import {
-  api, requireToken, authHeaders, errorOf, toSignIn, fenToYuan, fmtInt, el, showError, clearError,
-  describe, wireSignOut, markUpdated, makeChart,
+  api, requireToken, fenToYuan, fmtInt, el, showError, describe, wireSignOut, markUpdated, makeChart,
+  download,
 } from "./app.js";
+import { platformName, dimensionName, measureName, booleanName, loadLabels } from "./labels.js";
 
 requireToken();
 wireSignOut();
 
-const DIM_LABELS = {
-  platform: "平台", district: "区县", export_oriented: "外贸属性", week: "周", month: "月", day: "日",
-};
-const MEASURE_LABELS = {
-  firms_onboarded: "入驻企业数", firms_withdrawn: "退出企业数", firms_net: "净入驻企业数",
-  gmv_fen: "销售额（元）", paid_orders: "支付订单", firms_with_sales: "有销售企业数",
-};
+const TOP_FIRMS = 20;
 
-const PIVOTS = [
-  { prefix: "onboarding", dataset: "onboarding" },
-  { prefix: "domestic", dataset: "domestic_sales" },
+// kind: "pivot" (rows × cols table + stacked bars), "trend" (periods × platforms, lines),
+// "top" (firms ranked by their total, top 20, horizontal bars).
+const VIEWS = [
+  { prefix: "onboarding", dataset: "onboarding", kind: "pivot" },
+  { prefix: "trend", dataset: "onboarding", kind: "trend", cols: "platform" },
+  { prefix: "domestic", dataset: "domestic_sales", kind: "pivot" },
+  { prefix: "firms", dataset: "domestic_sales", kind: "top", rows: "firm_id" },
 ];
 
-function keyLabel(dim, value) {
+function keyLabel(dim, value, labels) {
   if (dim === "export_oriented" || typeof value === "boolean") {
-    if (value === true || value === 1 || value === "true") return "外贸";
-    if (value === false || value === 0 || value === "false") return "非外贸";
+    const yesNo = booleanName(value);
+    if (yesNo) return yesNo;
   }
   if (value === null || value === undefined || value === "") return "（空）";
+  if (dim === "platform") return platformName(value);
+  if (dim === "firm_id") return ((labels || {}).firm_id || {})[value] || String(value);
   return String(value);
 }
 
-function tupleLabel(dims, key) {
-  return dims.map((d, i) => keyLabel(d, key[i])).join(" / ");
+function tupleLabel(dims, key, labels) {
+  return dims.map((d, i) => keyLabel(d, key[i], labels)).join(" / ");
 }
 
 function fmtMeasure(measure, v) {
   return measure.endsWith("_fen") ? fenToYuan(v) : fmtInt(v);
 }
 
-function pivotUrl(p, extra = {}) {
-  const get = (n) => document.getElementById(`${p.prefix}-${n}`).value;
+function control(v, name) {
+  const node = document.getElementById(`${v.prefix}-${name}`);
+  return node ? node.value : "";
+}
+
+function pivotUrl(v, extra = {}) {
   const params = new URLSearchParams();
-  params.set("dataset", p.dataset);
-  const rows = get("rows");
-  const cols = get("cols");
-  params.set("rows", rows);
+  params.set("dataset", v.dataset);
+  params.set("rows", v.rows || control(v, "rows"));
+  const cols = v.cols || control(v, "cols");
   if (cols && cols !== "none") params.set("cols", cols);
-  params.set("measure", get("measure"));
-  const from = get("from");
-  const to = get("to");
+  params.set("measure", control(v, "measure"));
+  const from = control(v, "from");
+  const to = control(v, "to");
   if (from) params.set("from", `${from}T00:00:00+08:00`);
   if (to) params.set("to", `${to}T00:00:00+08:00`);
   params.set("tz", "+08:00");
-  for (const [k, v] of Object.entries(extra)) params.set(k, v);
+  for (const [k, val] of Object.entries(extra)) params.set(k, val);
   return `/v1/pivot?${params.toString()}`;
 }
 
-function renderTable(table, data) {
+function note(v, message) {
+  const node = document.getElementById(`${v.prefix}-note`);
+  if (!node) {
+    showError(message);
+    return;
+  }
+  node.textContent = message || "";
+  node.hidden = !message;
+}
+
+function renderPivotTable(table, data) {
   const measure = data.measure;
   const rows = data.rows || [];
   const cols = data.cols || [];
+  const labels = data.labels;
   const rowKeys = data.row_keys || [];
   const colKeys = data.col_keys || [];
   const cells = data.cells || [];
   table.dataset.total = data.total === null || data.total === undefined ? "" : String(data.total);
   table.dataset.measure = measure || "";
 
-  const rowHead = rows.map((d) => DIM_LABELS[d] || d).join(" / ") || "合计";
-  const colHeads = colKeys.map((ck) => (cols.length ? tupleLabel(cols, ck) : (MEASURE_LABELS[measure] || measure)));
+  const rowHead = rows.map((d) => dimensionName(d)).join(" / ") || "合计";
+  const colHeads = colKeys.map((ck) => (cols.length ? tupleLabel(cols, ck, labels) : measureName(measure)));
   const thead = el("thead", {}, el("tr", {},
     el("th", { text: rowHead, scope: "col" }),
     ...colHeads.map((h) => el("th", { class: "num", text: h, scope: "col" })),
@@ -73,10 +92,10 @@ function renderTable(table, data) {
   ));
   const tbody = el("tbody");
   rowKeys.forEach((rk, i) => {
-    const tr = el("tr", {}, el("th", { scope: "row", text: rows.length ? tupleLabel(rows, rk) : "全部" }));
+    const tr = el("tr", {}, el("th", { scope: "row", text: rows.length ? tupleLabel(rows, rk, labels) : "全部" }));
     colKeys.forEach((_, j) => {
-      const v = (cells[i] || [])[j];
-      tr.append(el("td", { class: "num", text: fmtMeasure(measure, v ?? 0), "data-value": v ?? "" }));
+      const val = (cells[i] || [])[j];
+      tr.append(el("td", { class: "num", text: fmtMeasure(measure, val ?? 0), "data-value": val ?? "" }));
     });
     const rt = (data.row_totals || [])[i];
     tr.append(el("td", { class: "num total", text: fmtMeasure(measure, rt ?? 0), "data-value": rt ?? "" }));
@@ -85,98 +104,135 @@ function renderTable(table, data) {
   const tfoot = el("tfoot", {}, el("tr", { class: "total" },
     el("th", { scope: "row", text: "合计" }),
     ...colKeys.map((_, j) => {
-      const v = (data.col_totals || [])[j];
-      return el("td", { class: "num", text: fmtMeasure(measure, v ?? 0), "data-value": v ?? "" });
+      const val = (data.col_totals || [])[j];
+      return el("td", { class: "num", text: fmtMeasure(measure, val ?? 0), "data-value": val ?? "" });
     }),
     el("td", { class: "num grand-total", text: fmtMeasure(measure, data.total ?? 0), "data-value": data.total ?? "" }),
   ));
   table.replaceChildren(thead, tbody, tfoot);
 }
 
+/** The firms with the largest totals, largest first (the API sorts keys, not values). */
+function topFirms(data) {
+  const labels = data.labels;
+  const totals = data.row_totals || [];
+  return (data.row_keys || [])
+    .map((rk, i) => ({ id: rk[0], name: keyLabel("firm_id", rk[0], labels), value: totals[i] ?? 0 }))
+    .sort((a, b) => b.value - a.value || String(a.id).localeCompare(String(b.id)))
+    .slice(0, TOP_FIRMS);
+}
+
+function renderTopTable(data, firms) {
+  const table = document.getElementById("firms-table");
+  const measure = data.measure;
+  table.dataset.total = data.total === null || data.total === undefined ? "" : String(data.total);
+  document.getElementById("firms-measure-head").textContent = measureName(measure);
+  table.tBodies[0].replaceChildren(...firms.map((f, i) => el("tr", { "data-firm": f.id ?? "" },
+    el("td", { class: "num", text: String(i + 1) }),
+    el("td", { text: f.name, title: String(f.id ?? "") }),
+    el("td", { class: "num", text: fmtMeasure(measure, f.value), "data-value": f.value }),
+  )));
+}
+
 const charts = {};
-function renderChart(p, data) {
-  const div = document.getElementById(`${p.prefix}-chart`);
-  if (!charts[p.prefix]) charts[p.prefix] = makeChart(div);
-  const chart = charts[p.prefix];
-  if (!chart) return;
+function chartOf(v) {
+  if (!charts[v.prefix]) charts[v.prefix] = makeChart(document.getElementById(`${v.prefix}-chart`));
+  return charts[v.prefix];
+}
+
+const narrow = () => window.innerWidth < 600;
+
+function seriesOf(data, type) {
   const measure = data.measure;
   const scale = measure.endsWith("_fen") ? 100 : 1;
-  const rows = data.rows || [];
   const cols = data.cols || [];
-  const xs = (data.row_keys || []).map((rk) => (rows.length ? tupleLabel(rows, rk) : "全部"));
-  const series = (data.col_keys || []).map((ck, j) => ({
-    name: cols.length ? tupleLabel(cols, ck) : (MEASURE_LABELS[measure] || measure),
-    type: "bar",
-    stack: "total",
+  return (data.col_keys || []).map((ck, j) => ({
+    name: cols.length ? tupleLabel(cols, ck, data.labels) : measureName(measure),
+    type,
+    ...(type === "bar" ? { stack: "total" } : { smooth: false, symbolSize: 5 }),
     emphasis: { focus: "series" },
     data: (data.cells || []).map((row) => (row[j] || 0) / scale),
   }));
+}
+
+function renderChart(v, data) {
+  const chart = chartOf(v);
+  if (!chart) return;
+  const measure = data.measure;
+  const rows = data.rows || [];
+  const xs = (data.row_keys || []).map((rk) => (rows.length ? tupleLabel(rows, rk, data.labels) : "全部"));
   chart.setOption({
-    tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+    tooltip: { trigger: "axis", axisPointer: { type: v.kind === "trend" ? "line" : "shadow" } },
     legend: { type: "scroll", top: 0 },
-    grid: { left: 60, right: 20, top: 36, bottom: 30, containLabel: true },
-    xAxis: { type: "category", data: xs },
+    // the unit (元) sits above the axis: keep it below the legend, which wraps on a phone
+    grid: { left: 10, right: 16, top: narrow() ? 56 : 44, bottom: 10, containLabel: true },
+    xAxis: { type: "category", data: xs, axisLabel: { hideOverlap: true, rotate: narrow() ? 40 : 0 } },
     yAxis: { type: "value", name: measure.endsWith("_fen") ? "元" : "" },
-    series,
+    series: seriesOf(data, v.kind === "trend" ? "line" : "bar"),
   }, { notMerge: true });
 }
 
-async function load(p) {
-  const rows = document.getElementById(`${p.prefix}-rows`).value;
-  const cols = document.getElementById(`${p.prefix}-cols`).value;
-  if (rows === cols) {
-    showError("行和列不能选同一个维度");
+function renderTopChart(v, data, firms) {
+  const chart = chartOf(v);
+  if (!chart) return;
+  const scale = data.measure.endsWith("_fen") ? 100 : 1;
+  const shown = [...firms].reverse(); // largest on top
+  chart.setOption({
+    tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+    grid: { left: 10, right: 30, top: 10, bottom: 10, containLabel: true },
+    xAxis: { type: "value", axisLabel: { hideOverlap: true } },
+    yAxis: { type: "category", data: shown.map((f) => f.name),
+      axisLabel: { width: narrow() ? 90 : 220, overflow: "truncate" } },
+    series: [{ name: measureName(data.measure), type: "bar", itemStyle: { color: "#d9480f" },
+      data: shown.map((f) => f.value / scale) }],
+  }, { notMerge: true });
+}
+
+async function load(v) {
+  if (v.kind === "pivot" && control(v, "rows") === control(v, "cols")) {
+    note(v, "行和列不能选同一个维度");
     return;
   }
   try {
-    const data = await api(pivotUrl(p));
-    clearError();
-    renderTable(document.getElementById(`${p.prefix}-pivot`), data);
-    renderChart(p, data);
+    const data = await api(pivotUrl(v));
+    note(v, "");
+    if (v.kind === "top") {
+      const firms = topFirms(data);
+      renderTopTable(data, firms);
+      renderTopChart(v, data, firms);
+    } else {
+      renderPivotTable(document.getElementById(`${v.prefix}-pivot`), data);
+      renderChart(v, data);
+    }
     markUpdated();
   } catch (err) {
-    if (err.status !== 401) showError(describe(err));
+    if (err.status !== 401) note(v, describe(err));
   }
 }
 
-function filenameOf(resp, fallback) {
-  const cd = resp.headers.get("Content-Disposition") || "";
-  const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
-  return m ? decodeURIComponent(m[1]) : fallback;
-}
-
-async function downloadCsv(p) {
-  const url = pivotUrl(p, { format: "csv" });
+async function save(v, format) {
+  const accept = format === "csv" ? "text/csv"
+    : "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
   try {
-    const resp = await fetch(url, { headers: authHeaders(undefined, { Accept: "text/csv" }) });
-    if (resp.status === 401) {
-      toSignIn();
-      return;
-    }
-    if (!resp.ok) throw await errorOf(resp);
-    const blob = await resp.blob();
-    const measure = document.getElementById(`${p.prefix}-measure`).value;
-    const name = filenameOf(resp, `${p.dataset}-${measure}.csv`);
-    const href = URL.createObjectURL(blob);
-    const a = el("a", { href, download: name, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(href), 10000);
+    await download(pivotUrl(v, { format }), accept, `${v.dataset}-${control(v, "measure")}.${format}`);
   } catch (err) {
-    showError(describe(err));
+    note(v, describe(err));
   }
 }
 
-for (const p of PIVOTS) {
-  const form = document.getElementById(`${p.prefix}-controls`);
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    load(p);
-  });
-  for (const ctl of form.querySelectorAll("select, input")) {
-    ctl.addEventListener("change", () => load(p));
+async function main() {
+  await loadLabels();
+  for (const v of VIEWS) {
+    const form = document.getElementById(`${v.prefix}-controls`);
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      load(v);
+    });
+    for (const ctl of form.querySelectorAll("select, input")) ctl.addEventListener("change", () => load(v));
+    document.getElementById(`${v.prefix}-csv`).addEventListener("click", () => save(v, "csv"));
+    document.getElementById(`${v.prefix}-xlsx`).addEventListener("click", () => save(v, "xlsx"));
+    load(v);
   }
-  document.getElementById(`${p.prefix}-csv`).addEventListener("click", () => downloadCsv(p));
-  load(p);
 }
+
+main();

@@ -1,10 +1,12 @@
 import {
   api, requireToken, authHeaders, errorOf, toSignIn, fenToYuan, gramsToKg, fmtInt, fmtOne, hhmm,
-  el, showError, clearError, describe, wireSignOut, markUpdated, makeChart,
+  clock, el, showError, clearError, describe, wireSignOut, markUpdated, makeChart,
 } from "./app.js";
+import { platformName, statusName, alertName, loadLabels } from "./labels.js";
 
 const TZ = "tz=%2B08:00";
 const POLL_MS = 2000;
+const ALERTS_POLL_MS = 30000;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 
@@ -28,12 +30,49 @@ function setValue(id, raw, text) {
   node.textContent = text;
 }
 
+function setText(id, text) {
+  const node = document.getElementById(id);
+  if (node) node.textContent = text;
+}
+
+function renderHeading(s) {
+  const slug = s.channel_id || channelId;
+  const title = s.title || slug;
+  setText("channel-title", title);
+  setText("channel-id", s.title ? slug : "");
+  setText("channel-host", s.host || "");
+  document.getElementById("channel-host").hidden = !s.host;
+  setText("channel-platform", platformName(s.platform));
+  setText("channel-region", [s.district, s.township].filter(Boolean).join(" / ") || "—");
+  const badge = document.getElementById("channel-status");
+  badge.dataset.status = s.status || "";
+  badge.textContent = statusName(s.status);
+  badge.hidden = !s.status;
+  document.title = `直播大屏 · ${title}`;
+}
+
+/** "按近30分钟节奏，预计收官 …单 / ¥…" while the summary carries a projection. */
+function renderProjection(s) {
+  const node = document.getElementById("projection");
+  const orders = s.projected_paid_orders;
+  const gmv = s.projected_gmv_fen;
+  const known = typeof orders === "number" || typeof gmv === "number";
+  node.hidden = !known;
+  node.dataset.orders = orders ?? "";
+  node.dataset.gmv = gmv ?? "";
+  if (!known) return;
+  const end = s.scheduled_end ? `（${clock(s.scheduled_end)}）` : "";
+  node.replaceChildren(
+    el("span", { class: "label", text: `按近30分钟节奏，预计收官${end}` }),
+    el("span", { class: "figure", text: `${fmtInt(orders)} 单` }),
+    el("span", { class: "sep", text: " / " }),
+    el("span", { class: "figure", text: `¥${fenToYuan(gmv)}` }),
+  );
+}
+
 function renderSummary(s) {
-  document.getElementById("channel-id").textContent = s.channel_id || channelId;
-  document.getElementById("channel-platform").textContent = s.platform || "—";
-  document.getElementById("channel-region").textContent =
-    [s.district, s.township].filter(Boolean).join(" / ") || "—";
-  document.title = `直播大屏 · ${s.channel_id || channelId}`;
+  renderHeading(s);
+  renderProjection(s);
   setValue("gmv", s.gmv_fen, fenToYuan(s.gmv_fen));
   setValue("paid-orders", s.paid_orders, fmtInt(s.paid_orders));
   setValue("weight", s.weight_g, gramsToKg(s.weight_g));
@@ -66,7 +105,8 @@ function renderMinutes(m) {
     textStyle: { color: "#cfd8e3", fontSize: 14 },
     tooltip: { trigger: "axis" },
     legend: { data: ["成交额（元）", "支付订单"], textStyle: { color: "#cfd8e3" }, top: 0 },
-    grid: { left: 70, right: 60, top: 40, bottom: 40 },
+    // on a phone the legend spans the width: keep the axis names below it
+    grid: { left: 10, right: 10, top: window.innerWidth < 600 ? 60 : 44, bottom: 10, containLabel: true },
     xAxis: {
       type: "category",
       data: rows.map((r) => hhmm(r.minute)),
@@ -83,6 +123,39 @@ function renderMinutes(m) {
         data: rows.map((r) => r.paid_orders || 0) },
     ],
   }, { notMerge: false });
+}
+
+// ---- alerts -------------------------------------------------------------------
+
+let alertsFromStream = false;
+
+/** Show the firing alerts (newest first, as the API sends them); hide the banner when none fire. */
+function renderAlerts(body, source) {
+  const list = Array.isArray(body) ? body : (body && Array.isArray(body.alerts) ? body.alerts : null);
+  if (!list) return;
+  const banner = document.getElementById("alerts");
+  banner.dataset.source = source; // "stream" or "poll": which path fed the banner last
+  const firing = list.filter((a) => a && a.state === "firing");
+  banner.dataset.rules = firing.map((a) => a.rule).join(",");
+  banner.replaceChildren(...firing.map((a) => el("div", { class: "alert", "data-rule": a.rule || "" },
+    el("strong", { text: `⚠ ${alertName(a.rule)}` }),
+    el("span", { class: "when", text: a.since ? ` ${clock(a.since)} 起` : "" }),
+    el("span", { text: a.message ? `：${a.message}` : "" }),
+  )));
+  banner.hidden = firing.length === 0;
+}
+
+/** Until the live stream carries alerts itself, ask for them every 30 s. */
+async function pollAlerts() {
+  while (!alertsFromStream) {
+    try {
+      const body = await api(`${base}/alerts?${TZ}`);
+      if (!alertsFromStream) renderAlerts(body, "poll");
+    } catch (err) {
+      if (err.status === 401 || err.status === 404) return; // signed out, or a server without alerts
+    }
+    await new Promise((r) => setTimeout(r, ALERTS_POLL_MS));
+  }
 }
 
 function render(summary, minutes) {
@@ -147,6 +220,10 @@ function handleEvent(ev) {
   }
   clearError();
   render(payload.summary, payload.minutes);
+  if (payload.alerts !== undefined && payload.alerts !== null) {
+    alertsFromStream = true;
+    renderAlerts(payload.alerts, "stream");
+  }
 }
 
 /** Read the stream until it ends. Returns "ended", or "fallback" when polling should take over. */
@@ -219,6 +296,7 @@ async function main() {
     setStatus("error", "未指定直播间");
     return;
   }
+  await loadLabels();
   try {
     await loadOnce();
   } catch (err) {
@@ -229,6 +307,7 @@ async function main() {
       return;
     }
   }
+  pollAlerts();
   if (!polling) live();
 }
 

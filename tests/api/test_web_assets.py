@@ -11,7 +11,7 @@ import pytest
 
 WEB = Path(__file__).resolve().parents[2] / "api" / "web"
 VENDOR = WEB / "vendor"
-PAGES = ["index.html", "live.html", "bureau.html"]
+PAGES = ["index.html", "live.html", "bureau.html", "regions.html"]
 
 # Vendored third-party files may mention URLs (licence text, comments); ours may not.
 EXEMPT = {VENDOR / "echarts.min.js", VENDOR / "echarts.LICENSE.txt"}
@@ -30,8 +30,48 @@ DATA_VALUE_IDS = [
 ]
 
 IDS = {
-    "index.html": ["token", "sign-in", "error", "channels", "bureau-link", "sign-out"],
-    "live.html": ["error", "sign-out", *DATA_VALUE_IDS, "chart", "top-skus"],
+    "index.html": [
+        "token",
+        "sign-in",
+        "error",
+        "channels",
+        "bureau-link",
+        "regions-link",
+        "sign-out",
+        "channel-filters",
+        "filter-platform",
+        "filter-status",
+        "filter-district",
+        "filter-township",
+        "filter-day",
+        "channels-more",
+    ],
+    "live.html": [
+        "error",
+        "sign-out",
+        *DATA_VALUE_IDS,
+        "chart",
+        "top-skus",
+        "channel-title",
+        "channel-status",
+        "channel-host",
+        "channel-platform",
+        "channel-id",
+        "alerts",
+        "projection",
+    ],
+    "regions.html": [
+        "error",
+        "sign-out",
+        "regions-level",
+        "regions-from",
+        "regions-to",
+        "regions-today",
+        "regions-all",
+        "regions-table",
+        "regions-ranking",
+        *(f"total-{k}" for k in ("channels", "live", "orders", "gmv", "kg", "refund")),
+    ],
     "bureau.html": [
         "error",
         "sign-out",
@@ -51,6 +91,14 @@ IDS = {
         "domestic-to",
         "domestic-csv",
         "domestic-chart",
+        *(f"{p}-{k}" for p in ("onboarding", "domestic", "trend", "firms") for k in ("csv", "xlsx", "note")),
+        "trend-measure",
+        "trend-rows",
+        "trend-pivot",
+        "trend-chart",
+        "firms-measure",
+        "firms-table",
+        "firms-chart",
     ],
 }
 
@@ -62,6 +110,9 @@ OPTIONS = {
     "onboarding-cols": {"none", "platform", "district", "export_oriented", "week", "month"},
     "domestic-rows": {"platform", "district", "week", "month"},
     "domestic-cols": {"none", "platform", "district", "week", "month"},
+    "trend-rows": {"week", "month"},
+    "firms-measure": {"gmv_fen", "paid_orders"},
+    "filter-status": {"", "live", "scheduled", "ended"},
 }
 
 
@@ -122,7 +173,7 @@ def local_target(base: Path, ref: str) -> Path | None:
 
 
 def test_pages_and_assets_exist() -> None:
-    for name in [*PAGES, "app.js", "style.css", "vendor/echarts.min.js"]:
+    for name in [*PAGES, "app.js", "labels.js", "style.css", "vendor/echarts.min.js"]:
         assert (WEB / name).is_file(), name
 
 
@@ -209,8 +260,9 @@ def test_element_kinds() -> None:
     for ident in ("onboarding-pivot", "domestic-pivot"):
         tag, attrs = bureau.elements[ident]
         assert tag == "table" and "data-total" in attrs
+    options = {**bureau.options, **index.options}
     for ident, values in OPTIONS.items():
-        assert bureau.options[ident] >= values, f"{ident}: {values - bureau.options[ident]} missing"
+        assert options[ident] >= values, f"{ident}: {values - options[ident]} missing"
 
 
 @pytest.mark.parametrize("name", ["live.html", "bureau.html"])
@@ -225,3 +277,31 @@ def test_live_stream_read_with_fetch_not_eventsource() -> None:
     text = (WEB / "live.js").read_text(encoding="utf-8")
     assert "EventSource" not in text
     assert "/live?" in text and "Authorization" in (WEB / "app.js").read_text(encoding="utf-8")
+
+
+def js_table(text: str, name: str) -> dict[str, str]:
+    body = re.search(rf"const {name} = {{(.*?)}};", text, re.S)
+    assert body, f"labels.js lacks {name}"
+    return dict(re.findall(r"(\w+): \"([^\"]+)\"", body.group(1)))
+
+
+def test_platform_names_cover_the_contract_slugs() -> None:
+    names = js_table((WEB / "labels.js").read_text(encoding="utf-8"), "PLATFORMS")
+    contract = {"douyin", "kuaishou", "taobao", "pinduoduo", "jd", "netease", "vipshop", "wechat"}
+    assert set(names) >= contract
+    assert names["douyin"] == "抖音" and names["wechat"] == "微信视频号"
+
+
+def test_builtin_labels_agree_with_the_served_table() -> None:
+    """The built-in copy only bridges an older server; it must not contradict api/labels.py."""
+    labels = pytest.importorskip("api.labels")
+    text = (WEB / "labels.js").read_text(encoding="utf-8")
+    for js_name, py_name in (("PLATFORMS", "PLATFORMS"), ("RULES", "RULES"), ("MEASURES", "MEASURES")):
+        served = getattr(labels, py_name)
+        for slug, name in js_table(text, js_name).items():
+            assert served.get(slug, name) == name, f"{js_name}.{slug}: {name!r} vs served {served[slug]!r}"
+
+
+def test_no_ellipsis_on_figures() -> None:
+    css = (WEB / "style.css").read_text(encoding="utf-8")
+    assert "text-overflow: ellipsis" not in css

@@ -1,108 +1,40 @@
 """The demo, driven like a person would: headless Chromium against `livesales demo`.
 
-Debian's chromium and fonts-wqy-microhei are installed by `make test`
-(tests/install-system-deps.sh); Playwright drives /usr/bin/chromium, nothing is
-downloaded. Screenshots land in docs/ and are linked from the README.
+Each page is checked on a desktop (1366×768) and a phone (390×844): it must show what
+the API answers, in Chinese, and fit (see tests/demo/conftest.py: no sideways page
+scroll, no clipped figure, no chart over a table). Screenshots land in docs/ and are
+linked from the README.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from localbroker import free_port
 from scenarios import festival
-from tests.conftest import wait_for
+from tests.demo.conftest import DESKTOP, PHONE, ROOT, Demo, check_layout, open_page, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+LIVE = f"/live.html?channel={festival.CHANNEL_ID}"
 
 
-class Demo:
-    def __init__(self, base: str, tokens: dict[str, str]) -> None:
-        self.base = base
-        self.tokens = tokens
-
-    async def get(self, path: str, role: str = "bureau") -> Any:
-        async with aiohttp.ClientSession() as s, s.get(
-            self.base + path, headers={"Authorization": f"Bearer {self.tokens[role]}"}
-        ) as r:
-            assert r.status == 200, await r.text()
-            return await r.json()
+def backend_mentions(text: str, *globs: str) -> bool:
+    """Whether the API's source already carries a feature another branch adds."""
+    return any(text in p.read_text(encoding="utf-8") for g in globs for p in Path(ROOT).glob(g))
 
 
-@pytest.fixture(scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("chromium is not installed: run `make test`, which installs it")
-    data = tmp_path_factory.mktemp("demo")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "livesales.cli", "--log-level", "WARNING", "demo", "--speed", "3000",
-         "--data-dir", str(data), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        tokens_file = data / "tokens.json"
-        await wait_for(lambda: asyncio.sleep(0, tokens_file.exists()), timeout=60, what="the demo's tokens file")
-        roles = {"all": "bureau", "township:宁海县/长街镇": "township"}
-        tokens = {}
-        for t in json.loads(tokens_file.read_text(encoding="utf-8"))["tokens"]:
-            role = "ingest" if t["ingest"] else roles[t["scope"]]
-            tokens[role] = t["token"]
-        d = Demo(f"http://127.0.0.1:{port}", tokens)
-
-        async def replayed() -> bool:
-            try:
-                s = await d.get(f"/v1/channels/{festival.CHANNEL_ID}/summary", "township")
-            except (aiohttp.ClientError, AssertionError):
-                return False
-            return bool(s["paid_orders"] >= 430 and s["views_total"] == 335_000)
-
-        await wait_for(replayed, timeout=120, interval=0.5, what="the festival replayed")
-        yield d
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.to_thread(proc.wait, 60)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
-        yield b
-        await b.close()
-
-
-async def sign_in(browser: Any, demo: Demo, role: str) -> Any:
-    page = await browser.new_page(viewport={"width": 1366, "height": 768})
-    await page.goto(demo.base + "/")
-    await page.fill("#token", demo.tokens[role])
-    await page.click("#sign-in")
-    await page.wait_for_selector("#channels a")
-    return page
+HAS_XLSX = backend_mentions("xlsx", "api/routes/*.py", "api/*.py", "api/**/*.py")
 
 
 async def test_live_screen_matches_the_api_and_moves_without_reload(browser: Any, demo: Demo) -> None:
     page = await sign_in(browser, demo, "township")
     assert await page.locator("#channels a").count() == 1  # the township sees only its channel
-    await page.goto(f"{demo.base}/live.html?channel={festival.CHANNEL_ID}")
+    assert "抖音" in await page.inner_text("#channels")
+    await page.goto(demo.base + LIVE)
     await page.wait_for_function("document.body.dataset.updatedAt")
     api = await demo.get(f"/v1/channels/{festival.CHANNEL_ID}/summary", "township")
     ids = {"gmv": "gmv_fen", "paid-orders": "paid_orders", "weight": "weight_g", "views-total": "views_total",
@@ -111,8 +43,12 @@ async def test_live_screen_matches_the_api_and_moves_without_reload(browser: Any
     for element, field in ids.items():
         assert await page.get_attribute(f"#{element}", "data-value") == str(api[field]), element
     assert "37,040.40" in await page.inner_text("#gmv")
+    assert await page.inner_text("#channel-title") == (api.get("title") or festival.CHANNEL_ID)
+    assert await page.inner_text("#channel-platform") == "抖音"
+    if api.get("host"):
+        assert await page.inner_text("#channel-host") == api["host"]
     assert await page.locator("#top-skus tbody tr").count() == len(api["top_skus"])
-    await page.screenshot(path=str(ROOT / "docs" / "screenshot-live.png"))
+    await check_layout(page, "screenshot-live.png", full_page=False)
 
     # a new paid order arrives through the ingest gateway: the screen follows, no reload
     before = int(api["paid_orders"])
@@ -134,16 +70,72 @@ async def test_live_screen_matches_the_api_and_moves_without_reload(browser: Any
     assert await page.evaluate("window.__marker") == "same page"
     await page.close()
 
+    phone = await open_page(browser, demo, "township", LIVE, PHONE)
+    assert await phone.get_attribute("#paid-orders", "data-value") == str(before + 1)
+    await phone.wait_for_selector("#live-status[data-state='live']")
+    alerts_path = f"/v1/channels/{festival.CHANNEL_ID}/alerts?tz=%2B08:00"
+    if await demo.status(alerts_path, "township") == 200:  # v1.1 alerts: the banner shows the firing ones
+        firing = [a["rule"] for a in (await demo.get(alerts_path, "township"))["alerts"] if a["state"] == "firing"]
+        await phone.wait_for_function(f"document.querySelector('#alerts').dataset.rules === {','.join(firing)!r}")
+        await phone.wait_for_selector("#alerts[data-source='stream']", state="attached")  # pushed, not polled
+        assert await phone.locator("#alerts").is_visible() == bool(firing)
+    assert "秒一单" in await phone.inner_text("#pace")  # 成交节奏 shown whole (the layout check measures it)
+    await check_layout(phone, "screenshot-live-phone.png")
+    await phone.close()
 
-async def test_bureau_pivots_match_the_api(browser: Any, demo: Demo) -> None:
-    page = await sign_in(browser, demo, "bureau")
-    await page.goto(demo.base + "/bureau.html")
-    await page.wait_for_selector("#onboarding-pivot[data-total]")
-    await page.wait_for_selector("#domestic-pivot[data-total]")
+
+async def test_bureau_pivots_match_the_api_at_both_sizes(browser: Any, demo: Demo) -> None:
+    page = await open_page(browser, demo, "bureau", "/bureau.html", DESKTOP)
+    for table in ("#onboarding-pivot", "#domestic-pivot", "#trend-pivot"):
+        await page.wait_for_selector(f"{table}:not([data-total=''])")
     onboarding = await demo.get("/v1/pivot?dataset=onboarding&rows=district&cols=platform&measure=firms_net")
     domestic = await demo.get("/v1/pivot?dataset=domestic_sales&rows=district&cols=platform&measure=gmv_fen")
     assert await page.get_attribute("#onboarding-pivot", "data-total") == str(onboarding["total"])
     assert await page.get_attribute("#domestic-pivot", "data-total") == str(domestic["total"])
-    assert "北仑区" in await page.inner_text("#onboarding-pivot")
-    await page.screenshot(path=str(ROOT / "docs" / "screenshot-bureau.png"), full_page=True)
+    text = await page.inner_text("#onboarding-pivot")
+    assert "北仑区" in text and "拼多多" in text and "pinduoduo" not in text  # platform names, not slugs
+    trend = await demo.get("/v1/pivot?dataset=onboarding&rows=month&cols=platform&measure=firms_onboarded")
+    assert await page.get_attribute("#trend-pivot", "data-total") == str(trend["total"])
+    firms = await demo.status("/v1/pivot?dataset=domestic_sales&rows=firm_id&measure=gmv_fen")
+    if firms == 200:  # the firm dimension (v1.1) is served: the top 20 are ranked by GMV, named
+        await page.wait_for_selector("#firms-table tbody tr")
+        values = [int(v) for v in await page.locator("#firms-table tbody td[data-value]").evaluate_all(
+            "(tds) => tds.map((td) => td.dataset.value)")]  # fmt: skip
+        assert 0 < len(values) <= 20 and values == sorted(values, reverse=True)
+    if HAS_XLSX:
+        async with page.expect_download() as info:
+            await page.click("#domestic-xlsx")
+        saved = await (await info.value).path()
+        assert Path(saved).read_bytes()[:2] == b"PK"  # a zip: an Excel workbook
+    await check_layout(page, "screenshot-bureau.png")
+    await page.close()
+
+    phone = await open_page(browser, demo, "bureau", "/bureau.html", PHONE)
+    await phone.wait_for_selector("#domestic-pivot:not([data-total=''])")
+    await check_layout(phone, "screenshot-bureau-phone.png")
+    await phone.close()
+
+
+async def test_channel_list_filters_and_pages(browser: Any, demo: Demo) -> None:
+    page = await open_page(browser, demo, "bureau", "/index.html", PHONE)
+    first = await demo.get("/v1/channels?limit=50")
+    rows = page.locator("#channels tbody tr")
+    assert await rows.count() == len(first["channels"])
+    if first["next_cursor"]:  # more than a page: 更多 appends the next one
+        second = await demo.get(f"/v1/channels?limit=50&cursor={first['next_cursor']}")
+        await page.click("#channels-more")
+        await page.wait_for_function(
+            f"document.querySelectorAll('#channels tbody tr').length === {len(first['channels']) + len(second['channels'])}"
+        )
+    async with page.expect_response(lambda r: "/v1/channels?" in r.url and "platform=douyin" in r.url) as info:
+        await page.select_option("#filter-platform", "douyin")  # offered by its name, 抖音
+    body = await (await info.value).json()
+    douyin = [c["channel_id"] for c in body["channels"]]
+    assert douyin and all(c["platform"] == "douyin" for c in body["channels"])
+    await page.wait_for_function(
+        f"JSON.stringify([...document.querySelectorAll('#channels tbody tr')].map((tr) => tr.dataset.channel))"
+        f" === {json.dumps(json.dumps(douyin, separators=(',', ':')))}"
+    )
+    assert "抖音" in await page.inner_text("#channels tbody")
+    await check_layout(page, None)
     await page.close()
