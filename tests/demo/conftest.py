@@ -27,7 +27,10 @@ from scenarios import festival
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ROOT / "docs"
+# Screenshots land under data/ (ignored by git) unless LIVESALES_SCREENSHOT_DIR says
+# otherwise: `LIVESALES_SCREENSHOT_DIR=docs .venv/bin/python -m pytest tests/demo` refreshes
+# the README's pictures, and an ordinary test run leaves the work tree clean.
+SHOTS = Path(os.environ.get("LIVESALES_SCREENSHOT_DIR") or ROOT / "data" / "screenshots")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
@@ -157,10 +160,11 @@ CHARTS_FIT = """() => [...document.querySelectorAll(".chart")].every(
 
 
 async def check_layout(page: Any, shot: str | None, full_page: bool = True) -> None:
-    """Assert no layout problem at the page's current size; save the screenshot into docs/ if named."""
+    """Assert no layout problem at the page's current size; save the screenshot (SHOTS) if named."""
     await page.wait_for_function(CHARTS_FIT, timeout=5_000)
     problems = await page.evaluate(LAYOUT_PROBLEMS)
     if shot:
-        await page.screenshot(path=str(DOCS / shot), full_page=full_page)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SHOTS / shot), full_page=full_page)
     size = page.viewport_size
     assert not problems, f"{shot or page.url} at {size['width']}×{size['height']}: {problems}"
