@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from ingest.kafka_security import kafka_security
 from ingest.producer import ProduceError, Producer
 from livesales.metrics import Metrics
 from livesales.settings import Settings
@@ -104,6 +105,7 @@ class Consumer:
                 fetch_max_bytes=32 << 20,
                 fetch_max_wait_ms=50,  # an idle partition answers sooner: fresher counts (BENCHMARKS.md)
                 isolation_level="read_committed",
+                **kafka_security(self.settings),
             )
             try:
                 await kafka.start()
