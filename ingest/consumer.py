@@ -323,6 +323,12 @@ class Consumer:
         self.stalled = False
 
     # -- observability ------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        """False once its fetch or write loop ended while it was not asked to stop (a bug):
+        a liveness probe then restarts the process instead of leaving its partitions idle."""
+        return self._stopping.is_set() or not any(t.done() for t in self._tasks)
+
     async def update_lag(self) -> None:
         kafka = self._kafka
         if kafka is None:

@@ -110,15 +110,30 @@ class Runtime:
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.api_port
         log.info("API listening on http://%s:%s", self.settings.api_host, self.port)
 
+    def is_alive(self) -> bool:
+        return all(c.alive for c in self.consumers)
+
     async def start_health(self) -> None:
-        """/healthz, /readyz and /metrics alone, for a process without the API (`consume`)."""
-        from api.context import METRICS, READY
+        """/healthz, /readyz and /metrics alone, for a process without the API (`consume`).
+
+        /healthz here also fails when a consumer's loop died, so a liveness probe restarts
+        the process rather than leave its partitions assigned and idle."""
+        from api.context import METRICS, READY, json_response
         from api.routes import health
+
+        async def healthz(request: web.Request) -> web.Response:
+            if self.is_alive():
+                return json_response({"status": "ok"})
+            return json_response(
+                {"error": {"code": "unavailable", "message": "a consumer loop ended; restart the process"}}, status=503
+            )
 
         app = web.Application()
         app[METRICS] = self.metrics
         app[READY] = self.is_ready
-        app.add_routes(health.routes)
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", health.readyz)
+        app.router.add_get("/metrics", health.metrics)
         self._health_runner = web.AppRunner(app, access_log=None)
         await self._health_runner.setup()
         site = web.TCPSite(self._health_runner, self.settings.health_host, self.settings.health_port)
