@@ -137,12 +137,53 @@ async def test_two_consumers_count_exactly_through_clickhouse_faults(
     assert codes == [0, 0, 0]
 
 
+DEDUPE_XFAIL = (
+    "each process's dedupe state is loaded at start only, so a step another process stored meanwhile looks new; "
+    "the cross-process dedupe rework (branch `dedupe`, issue 9 item 1) is what fixes it — once it is merged, "
+    "drop this xfail"
+)
+
+
+async def assert_stored_once(store: ClickHouse, events: list[dict[str, Any]]) -> None:
+    """Every distinct step stored (strict); each exactly once (xfail until the dedupe rework)."""
+    want = distinct_counts(events)
+    distinct = await store.query(
+        "SELECT (SELECT uniqExact(step_hash) FROM order_steps) AS o, (SELECT uniqExact(event_hash) FROM stream_stats) AS s"
+    )
+    assert (distinct[0]["o"], distinct[0]["s"]) == want  # nothing lost
+    stored = await stored_counts(store)
+    if stored != want:
+        pytest.xfail(f"counted twice ({stored} rows stored, {want} distinct): {DEDUPE_XFAIL}")
+
+
+@pytest.mark.slow
+async def test_unkeyed_redeliveries_across_two_consumers_count_once(
+    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+) -> None:
+    """Without keys (contract §1: the service must not depend on them) an order's redelivery
+    or webhook retry lands on another partition, owned by the other process."""
+    env = role_env(topics, chhttp, write_tokens(tmp_path / "tokens.json"))
+    a = Role("consume", env, tmp_path / "a.log").start()
+    b = Role("consume", env, tmp_path / "b.log").start()
+    try:
+        await asyncio.gather(a.wait_ready(), b.wait_ready())
+        await asyncio.gather(wait_assigned(a), wait_assigned(b))
+        events = generate(n_orders=300, seed=29)
+        await produce(topics, events, keyed=False)
+        await wait_for(lambda: all_committed(topics), timeout=120, what="every offset committed")
+        await assert_stored_once(store, events)
+    finally:
+        codes = await gather_stop(a, b)
+        assert codes == [0, 0]
+
+
 @pytest.mark.slow
 async def test_consumer_killed_while_events_flow_loses_nothing(
     topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
 ) -> None:
-    """SIGKILL one of two consumer processes mid-stream, restart it, keep producing: every
-    order step is stored (strict) and counted once (see the xfail below)."""
+    """SIGKILL one of two consumer processes while its insert has landed but not been
+    answered (so its offsets are not committed), restart it, keep producing: every order
+    step is stored (strict) and counted once (xfail until the dedupe rework)."""
     env = role_env(topics, chhttp, write_tokens(tmp_path / "tokens.json"), LIVESALES_BATCH_MAX_RECORDS="100")
     a = Role("consume", env, tmp_path / "a.log").start()
     b = Role("consume", env, tmp_path / "b.log").start()
@@ -152,7 +193,8 @@ async def test_consumer_killed_while_events_flow_loses_nothing(
         await asyncio.gather(wait_assigned(a), wait_assigned(b))
         events = generate(n_orders=600, seed=23)
         third = len(events) // 3
-        chhttp.set_faults(delay_s=0.01)  # slow the writes a little so the kill lands mid-stream
+        # inserts land at once but are answered 0.4 s later: a kill now is "stored, not committed"
+        chhttp.set_faults(match="INSERT", delay_after_s=0.4)
         await produce(topics, events[:third])
 
         async def a_stored_some() -> bool:
@@ -166,23 +208,12 @@ async def test_consumer_killed_while_events_flow_loses_nothing(
         await produce(topics, events[2 * third :])
         chhttp.set_faults()
         await wait_for(lambda: all_committed(topics), timeout=180, what="every offset committed after the kill")
-        want_steps, want_stats = distinct_counts(events)
-        distinct = await store.query(
-            "SELECT (SELECT uniqExact(step_hash) FROM order_steps) AS o, (SELECT uniqExact(event_hash) FROM stream_stats) AS s"
-        )
-        assert (distinct[0]["o"], distinct[0]["s"]) == (want_steps, want_stats)  # nothing lost
-        stored = await stored_counts(store)
-        answered = await api_totals(serve)
+        await assert_stored_once(store, events)
+        await wait_all_counted(topics, serve, events, timeout=30)  # and the API answers exactly
     finally:
         chhttp.set_faults()
         codes = await gather_stop(a, b, serve)
     assert codes == [0, 0, 0]
-    if stored != (want_steps, want_stats):
-        pytest.xfail(
-            f"counted twice after the kill ({stored} stored vs {(want_steps, want_stats)} distinct): each process's "
-            "dedupe state is loaded at start only; partition-scoped dedupe (branch `dedupe`, issue 9 item 1) fixes it"
-        )
-    assert answered == reference_totals(events)
 
 
 async def metrics_of(role: Role) -> str:

@@ -67,7 +67,8 @@ class Faults:
     error_after_rate: float = 0.0  # run it, then answer 500
     reset_rate: float = 0.0  # reset the connection without running it
     reset_after_rate: float = 0.0  # run it, then reset the connection
-    delay_s: float = 0.0  # answer this much later (every matching request)
+    delay_s: float = 0.0  # run the statement this much later (every matching request)
+    delay_after_s: float = 0.0  # run it at once, answer this much later: an insert landed, its client waits
     seed: int = 1
 
 
@@ -178,6 +179,9 @@ class ClickHouseHTTP:
                 return _error_response(str(exc), exc.code, 500, query_id)
             self.counts.inserted_rows += answer.rows_written
             if hit:
+                if f.delay_after_s > 0:
+                    self.counts.delayed += 1
+                    await asyncio.sleep(f.delay_after_s)
                 self._after(request, f)
         except _Reset:
             raise web.HTTPException() from None  # never sent: the transport is gone

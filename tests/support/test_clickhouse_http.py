@@ -3,6 +3,7 @@ and the faults a network and a busy server bring (nothing lost, nothing doubled)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,7 @@ from processors.batch import prepare
 from processors.store import ClickHouse, StorageError
 from processors.writer import Writer
 from tests.api.conftest import Rec
+from tests.conftest import wait_for
 from tests.reference import distinct_counts, generate, reference, stored_counts, stored_minutes
 from tests.support.process import ClickHouseHTTPProcess
 
@@ -137,3 +139,17 @@ def test_command_answers_and_summaries(server: ClickHouseHTTPProcess, tmp_path: 
     finally:
         client.command("DROP TABLE IF EXISTS cmd_t")
         client.close()
+
+
+async def test_a_late_answer_comes_after_the_insert_landed(server: ClickHouseHTTPProcess, store: ClickHouse) -> None:
+    """delay_after_s: the window in which a killed client has stored rows it never heard of."""
+    await store.run_in_thread(store.client.command, "CREATE TABLE late_t (a UInt8) ENGINE = MergeTree ORDER BY a")
+    server.set_faults(match="INSERT", delay_after_s=1.5)
+    pending = asyncio.ensure_future(store.run_in_thread(store.client.insert, "late_t", [[1]], column_names=["a"]))
+
+    async def landed() -> bool:
+        return (await store.query("SELECT count() AS n FROM late_t"))[0]["n"] == 1
+
+    await wait_for(landed, timeout=5, what="the row to land")
+    assert not pending.done()  # stored, and its client still waits for the answer
+    await pending
