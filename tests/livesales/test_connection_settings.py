@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import ssl
+import subprocess
 from collections.abc import Iterator
 
 import certifi
@@ -95,3 +97,29 @@ def test_database_override(server: ClickHouseHTTPProcess) -> None:
         assert client.command("SELECT currentDatabase()") == "other"
     finally:
         admin.command("DROP DATABASE IF EXISTS other")
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHTTPProcess]:
+    """The test server behind HTTPS, with a self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    root = tmp_path_factory.mktemp("chtls")
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with ClickHouseHTTPProcess(root / "data", log_path=root / "server.log", tls=(cert, key)) as s:
+        yield s
+
+
+def test_tls_with_the_ca_file_setting(tls_server: ClickHouseHTTPProcess) -> None:
+    assert tls_server.tls is not None
+    ca = str(tls_server.tls[0])
+    assert open_client(tls_server.dsn, ServerOptions(ca_file=ca)).command("SELECT 1") == 1
+    with pytest.raises(Exception, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        open_client(tls_server.dsn)  # a self-signed server is refused without its CA
+    plain_dsn = tls_server.dsn.replace("https://", "http://")
+    assert open_client(plain_dsn, ServerOptions(secure=True, ca_file=ca)).command("SELECT 2") == 2

@@ -7,8 +7,9 @@ chDB, the same ClickHouse engine. It runs as its own process, so several livesal
 processes can share one store through it, as they would share a server::
 
     python -m tests.support.clickhouse_http --data DIR [--port 0] [--user U --password P]
+                                            [--certfile CERT --keyfile KEY]
 
-It prints ``listening on http://HOST:PORT`` once it answers. What it speaks:
+It prints ``listening on http(s)://HOST:PORT`` once it answers. What it speaks:
 
 * ``GET|POST /`` with the statement in the ``query`` parameter and/or the body (the
   parameter, a newline, then the body, as ClickHouse joins them), or in a form
@@ -35,6 +36,7 @@ import json
 import random
 import signal
 import socket
+import ssl
 import struct
 import sys
 import uuid
@@ -273,11 +275,15 @@ async def serve(args: argparse.Namespace) -> None:
     server._pool = ThreadPoolExecutor(args.handles, thread_name_prefix="chdb")
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
+    tls = None
+    if args.certfile:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.certfile, args.keyfile)
+    site = web.TCPSite(runner, args.host, args.port, ssl_context=tls)
     await site.start()
     sockets = getattr(site._server, "sockets", None) or []
     port = sockets[0].getsockname()[1] if sockets else args.port
-    print(f"listening on http://{args.host}:{port}", flush=True)
+    print(f"listening on {'https' if tls else 'http'}://{args.host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -299,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user", default="default")
     parser.add_argument("--password", default="")
     parser.add_argument("--handles", type=int, default=4, help="chDB handles, i.e. statements run at once")
+    parser.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--keyfile", help="and this private key (PEM)")
     args = parser.parse_args(argv)
     asyncio.run(serve(args))
     return 0
