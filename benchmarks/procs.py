@@ -5,11 +5,14 @@ processes) but the CPU a consumer process spends per event, and how that changes
 partitions are spread over more processes. For each process count P, on fresh topics
 (4 partitions) and a fresh ClickHouse database:
 
-1. start P ``livesales consume`` processes against the ClickHouse HTTP endpoint and wait
-   until each holds a share of the group (so no rebalance runs during the measurement);
-2. produce N order events; time from the first stored row to the N-th;
-3. CPU seconds of each consume process (with its validation child) over the run, read
-   from /proc, and of the ClickHouse server and broker beside them.
+1. produce N order events (a backlog, as after an outage or a scale-out);
+2. start P ``livesales consume`` processes at once against the ClickHouse HTTP endpoint:
+   they join the group within the broker's first-join delay (Tansu holds a new group's
+   first assignment ~5 s), so all P share the first assignment and no rebalance runs
+   during the measurement (checked: a process that logged two assignments is flagged);
+3. time from the first stored row to the N-th; CPU seconds of each consume process (with
+   its validation child) from its readiness (subscribed, start-up done, nothing fetched
+   yet) to the end, read from /proc, and of the ClickHouse endpoint and broker beside them.
 
 The ClickHouse endpoint is tests/support/clickhouse_http.py (chDB behind ClickHouse's
 HTTP interface; no current ClickHouse server installs here), started from this checkout,
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import os
 import random
 import signal
@@ -101,6 +103,7 @@ class Run:
     server_cpu: float | None
     broker_cpu: float
     stored: int
+    rebalanced: bool  # some process was assigned partitions more than once
 
 
 async def _ready(port: int) -> bool:
@@ -144,6 +147,7 @@ async def one_run(p: int, payloads: list[bytes], broker: LocalBroker, dsn: str, 
         "LIVESALES_TOPIC_STREAM_STATS": settings.topic_stream_stats, "LIVESALES_TOPIC_DLQ": settings.topic_dlq,
         "LIVESALES_CLICKHOUSE_DSN": db_dsn,
     })  # fmt: skip
+    produce_seconds = await produce(broker.bootstrap, settings.topic_orders, payloads)
     procs: list[tuple[subprocess.Popen[bytes], Path, int]] = []
     try:
         for i in range(p):
@@ -154,18 +158,17 @@ async def one_run(p: int, payloads: list[bytes], broker: LocalBroker, dsn: str, 
                     env={**env, "LIVESALES_HEALTH_PORT": str(port)},
                 )  # fmt: skip
             procs.append((proc, log, port))
-        for _, _, port in procs:
-            await _until(functools.partial(_ready, port), 120, "consume /readyz")
+        cpu0: dict[int, float] = {}
 
-        async def all_hold_orders() -> bool:
-            lasts = [[ln for ln in log.read_text().splitlines() if " assigned [" in ln] for _, log, _ in procs]
-            return all(last and settings.topic_orders in last[-1] for last in lasts)
+        async def all_ready() -> bool:  # each one's CPU is taken the moment it is ready
+            for i, (proc, _, port) in enumerate(procs):
+                if i not in cpu0 and await _ready(port):
+                    cpu0[i] = tree_cpu(proc.pid)
+            return len(cpu0) == len(procs)
 
-        await _until(all_hold_orders, 120, "every process to hold an orders partition")
-        cpu0 = [tree_cpu(proc.pid) for proc, _, _ in procs]
+        await _until(all_ready, 120, "consume /readyz")
         server0 = tree_cpu(server_pid) if server_pid else 0.0
         broker0 = tree_cpu(broker.pid)
-        produced = asyncio.create_task(produce(broker.bootstrap, settings.topic_orders, payloads))
         started, n = 0.0, len(payloads)
         while True:
             rows = await store.query("SELECT count() AS c FROM order_steps")
@@ -176,8 +179,8 @@ async def one_run(p: int, payloads: list[bytes], broker: LocalBroker, dsn: str, 
                 stored = int(rows[0]["c"])
                 break
             await asyncio.sleep(0.05)
-        produce_seconds = await produced
-        cpu = [tree_cpu(proc.pid) - c0 for (proc, _, _), c0 in zip(procs, cpu0, strict=True)]
+        cpu = [tree_cpu(proc.pid) - cpu0[i] for i, (proc, _, _) in enumerate(procs)]
+        rebalanced = any(log.read_text().count(" assigned [") > 1 for _, log, _ in procs)
         server_cpu = tree_cpu(server_pid) - server0 if server_pid else None
         broker_cpu = tree_cpu(broker.pid) - broker0
     finally:
@@ -189,7 +192,7 @@ async def one_run(p: int, payloads: list[bytes], broker: LocalBroker, dsn: str, 
             except subprocess.TimeoutExpired:
                 proc.kill()
         await store.close()
-    return Run(p, n, seconds, produce_seconds, cpu, server_cpu, broker_cpu, stored)
+    return Run(p, n, seconds, produce_seconds, cpu, server_cpu, broker_cpu, stored, rebalanced)
 
 
 async def bench_procs(args: argparse.Namespace) -> None:
@@ -210,4 +213,5 @@ async def bench_procs(args: argparse.Namespace) -> None:
         each = " ".join(f"{c * per:.1f}" for c in r.cpu)
         server = f"{r.server_cpu * per:.1f}" if r.server_cpu is not None else "-"
         print(f"{r.procs:>5} {r.events / r.seconds:>10,.0f} {r.produce_seconds:>10.1f} {each:>40} "
-              f"{sum(r.cpu) * per:>7.1f} {server:>10} {r.broker_cpu * per:>7.1f} {r.stored:>8,}")  # fmt: skip
+              f"{sum(r.cpu) * per:>7.1f} {server:>10} {r.broker_cpu * per:>7.1f} {r.stored:>8,}"
+              f"{'  (a rebalance ran during the run)' if r.rebalanced else ''}")  # fmt: skip
