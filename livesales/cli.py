@@ -114,7 +114,7 @@ async def _migrate(settings: Settings) -> None:
     from livesales.runtime import server_options
     from processors.store import ClickHouse
 
-    ch = ClickHouse(settings.clickhouse_dsn, options=server_options(settings))
+    ch = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings))
     await ch.open()  # open() applies pending migrations
     rows = await ch.query("SELECT max(version) AS v FROM schema_migrations")
     print(f"schema at version {rows[0]['v']}")

@@ -45,7 +45,9 @@ class Runtime:
     def __init__(self, settings: Settings, consumers: int = 1) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = ClickHouse(settings.clickhouse_dsn, options=server_options(settings))
+        self.store = ClickHouse(
+            settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings)
+        )
         self.writer = Writer(self.store)
         self.producer = Producer(settings.kafka_bootstrap, security=kafka_security(settings))
         self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
