@@ -33,6 +33,7 @@ import contextlib
 import gzip
 import hmac
 import json
+import logging
 import random
 import signal
 import socket
@@ -308,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--keyfile", help="and this private key (PEM)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(args))
     return 0
 
