@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+import api.routes.alerts as alert_routes
+import api.routes.labels as label_routes
 from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
 from api.context import METRICS, PUBLISHER, READY, SETTINGS, STORE
 from api.errors import Handler, json_errors
@@ -64,6 +66,8 @@ def create_app(
     for module in (health, channels, pivot, events, live):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_json)
+    app.add_routes(alert_routes.routes)
+    app.add_routes(label_routes.routes)
     add_dashboard(app)
     app.on_shutdown.append(live.close_streams)
     return app

@@ -54,6 +54,21 @@ PIVOT = _obj({
     "row_totals": {"type": "array", "items": _INT}, "col_totals": {"type": "array", "items": _INT},
     "total": _INT,
 })  # fmt: skip
+PIVOT["properties"]["labels"] = {  # v1.1: only with firm_id among the dimensions, so not required
+    "type": "object", "description": "display names of keys: {\"firm_id\": {\"<id>\": \"<firm_name>\"}}",
+    "additionalProperties": {"type": "object", "additionalProperties": _STR},
+}  # fmt: skip
+ALERT = _obj({
+    "rule": {"enum": ["silence", "refund_spike", "pace_drop"]}, "state": {"enum": ["firing", "cleared"]},
+    "since": {"type": "string", "format": "date-time"}, "until": _TIME, "message": _STR,
+})  # fmt: skip
+ALERTS = _obj({"channel_id": _STR, "alerts": {"type": "array", "items": ALERT}})
+_NAMES = {"type": "object", "additionalProperties": _STR}
+LABELS = _obj({
+    "platforms": _NAMES, "dimensions": _NAMES, "measures": _NAMES, "datasets": _NAMES, "rules": _NAMES,
+    "statuses": _NAMES, "booleans": _NAMES, "total": _STR, "scaled": {"type": "object", "additionalProperties": _INT},
+})  # fmt: skip
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 INGEST = _obj({
     "accepted": _INT,
     "rejected": {"type": "array", "items": _obj({"index": _INT, "code": _STR, "message": _STR})},
@@ -100,11 +115,13 @@ def build_spec() -> dict[str, Any]:
         _q("cols", {"type": "string"}, "0-2 comma-separated dimensions, as rows"),
         _q("measure", {"enum": ALL_MEASURES}, "per dataset; " + "; ".join(
             f"{name}: {', '.join(ds.measures)}" for name, ds in DATASETS.items())),
-        _q("format", {"enum": ["json", "csv"], "default": "json"}, "csv is UTF-8 with a BOM"),
+        _q("format", {"enum": ["json", "csv", "xlsx"], "default": "json"},
+           "csv is UTF-8 with a BOM; xlsx is an Excel workbook with Chinese headers, yuan/kg and totals"),
         *TIME_PARAMS,
     ]  # fmt: skip
     pivot_ok = _json(PIVOT)
     pivot_ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+    pivot_ok["content"][XLSX] = {"schema": {"type": "string", "format": "binary"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "livesales", "version": "1", "description": "Live-stream sales, exactly counted."},
@@ -131,6 +148,11 @@ def build_spec() -> dict[str, Any]:
                 {"description": "event stream", "content": {"text/event-stream": {"schema": _STR}}},
                 [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404))},
             "/v1/pivot": {"get": _op("pivot a dataset", pivot_ok, pivot_params, authed)},
+            "/v1/channels/{channel_id}/alerts": {"get": _op(
+                "alert episodes of one channel along its clock, newest first (at most 100)", _json(ALERTS),
+                [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404))},
+            "/v1/labels": {"get": _op("display names of platforms, dimensions and measures", _json(LABELS), [],
+                                      (401, 429))},
             "/v1/events": {"post": {
                 **_op("validate and publish events (token with ingest)", _json(INGEST), [],
                       (400, 401, 403, 413, 429, 503)),

@@ -255,6 +255,10 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.procs import bench_procs
 
         await bench_procs(args)
+    elif args.which == "analytics":
+        from benchmarks.analytics import bench_analytics
+
+        await bench_analytics(args)
     else:
         from benchmarks.api import bench_api
 

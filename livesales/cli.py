@@ -139,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--speed", type=float, default=60.0)
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
-    bench.add_argument("which", choices=["ingest", "api", "stages", "procs"])
+    bench.add_argument("which", choices=["ingest", "api", "stages", "analytics", "procs"])
     bench.add_argument(
         "--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api), 100,000 (procs)"
     )

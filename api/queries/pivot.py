@@ -87,7 +87,7 @@ DATASETS: dict[str, Dataset] = {
             ) AS f ON o.platform = f.platform AND o.merchant_id = f.firm_id
             WHERE o.status = 'paid'
         )""",
-        dims={"platform": "platform", "district": "district", **TIME_DIMS},
+        dims={"platform": "platform", "district": "district", "firm_id": "firm_id", **TIME_DIMS},
         measures={
             "gmv_fen": "sum(amount_fen)",
             "paid_orders": "count()",
@@ -167,7 +167,31 @@ async def _orders_cells(
     return {(key[:nr], key[nr:]): int(measure(s)) for key, s in acc.items()}
 
 
+async def firm_names(ch: ClickHouse, firm_ids: list[str]) -> dict[str, str]:
+    """Each firm's latest name (of its onboarding steps), for the ids a pivot shows."""
+    if not firm_ids:
+        return {}
+    rows = await ch.query(
+        "SELECT firm_id, argMax(firm_name, occurred_at) AS name FROM onboarding_steps"
+        " WHERE firm_id IN {ids:Array(String)} GROUP BY firm_id",
+        {"ids": firm_ids},
+    )
+    return {r["firm_id"]: r["name"] for r in rows}
+
+
 async def run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams) -> dict[str, Any]:
+    """The contract's pivot answer; with ``firm_id`` among the dimensions, also its names."""
+    result = await _run_pivot(ch, req, scope, tp)
+    dims = [*req.rows, *req.cols]
+    if req.dataset == "domestic_sales" and "firm_id" in dims:
+        i = dims.index("firm_id")
+        keys = result["row_keys"] if i < len(req.rows) else result["col_keys"]
+        j = i if i < len(req.rows) else i - len(req.rows)
+        result["labels"] = {"firm_id": await firm_names(ch, sorted({k[j] for k in keys}))}
+    return result
+
+
+async def _run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams) -> dict[str, Any]:
     if req.dataset == "orders":
         linear = await _orders_cells(ch, req, scope, tp)
         return shape(req, linear, *_add_up(linear))

@@ -67,6 +67,10 @@ async def test_responses_match_the_document(client: Client) -> None:
         ("/v1/pivot?dataset=onboarding&rows=export_oriented&cols=platform", "/v1/pivot", 200),
         ("/v1/pivot?dataset=orders&rows=nope", "/v1/pivot", 400),
         ("/v1/pivot?dataset=domestic_sales", "/v1/pivot", 200),
+        ("/v1/pivot?dataset=domestic_sales&rows=firm_id", "/v1/pivot", 200),
+        ("/v1/channels/nh-live/alerts", "/v1/channels/{channel_id}/alerts", 200),
+        ("/v1/channels/nope/alerts", "/v1/channels/{channel_id}/alerts", 404),
+        ("/v1/labels", "/v1/labels", 200),
     ]
     for url, path, status in cases:
         resp = await client.get(url, headers=auth("reader"))
