@@ -134,7 +134,8 @@ async def one_run(p: int, payloads: list[bytes], broker: LocalBroker, dsn: str, 
     await admin.close()
     settings = Settings(
         kafka_bootstrap=broker.bootstrap, consumer_group=f"procs-{tag}", topic_orders=f"orders-{tag}",
-        topic_onboarding=f"onboarding-{tag}", topic_stream_stats=f"stats-{tag}", topic_dlq=f"dlq-{tag}",
+        topic_onboarding=f"onboarding-{tag}", topic_stream_stats=f"stats-{tag}", topic_channels=f"channels-{tag}",
+        topic_dlq=f"dlq-{tag}",
         clickhouse_dsn=db_dsn,
     )  # fmt: skip
     await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
@@ -145,6 +146,7 @@ async def one_run(p: int, payloads: list[bytes], broker: LocalBroker, dsn: str, 
         "LIVESALES_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "LIVESALES_CONSUMER_GROUP": settings.consumer_group,
         "LIVESALES_TOPIC_ORDERS": settings.topic_orders, "LIVESALES_TOPIC_ONBOARDING": settings.topic_onboarding,
         "LIVESALES_TOPIC_STREAM_STATS": settings.topic_stream_stats, "LIVESALES_TOPIC_DLQ": settings.topic_dlq,
+        "LIVESALES_TOPIC_CHANNELS": settings.topic_channels,
         "LIVESALES_CLICKHOUSE_DSN": db_dsn,
     })  # fmt: skip
     produce_seconds = await produce(broker.bootstrap, settings.topic_orders, payloads)

@@ -16,6 +16,7 @@ import logging
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from api.live_hub import LiveHub
 from ingest.consumer import Backoff, Consumer
 from ingest.kafka_security import kafka_security
 from ingest.producer import Producer
@@ -49,6 +50,7 @@ class Runtime:
             settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings)
         )
         self.writer = Writer(self.store)
+        self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
         self.producer = Producer(settings.kafka_bootstrap, security=kafka_security(settings))
         self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
         self._n_consumers = consumers
@@ -88,7 +90,8 @@ class Runtime:
         await self.checks.start()
         for i in range(self._n_consumers):
             consumer = Consumer(
-                self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}"
+                self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}",
+                on_stored=self.live.stored,
             )
             await consumer.start()
             self.consumers.append(consumer)
@@ -98,7 +101,7 @@ class Runtime:
         from api.app import create_app
 
         app: web.Application = create_app(
-            self.settings, self.store, self.metrics, self.producer, self.is_ready
+            self.settings, self.store, self.metrics, self.producer, self.is_ready, live_hub=self.live
         )
         return app
 

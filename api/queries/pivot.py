@@ -14,7 +14,7 @@ from typing import Any
 
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries.scope import region_condition
+from api.queries.scope import channel_scope, region_condition
 from processors.store import ClickHouse
 
 # ``t`` is the event time shifted into the requested offset (seconds bound as {off}).
@@ -126,6 +126,7 @@ _BY_STATUS: dict[str, Any] = {
     "net_gmv_fen": lambda s: s["paid"][1] - s["refunded"][1],
 }
 _HOURLY_DIMS = {k: v.replace("occurred_at", "toStartOfHour(occurred_at)") for k, v in TIME_DIMS.items()}
+_MINUTELY_DIMS = {k: v.replace("occurred_at", "minute") for k, v in TIME_DIMS.items()}
 
 
 def _hour_aligned(t: datetime | None) -> bool:
@@ -136,16 +137,30 @@ def _hour_aligned(t: datetime | None) -> bool:
     return u.minute == 0 and u.second == 0 and u.microsecond == 0
 
 
+def _minute_aligned(t: datetime | None) -> bool:
+    """On a UTC minute boundary (RFC 3339 offsets are whole minutes)."""
+    return t is None or (t.astimezone(UTC).second == 0 and t.microsecond == 0)
+
+
 async def _orders_cells(
     ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams
 ) -> dict[tuple[tuple[Any, ...], tuple[Any, ...]], int]:
     ds = DATASETS["orders"]
-    hourly = tp.offset_seconds % 3600 == 0 and _hour_aligned(tp.from_) and _hour_aligned(tp.to)
-    exprs = {**ds.dims, **(_HOURLY_DIMS if hourly else {})}
-    time_col = "toStartOfHour(occurred_at)" if hourly else "occurred_at"
     dims = [*req.rows, *req.cols]
+    if scope.is_all:
+        hourly = tp.offset_seconds % 3600 == 0 and _hour_aligned(tp.from_) and _hour_aligned(tp.to)
+        exprs = {**ds.dims, **(_HOURLY_DIMS if hourly else {})}
+        time_col = "toStartOfHour(occurred_at)" if hourly else "occurred_at"
+        cond, params = "1", dict[str, Any]()
+    else:
+        # A scoped token sees the orders of the channels placed inside its scope (all of
+        # them, as on the channel's pages: api.queries.scope); p_minute, which has the
+        # channel, answers when the bounds fall on minutes and no platform/merchant is asked.
+        minutely = _minute_aligned(tp.from_) and _minute_aligned(tp.to)
+        exprs = {**ds.dims, **(_MINUTELY_DIMS if minutely else {})}
+        time_col = "minute" if minutely else "occurred_at"
+        cond, params = channel_scope(scope)
     select = "".join(f"{exprs[d]} AS d{i}, " for i, d in enumerate(dims))
-    cond, params = region_condition(scope, ds.district_col, ds.township_col)
     if tp.from_ is not None:
         cond += f" AND {time_col} >= {{lo:DateTime64(3, 'UTC')}}"
     if tp.to is not None:

@@ -18,7 +18,7 @@ Client = TestClient[Any, Any]
 
 
 async def test_rate_limit_answers_429_with_retry_after(api_settings: Settings, loaded: ClickHouse) -> None:
-    settings = api_settings.model_copy(update={"api_rate_per_s": 1.0, "api_burst": 3})
+    settings = api_settings.model_copy(update={"api_rate_per_s": 0.1, "api_burst": 3})  # no refill between calls
     async with TestClient(TestServer(create_app(settings, loaded, Metrics(), None, lambda: True))) as c:
         statuses = [(await c.get("/v1/channels", headers=auth("reader"))).status for _ in range(5)]
         assert statuses[:3] == [200, 200, 200] and statuses[3] == 429

@@ -43,6 +43,7 @@ def role_env(settings: Settings, ch: ClickHouseHTTPProcess, tokens: Path, **extr
         "LIVESALES_TOPIC_ORDERS": settings.topic_orders,
         "LIVESALES_TOPIC_ONBOARDING": settings.topic_onboarding,
         "LIVESALES_TOPIC_STREAM_STATS": settings.topic_stream_stats,
+        "LIVESALES_TOPIC_CHANNELS": settings.topic_channels,
         "LIVESALES_TOPIC_DLQ": settings.topic_dlq,
         "LIVESALES_CLICKHOUSE_DSN": f"http://127.0.0.1:{ch.port}/default",
         "LIVESALES_CLICKHOUSE_USER": ch.user,
