@@ -251,6 +251,10 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.stages import bench_stages
 
         await bench_stages(args)
+    elif args.which == "procs":
+        from benchmarks.procs import bench_procs
+
+        await bench_procs(args)
     elif args.which == "analytics":
         from benchmarks.analytics import bench_analytics
 

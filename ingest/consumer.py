@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from ingest.kafka_security import kafka_security
 from ingest.producer import ProduceError, Producer
 from livesales.metrics import Metrics
 from livesales.settings import Settings
@@ -108,6 +109,7 @@ class Consumer:
                 fetch_max_bytes=32 << 20,
                 fetch_max_wait_ms=50,  # an idle partition answers sooner: fresher counts (BENCHMARKS.md)
                 isolation_level="read_committed",
+                **kafka_security(self.settings),
             )
             try:
                 await kafka.start()
@@ -330,6 +332,12 @@ class Consumer:
         self.stalled = False
 
     # -- observability ------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        """False once its fetch or write loop ended while it was not asked to stop (a bug):
+        a liveness probe then restarts the process instead of leaving its partitions idle."""
+        return self._stopping.is_set() or not any(t.done() for t in self._tasks)
+
     async def update_lag(self) -> None:
         kafka = self._kafka
         if kafka is None:

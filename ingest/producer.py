@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -22,8 +23,11 @@ class ProduceError(RuntimeError):
 
 
 class Producer:
-    def __init__(self, bootstrap: str, request_timeout_ms: int = 15_000) -> None:
+    def __init__(
+        self, bootstrap: str, request_timeout_ms: int = 15_000, security: Mapping[str, Any] | None = None
+    ) -> None:
         self._bootstrap = bootstrap
+        self._security = dict(security or {})  # ingest.kafka_security
         self._timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
 
@@ -48,6 +52,7 @@ class Producer:
             max_batch_size=1 << 20,
             max_request_size=2 << 20,
             request_timeout_ms=self._timeout_ms,
+            **self._security,
         )
         try:
             await producer.start()

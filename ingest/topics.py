@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 
-async def ensure_topics(bootstrap: str, topics: list[str], partitions: int = 4) -> None:
-    """Create the topics that are missing; an existing topic is left as it is."""
+async def ensure_topics(
+    bootstrap: str, topics: list[str], partitions: int = 4, security: Mapping[str, Any] | None = None
+) -> None:
+    """Create the topics that are missing; an existing topic is left as it is.
+
+    ``security``: ingest.kafka_security's TLS/SASL options."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **dict(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -1,15 +1,22 @@
-"""The ``livesales`` command: run, serve, migrate, demo, replay, bench."""
+"""The ``livesales`` command: run, consume, serve, migrate, demo, replay, bench."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from livesales.settings import Settings
+
+if TYPE_CHECKING:
+    from livesales.runtime import Runtime
+
+log = logging.getLogger("livesales")
 
 
 def _stop_event() -> asyncio.Event:
@@ -33,14 +40,66 @@ async def _run(settings: Settings) -> None:
         await runtime.stop()
 
 
+def _warn_if_embedded(settings: Settings, role: str) -> None:
+    if settings.clickhouse_dsn.startswith("chdb://"):
+        log.warning(
+            "livesales %s on an embedded chdb:// store: only one process can open it, so no other "
+            "consume/serve/run process can share it; point LIVESALES_CLICKHOUSE_DSN at a ClickHouse server "
+            "(http(s)://) to run several", role,
+        )  # fmt: skip
+
+
+async def _open_storage(runtime: Runtime, stop: asyncio.Event) -> bool:
+    """Open ClickHouse, retrying while the server is away (it may start after us); False if stopped."""
+    from ingest.consumer import Backoff
+
+    backoff = Backoff(first=0.5, cap=10.0)
+    while not stop.is_set():
+        try:
+            await runtime.start_storage()
+            return True
+        except Exception as exc:  # connection refused, TLS, auth: all worth a log line and a retry
+            log.warning("ClickHouse unavailable (%s); retrying", str(exc)[:300])
+            await runtime.store.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff.next())
+    return False
+
+
+async def _consume(settings: Settings) -> None:
+    """Consumers and the writer only, with /healthz, /readyz, /metrics on the health port.
+
+    Any number of these run side by side in one consumer group against a ClickHouse
+    server; Kafka spreads the partitions over them."""
+    from livesales.runtime import Runtime
+
+    _warn_if_embedded(settings, "consume")
+    stop = _stop_event()
+    runtime = Runtime(settings)
+    try:
+        await runtime.start_health()
+        if await _open_storage(runtime, stop):
+            kafka = asyncio.ensure_future(runtime.start_kafka())  # retries while the broker is away
+            done, _ = await asyncio.wait({kafka, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED")
+            if kafka in done:
+                kafka.result()
+                await stop.wait()
+            else:
+                kafka.cancel()
+    finally:
+        await runtime.stop()
+
+
 async def _serve(settings: Settings) -> None:
     """The API alone (against a ClickHouse server DSN); no consumers in this process."""
     from livesales.runtime import Runtime
 
+    _warn_if_embedded(settings, "serve")
     stop = _stop_event()
     runtime = Runtime(settings, consumers=0)
     try:
-        await runtime.start_storage()
+        if not await _open_storage(runtime, stop):
+            return
         try:
             await asyncio.wait_for(runtime.producer.start(), timeout=10)
         except Exception as exc:  # the query API is useful without Kafka
@@ -52,9 +111,10 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
+    from livesales.runtime import server_options
     from processors.store import ClickHouse
 
-    ch = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster)
+    ch = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings))
     await ch.open()  # open() applies pending migrations
     rows = await ch.query("SELECT max(version) AS v FROM schema_migrations")
     print(f"schema at version {rows[0]['v']}")
@@ -66,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="consumers + API in one process")
+    sub.add_parser("consume", help="consumers + writer alone, health endpoints on LIVESALES_HEALTH_PORT")
     sub.add_parser("serve", help="the API alone")
     sub.add_parser("migrate", help="apply ClickHouse migrations and exit")
     demo = sub.add_parser("demo", help="local broker + embedded ClickHouse + seed scenarios + dashboard")
@@ -78,24 +139,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--speed", type=float, default=60.0)
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
-    bench.add_argument("which", choices=["ingest", "api", "stages", "analytics", "live"])
-    bench.add_argument("--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api)")
+    bench.add_argument("which", choices=["ingest", "api", "stages", "analytics", "live", "procs"])
+    bench.add_argument(
+        "--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api), 100,000 (procs)"
+    )
     bench.add_argument("--freshness-seconds", type=int, default=60)
     bench.add_argument("--rate", type=int, default=5_000)
     bench.add_argument("--idle-seconds", type=int, default=30, help="bench live: CPU with viewers and no orders")
     bench.add_argument("--phase-seconds", type=int, default=60, help="bench live: seconds per order rate")
+    bench.add_argument("--procs", default="1,2,4", help="procs: consume process counts to run")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = Settings()
-    if args.command in ("run", "demo", "bench"):
+    if args.command in ("run", "consume", "demo", "bench"):
         from processors.gctune import tune_gc
 
         tune_gc()
     if args.command == "run":
         asyncio.run(_run(settings))
+    elif args.command == "consume":
+        asyncio.run(_consume(settings))
     elif args.command == "serve":
         asyncio.run(_serve(settings))
     elif args.command == "migrate":

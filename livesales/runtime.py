@@ -3,6 +3,8 @@
 ``livesales run`` = ClickHouse + writer + producer + consumers + API, started in that
 order and stopped in reverse, so that nothing is ever used after it is closed and the
 consumers have stored and committed everything they fetched before storage closes.
+``livesales consume`` is the same without the API (its health endpoints get a port of
+their own), ``livesales serve`` the API without consumers.
 """
 
 from __future__ import annotations
@@ -16,38 +18,58 @@ from aiokafka.errors import KafkaError
 
 from api.live_hub import LiveHub
 from ingest.consumer import Backoff, Consumer
+from ingest.kafka_security import kafka_security
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.checkpool import CheckPool
-from processors.store import ClickHouse
+from processors.store import ClickHouse, ServerOptions
 from processors.writer import Writer
 
 log = logging.getLogger(__name__)
+
+
+def server_options(settings: Settings) -> ServerOptions:
+    """The LIVESALES_CLICKHOUSE_* parts that override the DSN's."""
+    password = settings.clickhouse_password
+    return ServerOptions(
+        user=settings.clickhouse_user,
+        password=password.get_secret_value() if password else None,
+        database=settings.clickhouse_database,
+        secure=settings.clickhouse_secure,
+        ca_file=str(settings.clickhouse_ca_file) if settings.clickhouse_ca_file else None,
+    )
 
 
 class Runtime:
     def __init__(self, settings: Settings, consumers: int = 1) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster)
+        self.store = ClickHouse(
+            settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings)
+        )
         self.writer = Writer(self.store)
         self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
-        self.producer = Producer(settings.kafka_bootstrap)
+        self.producer = Producer(settings.kafka_bootstrap, security=kafka_security(settings))
         self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
         self._n_consumers = consumers
         self.consumers: list[Consumer] = []
         self._runner: web.AppRunner | None = None
+        self._health_runner: web.AppRunner | None = None
+        self.health_port: int | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self.port: int | None = None
 
     def is_ready(self) -> bool:
+        if not self._n_consumers:  # `serve`: the API needs storage only
+            return self.store.is_open
         return self.store.is_open and bool(self.consumers) and all(c.subscribed for c in self.consumers)
 
     async def start_storage(self) -> None:
         await self.store.open()
-        await self.writer.open()
+        if self._n_consumers:  # `serve` writes nothing: no dedupe state to load
+            await self.writer.open()
 
     async def start_kafka(self, create_topics: bool = True) -> None:
         backoff = Backoff(cap=5.0)
@@ -55,7 +77,9 @@ class Runtime:
             try:
                 if create_topics:
                     await ensure_topics(
-                        self.settings.kafka_bootstrap, [*self.settings.topics, self.settings.topic_dlq]
+                        self.settings.kafka_bootstrap,
+                        [*self.settings.topics, self.settings.topic_dlq],
+                        security=kafka_security(self.settings),
                     )
                 await self.producer.start()
                 break
@@ -91,6 +115,38 @@ class Runtime:
         self.port = sockets[0].getsockname()[1] if sockets else self.settings.api_port
         log.info("API listening on http://%s:%s", self.settings.api_host, self.port)
 
+    def is_alive(self) -> bool:
+        return all(c.alive for c in self.consumers)
+
+    async def start_health(self) -> None:
+        """/healthz, /readyz and /metrics alone, for a process without the API (`consume`).
+
+        /healthz here also fails when a consumer's loop died, so a liveness probe restarts
+        the process rather than leave its partitions assigned and idle."""
+        from api.context import METRICS, READY, json_response
+        from api.routes import health
+
+        async def healthz(request: web.Request) -> web.Response:
+            if self.is_alive():
+                return json_response({"status": "ok"})
+            return json_response(
+                {"error": {"code": "unavailable", "message": "a consumer loop ended; restart the process"}}, status=503
+            )
+
+        app = web.Application()
+        app[METRICS] = self.metrics
+        app[READY] = self.is_ready
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", health.readyz)
+        app.router.add_get("/metrics", health.metrics)
+        self._health_runner = web.AppRunner(app, access_log=None)
+        await self._health_runner.setup()
+        site = web.TCPSite(self._health_runner, self.settings.health_host, self.settings.health_port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self.health_port = sockets[0].getsockname()[1] if sockets else self.settings.health_port
+        log.info("health endpoints on http://%s:%s", self.settings.health_host, self.health_port)
+
     async def start(self, api: bool = True) -> None:
         await self.start_storage()
         if api:
@@ -109,6 +165,9 @@ class Runtime:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._health_runner is not None:
+            await self._health_runner.cleanup()
+            self._health_runner = None
         await self.producer.stop()
         await self.store.close()
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,21 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_tokens_file: Path | None = None
+    # Kafka TLS/SASL, for every Kafka client of the process (ingest.kafka_security).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None  # none: the system's CAs
+    # ClickHouse server parts; each one set overrides that part of the DSN (http(s):// only).
+    clickhouse_user: str | None = None
+    clickhouse_password: SecretStr | None = None
+    clickhouse_database: str | None = None
+    clickhouse_secure: bool | None = None  # none: TLS when the DSN says https://
+    clickhouse_ca_file: Path | None = None
+    # `livesales consume`: /healthz, /readyz and /metrics on a port of their own.
+    health_host: str = "127.0.0.1"
+    health_port: int = 9108
 
     # Tuning (not in the contract; defaults chosen by docs/BENCHMARKS.md).
     batch_max_records: int = Field(default=20_000, ge=1)
@@ -52,6 +68,17 @@ class Settings(BaseSettings):
     live_compute_cores: float = Field(default=0.5, gt=0)  # CPU the live computations may use, in cores
     live_send_timeout_s: float = Field(default=10.0, gt=0)  # a viewer this far behind is dropped
     live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0)  # kernel send buffer per stream; 0: default
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "LIVESALES_KAFKA_SASL_USERNAME and LIVESALES_KAFKA_SASL_PASSWORD are required with "
+                f"LIVESALES_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+            )
+        return self
 
     @property
     def topics(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -30,18 +31,37 @@ class StorageError(RuntimeError):
     """ClickHouse refused or failed a call; the caller decides whether to retry."""
 
 
-def open_client(dsn: str) -> Client:
+@dataclass(frozen=True)
+class ServerOptions:
+    """Parts of an ``http(s)://`` DSN given apart from it (LIVESALES_CLICKHOUSE_*): each
+    one set wins over the DSN's, so a password need not sit in a URL."""
+
+    user: str | None = None
+    password: str | None = None
+    database: str | None = None
+    secure: bool | None = None  # None: TLS when the DSN's scheme is https
+    ca_file: str | None = None
+
+
+def open_client(dsn: str, options: ServerOptions | None = None) -> Client:
     """Open a client for ``chdb:///path`` or ``http(s)://user:pass@host:port/db``."""
     url = urlparse(dsn)
     if url.scheme == "chdb":
         Path(url.path).mkdir(parents=True, exist_ok=True)
         return clickhouse_connect.get_client(dsn=dsn)
     if url.scheme in ("http", "https"):
+        o = options or ServerOptions()
+        extra: dict[str, Any] = {k: v for k, v in (("username", o.user), ("password", o.password),
+                                                    ("database", o.database), ("ca_cert", o.ca_file)) if v}
+        # clickhouse-connect reads no TLS from a DSN's scheme (only from port 443/8443),
+        # so https:// is said explicitly.
+        secure = o.secure if o.secure is not None else url.scheme == "https"
         # One client is shared by many threads: a fixed session id would make the
         # server reject concurrent queries, so none is sent.
         return clickhouse_connect.get_client(
-            dsn=dsn, autogenerate_session_id=False, connect_timeout=5, send_receive_timeout=30
-        )
+            dsn=dsn, secure=secure, autogenerate_session_id=False, connect_timeout=5, send_receive_timeout=30,
+            **extra,
+        )  # fmt: skip
     raise ValueError(f"unsupported ClickHouse DSN scheme {url.scheme!r}: use chdb:// or http(s)://")
 
 
@@ -54,9 +74,12 @@ class ClickHouse:
     side would still run one after another, on one core.
     """
 
-    def __init__(self, dsn: str, threads: int = 4, cluster: str | None = None) -> None:
+    def __init__(
+        self, dsn: str, threads: int = 4, cluster: str | None = None, options: ServerOptions | None = None
+    ) -> None:
         self.dsn = dsn
         self.cluster = cluster  # LIVESALES_CLICKHOUSE_CLUSTER: schemas.cluster's layout and settings
+        self.options = options
         self._threads = threads
         self._client: Client | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -76,7 +99,7 @@ class ClickHouse:
 
     async def open(self) -> None:
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="clickhouse")
-        self._client = await self.run_in_thread(open_client, self.dsn)
+        self._client = await self.run_in_thread(open_client, self.dsn, self.options)
         self._cluster_settings(self._client)
         await self.run_in_thread(self.migrate_sync)
 
@@ -98,7 +121,7 @@ class ClickHouse:
         self.client  # noqa: B018 - raises StorageError once closed, before a handle is opened
         reader: Client | None = getattr(self._local, "client", None)
         if reader is None:
-            reader = open_client(self.dsn)
+            reader = open_client(self.dsn, self.options)
             self._cluster_settings(reader)
             with self._lock:
                 self._readers.append(reader)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 
+from ingest.kafka_security import kafka_security
 from livesales.settings import Settings
 from scenarios import generate
 from scenarios.replay import replay, topic_map
@@ -24,7 +25,9 @@ def print_progress(label: str) -> Callable[[int, int], None]:
 
 async def replay_to_kafka(settings: Settings, scenario: str, speed: float, seed: int) -> int:
     events = generate(scenario, seed)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, **kafka_security(settings)
+    )
     await producer.start()
     try:
         return await replay(events, producer, topic_map(settings), speed, print_progress(scenario))
