@@ -22,15 +22,6 @@ from livesales.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.33.0"  # a release kubernetes-validate ships schemas for
-# Settings that `livesales consume|serve` read and that land with the process roles
-# (issue 9, branch `roles`); drop a name from here once livesales/settings.py has it.
-PENDING_SETTINGS = {
-    "LIVESALES_HEALTH_HOST", "LIVESALES_HEALTH_PORT", "LIVESALES_TOPIC_CHANNELS",
-    "LIVESALES_CLICKHOUSE_USER", "LIVESALES_CLICKHOUSE_PASSWORD", "LIVESALES_CLICKHOUSE_DATABASE",
-    "LIVESALES_CLICKHOUSE_SECURE", "LIVESALES_CLICKHOUSE_CA_FILE",
-    "LIVESALES_KAFKA_SECURITY_PROTOCOL", "LIVESALES_KAFKA_SASL_MECHANISM", "LIVESALES_KAFKA_SASL_USERNAME",
-    "LIVESALES_KAFKA_SASL_PASSWORD", "LIVESALES_KAFKA_SSL_CAFILE",
-}
 
 
 def _kustomize(path: Path) -> list[dict[str, Any]]:
@@ -118,7 +109,7 @@ def test_selectors_point_at_the_pods(production: list[dict[str, Any]]) -> None:
 
 
 def test_configured_settings_exist() -> None:
-    known = {f"LIVESALES_{name.upper()}" for name in Settings.model_fields} | PENDING_SETTINGS
+    known = {f"LIVESALES_{name.upper()}" for name in Settings.model_fields}
     for path in (K8S / "base" / "configmap.yaml", K8S / "overlays" / "production" / "configmap.yaml"):
         keys = set(yaml.safe_load(path.read_text())["data"])
         assert keys <= known, keys - known
