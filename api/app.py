@@ -14,12 +14,13 @@ from collections.abc import Callable
 from aiohttp import web
 
 from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
-from api.context import METRICS, PUBLISHER, READY, SETTINGS, STORE
+from api.context import HEALTH, METRICS, PUBLISHER, READY, SETTINGS, STORE
 from api.errors import Handler, json_errors
 from api.openapi import openapi_json
 from api.routes import channels, events, health, live, pivot
 from api.routes.dashboard import add_dashboard
 from ingest.producer import Producer
+from livesales.health import Health
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.store import ClickHouse
@@ -48,6 +49,7 @@ def create_app(
     metrics: Metrics,
     publisher: Producer | None,
     is_ready: Callable[[], bool],
+    readiness: Health | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_timing(metrics), json_errors],  # type: ignore[list-item]
@@ -58,6 +60,7 @@ def create_app(
     app[METRICS] = metrics
     app[PUBLISHER] = publisher
     app[READY] = is_ready
+    app[HEALTH] = readiness  # per-component readiness (livesales.health); None: is_ready alone
     app[TOKENS] = TokenStore.load(settings.api_tokens_file)
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
     app[live.CLOSING] = asyncio.Event()

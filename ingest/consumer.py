@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from datetime import UTC, datetime
 
@@ -89,6 +90,15 @@ class Consumer:
         self._tasks: list[asyncio.Task[None]] = []
         self.subscribed = False
         self.stalled = False  # storage or DLQ failing: fetching is paused
+        # Readiness (livesales.health) reads these; times are time.monotonic().
+        self.stalled_since: float | None = None  # storage, DLQ or fetches failing since
+        self.stall_reason: str | None = None
+        self.last_write_ok_at: float | None = None
+        self.last_write_failed_at: float | None = None
+        self.lag_total: int | None = None
+        self.lag_trustworthy = True
+        self._committed: dict[TopicPartition, int] = {}  # what this member committed last
+        self._lag_seen: dict[TopicPartition, tuple[int, int]] = {}  # (end, committed) at the last check
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -104,9 +114,18 @@ class Consumer:
                 fetch_max_bytes=32 << 20,
                 fetch_max_wait_ms=50,  # an idle partition answers sooner: fresher counts (BENCHMARKS.md)
                 isolation_level="read_committed",
+                # How soon the group notices a crashed member, and so how soon its
+                # partitions count again after a restart (docs/RELIABILITY.md).
+                session_timeout_ms=self.settings.kafka_session_timeout_ms,
+                heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
+                rebalance_timeout_ms=self.settings.kafka_rebalance_timeout_ms,
             )
             try:
                 await kafka.start()
+            except asyncio.CancelledError:  # a stop during start-up (livesales.stopping)
+                with contextlib.suppress(Exception):
+                    await kafka.stop()
+                raise
             except KafkaError as exc:
                 log.warning("%s: broker unavailable (%s); retrying", self.name, exc)
                 with contextlib.suppress(Exception):
@@ -184,8 +203,11 @@ class Consumer:
                     max_records=self.settings.batch_max_records,
                 )
                 backoff.reset()
+                if self.stall_reason == "fetch failing":
+                    self._clear_stall()
             except (KafkaError, IllegalStateError) as exc:
                 log.warning("%s: fetch failed (%s); retrying", self.name, exc)
+                self._note_stall("fetch failing")
                 await self._sleep(backoff.next())
                 continue
             if records:  # while throttled, only from partitions assigned since the last pause
@@ -264,8 +286,10 @@ class Consumer:
                 break
             except StorageError as exc:
                 m.write_failures.inc()
+                self.last_write_failed_at = time.monotonic()
                 self._stall(f"storage failed: {exc}")
                 await asyncio.sleep(backoff.next())
+        self.last_write_ok_at = time.monotonic()
         m.write_seconds.observe(result.seconds)
         for table, n in result.stored.items():
             m.stored.labels(table).inc(n)
@@ -306,6 +330,7 @@ class Consumer:
             return
         try:
             await kafka.commit(offsets)
+            self._committed.update(offsets)
         except (CommitFailedError, KafkaError, IllegalStateError) as exc:
             # Stored but not committed: the next owner re-reads it and dedupe drops it.
             log.warning("%s: commit failed (%s); batch will be re-read and deduplicated", self.name, exc)
@@ -314,22 +339,73 @@ class Consumer:
         if not self.stalled:
             log.error("%s: %s; pausing consumption and retrying", self.name, why)
         self.stalled = True
+        self._note_stall(why.split(":")[0])
 
     def _unstall(self) -> None:
         if self.stalled:
             log.info("%s: storage recovered; resuming", self.name)
         self.stalled = False
+        self._clear_stall()
+
+    def _note_stall(self, reason: str) -> None:
+        if self.stalled_since is None:
+            self.stalled_since = time.monotonic()
+        self.stall_reason = reason
+
+    def _clear_stall(self) -> None:
+        self.stalled_since = None
+        self.stall_reason = None
 
     # -- observability ------------------------------------------------------------------
     async def update_lag(self) -> None:
+        """Lag = the broker's end offset (ListOffsets; with read_committed, the last stable
+        offset) minus what this member committed, per assigned partition.
+
+        Some Kafka-protocol brokers (Tansu) answer end offsets that do not follow the log:
+        below what was already consumed and committed, or standing still while records
+        are read past them. Such a partition's lag is reported as 0 and flagged in
+        ``livesales_lag_trustworthy`` (and /readyz), rather than shown as a wrong number.
+        """
         kafka = self._kafka
         if kafka is None:
             return
         assigned = list(kafka.assignment())
         if not assigned:
+            self.lag_total = 0
             return
-        with contextlib.suppress(KafkaError, IllegalStateError):
+        try:
             ends = await kafka.end_offsets(assigned)
+            committed: dict[TopicPartition, int] = {}
             for tp in assigned:
-                committed = await kafka.committed(tp) or 0
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - committed))
+                if tp in self._committed:
+                    committed[tp] = self._committed[tp]
+                else:
+                    committed[tp] = await kafka.committed(tp) or 0
+        except (KafkaError, IllegalStateError):
+            return
+        total, trusted_all = 0, True
+        for tp in assigned:
+            end, done = ends[tp], committed[tp]
+            trusted = lag_trustworthy(end, done, self._lag_seen.get(tp))
+            self._lag_seen[tp] = (end, done)
+            lag = max(0, end - done) if trusted else 0
+            total += lag
+            trusted_all = trusted_all and trusted
+            labels = (tp.topic, str(tp.partition))
+            self.metrics.lag.labels(*labels).set(lag)
+            self.metrics.lag_trustworthy.labels(*labels).set(1 if trusted else 0)
+        self.lag_total = total
+        self.lag_trustworthy = trusted_all
+
+
+def lag_trustworthy(end: int, committed: int, before: tuple[int, int] | None) -> bool:
+    """Whether a partition's end offset can be believed, given (end, committed) at the
+    previous check: never below what is committed, and moving when committed moved past
+    the end seen before (records were read that the broker's end did not count)."""
+    if end < committed:
+        return False
+    if before is not None:
+        end0, _ = before
+        if committed > end0 and end == end0:
+            return False
+    return True

@@ -36,7 +36,7 @@ class Producer:
             # Some Kafka-protocol brokers (Tansu, used by the demo and tests) refuse
             # InitProducerId. Retried sends may then duplicate a message, which the
             # consumers' event_id dedupe absorbs, so acks=all alone is still safe.
-            log.warning("idempotent producer refused (%r); using acks=all without idempotence", exc)
+            log.info("idempotent producer refused by the broker (%r); using acks=all without idempotence", exc)
             self._producer = await self._start(idempotent=False)
 
     async def _start(self, idempotent: bool) -> AIOKafkaProducer:
@@ -60,6 +60,13 @@ class Producer:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+
+    async def ping(self, timeout: float) -> None:
+        """Ask the broker for its metadata; raises when it does not answer within ``timeout``
+        (readiness: a frozen broker still accepts connections, but answers nothing)."""
+        if self._producer is None:
+            raise ProduceError("producer is not started")
+        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
 
     @property
     def started(self) -> bool:

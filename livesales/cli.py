@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
+from livesales.config_errors import ConfigError, from_settings_error
+from livesales.logs import configure_logging
 from livesales.settings import Settings
+from livesales.stopping import Stopped, unless_stopped
+
+# Commands that never read the API tokens file.
+_NO_TOKENS = ("migrate", "demo", "replay", "bench")
 
 
 def _stop_event() -> asyncio.Event:
@@ -25,10 +35,11 @@ async def _run(settings: Settings) -> None:
     from livesales.runtime import Runtime
 
     stop = _stop_event()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, stop=stop)
     try:
-        await runtime.start()
-        await stop.wait()
+        with contextlib.suppress(Stopped):
+            await runtime.start()
+            await stop.wait()
     finally:
         await runtime.stop()
 
@@ -38,15 +49,18 @@ async def _serve(settings: Settings) -> None:
     from livesales.runtime import Runtime
 
     stop = _stop_event()
-    runtime = Runtime(settings, consumers=0)
+    runtime = Runtime(settings, consumers=0, stop=stop)
     try:
-        await runtime.start_storage()
-        try:
-            await asyncio.wait_for(runtime.producer.start(), timeout=10)
-        except Exception as exc:  # the query API is useful without Kafka
-            logging.getLogger(__name__).warning("Kafka unavailable (%r): POST /v1/events answers 503", exc)
-        await runtime.start_api()
-        await stop.wait()
+        with contextlib.suppress(Stopped):
+            await runtime.start_storage()
+            try:
+                await unless_stopped(asyncio.wait_for(runtime.producer.start(), timeout=10), stop)
+            except Stopped:
+                raise
+            except Exception as exc:  # the query API is useful without Kafka
+                logging.getLogger(__name__).warning("Kafka unavailable (%r): POST /v1/events answers 503", exc)
+            await runtime.start_api()
+            await stop.wait()
     finally:
         await runtime.stop()
 
@@ -82,12 +96,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api)")
     bench.add_argument("--freshness-seconds", type=int, default=60)
     bench.add_argument("--rate", type=int, default=5_000)
+    bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
     args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except ConfigError as exc:  # one line an operator can act on; no traceback
+        print(exc.line, file=sys.stderr, flush=True)
+        return 2
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = Settings()
+
+def _load_settings(command: str) -> Settings:
+    """Settings, and the tokens file read once up front, so a bad one fails the start."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise from_settings_error(exc) from None
+    if command not in _NO_TOKENS and settings.api_tokens_file is not None:
+        from api.auth import read_tokens_file
+
+        read_tokens_file(settings.api_tokens_file)
+    return settings
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = _load_settings(args.command)
+    configure_logging(args.log_level, settings.log_format)
     if args.command in ("run", "demo", "bench"):
         from processors.gctune import tune_gc
 
@@ -101,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "demo":
         from demo.run import run_demo
 
-        asyncio.run(run_demo(args.speed, args.seed, args.data_dir, args.port))
+        # --port wins, then LIVESALES_API_PORT (contract §5), then 8080 or any free port
+        port = args.port if args.port is not None else (settings.api_port if _env_set("api_port") else None)
+        asyncio.run(run_demo(args.speed, args.seed, args.data_dir, port))
     elif args.command == "replay":
         from scenarios.replay_cli import replay_to_kafka
 
@@ -111,6 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         asyncio.run(run_bench(args))
     return 0
+
+
+def _env_set(field: str) -> bool:
+    return f"LIVESALES_{field.upper()}" in {k.upper() for k in os.environ}
 
 
 if __name__ == "__main__":

@@ -17,8 +17,11 @@ from aiokafka.errors import KafkaError
 from ingest.consumer import Backoff, Consumer
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
+from livesales.config_errors import ConfigError
+from livesales.health import Health
 from livesales.metrics import Metrics
 from livesales.settings import Settings
+from livesales.stopping import Stopped, sleep_unless_stopped, unless_stopped
 from processors.checkpool import CheckPool
 from processors.store import ClickHouse
 from processors.writer import Writer
@@ -27,8 +30,12 @@ log = logging.getLogger(__name__)
 
 
 class Runtime:
-    def __init__(self, settings: Settings, consumers: int = 1) -> None:
+    def __init__(
+        self, settings: Settings, consumers: int = 1, stop: asyncio.Event | None = None, role: str | None = None
+    ) -> None:
         self.settings = settings
+        # Set by SIGTERM/SIGINT: every start-up retry below gives up at once (Stopped).
+        self.stopping = stop or asyncio.Event()
         self.metrics = Metrics()
         self.store = ClickHouse(settings.clickhouse_dsn)
         self.writer = Writer(self.store)
@@ -39,12 +46,28 @@ class Runtime:
         self._runner: web.AppRunner | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self.port: int | None = None
+        self.health = Health(
+            role or ("run" if consumers else "serve"), settings, self.store, self.producer, self.consumers, self.metrics
+        )
 
     def is_ready(self) -> bool:
         return self.store.is_open and bool(self.consumers) and all(c.subscribed for c in self.consumers)
 
     async def start_storage(self) -> None:
-        await self.store.open()
+        """Open ClickHouse, retrying while it is away; a stop ends the retries."""
+        backoff = Backoff(cap=5.0)
+        while True:
+            try:
+                await unless_stopped(self.store.open(), self.stopping)
+                break
+            except Stopped:
+                raise
+            except ValueError as exc:  # a DSN no retry can fix
+                raise ConfigError("LIVESALES_CLICKHOUSE_DSN", str(exc)) from None
+            except Exception as exc:
+                log.warning("ClickHouse unavailable (%s); retrying", (str(exc) or repr(exc)).splitlines()[0][:200])
+                await self.store.close()
+                await sleep_unless_stopped(backoff.next(), self.stopping)
         await self.writer.open()
 
     async def start_kafka(self, create_topics: bool = True) -> None:
@@ -52,21 +75,22 @@ class Runtime:
         while True:
             try:
                 if create_topics:
-                    await ensure_topics(
-                        self.settings.kafka_bootstrap, [*self.settings.topics, self.settings.topic_dlq]
+                    await unless_stopped(
+                        ensure_topics(self.settings.kafka_bootstrap, [*self.settings.topics, self.settings.topic_dlq]),
+                        self.stopping,
                     )
-                await self.producer.start()
+                await unless_stopped(self.producer.start(), self.stopping)
                 break
             except (KafkaError, OSError) as exc:
                 log.warning("broker unavailable (%s); retrying", exc)
                 await self.producer.stop()
-                await asyncio.sleep(backoff.next())
+                await sleep_unless_stopped(backoff.next(), self.stopping)
         await self.checks.start()
         for i in range(self._n_consumers):
             consumer = Consumer(
                 self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}"
             )
-            await consumer.start()
+            await unless_stopped(consumer.start(), self.stopping)
             self.consumers.append(consumer)
         self._lag_task = asyncio.create_task(self._watch_lag())
 
@@ -74,7 +98,7 @@ class Runtime:
         from api.app import create_app
 
         app: web.Application = create_app(
-            self.settings, self.store, self.metrics, self.producer, self.is_ready
+            self.settings, self.store, self.metrics, self.producer, self.is_ready, readiness=self.health
         )
         return app
 
