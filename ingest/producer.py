@@ -17,6 +17,21 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 log = logging.getLogger(__name__)
 
 
+class _Refusal(logging.Filter):
+    """Holds back aiokafka's ERROR for a refused InitProducerId while we try idempotence:
+    that case is handled (below) and reported once, at INFO."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "InitProducerId" in str(record.msg):
+            self.held.append(record)
+            return False
+        return True
+
+
 class ProduceError(RuntimeError):
     """The broker did not acknowledge a message (it is away, or refused it)."""
 
@@ -28,9 +43,15 @@ class Producer:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        sender = logging.getLogger("aiokafka.producer.sender")
+        refusal = _Refusal()
+        sender.addFilter(refusal)
         try:
             self._producer = await self._start(idempotent=True)
         except KafkaConnectionError:
+            sender.removeFilter(refusal)
+            for record in refusal.held:  # not a refusal: let its log through
+                sender.handle(record)
             raise  # the broker is away: the caller retries; this is no reason to drop idempotence
         except KafkaError as exc:
             # Some Kafka-protocol brokers (Tansu, used by the demo and tests) refuse
@@ -38,6 +59,8 @@ class Producer:
             # consumers' event_id dedupe absorbs, so acks=all alone is still safe.
             log.info("idempotent producer refused by the broker (%r); using acks=all without idempotence", exc)
             self._producer = await self._start(idempotent=False)
+        finally:
+            sender.removeFilter(refusal)
 
     async def _start(self, idempotent: bool) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
