@@ -98,7 +98,6 @@ class Consumer:
         self.lag_total: int | None = None
         self.lag_trustworthy = True
         self._committed: dict[TopicPartition, int] = {}  # what this member committed last
-        self._lag_seen: dict[TopicPartition, tuple[int, int]] = {}  # (end, committed) at the last check
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -361,10 +360,12 @@ class Consumer:
         """Lag = the broker's end offset (ListOffsets; with read_committed, the last stable
         offset) minus what this member committed, per assigned partition.
 
-        Some Kafka-protocol brokers (Tansu) answer end offsets that do not follow the log:
-        below what was already consumed and committed, or standing still while records
-        are read past them. Such a partition's lag is reported as 0 and flagged in
-        ``livesales_lag_trustworthy`` (and /readyz), rather than shown as a wrong number.
+        Some Kafka-protocol brokers (Tansu) answer ListOffsets with numbers that do not
+        follow the log: 1 for a partition holding 51 records, or the start of its last
+        batch. The fetch responses' last stable offset, which the consumer sees anyway,
+        is right there. So a partition whose end offset is below what was committed or
+        below what its own fetches reported is flagged (``livesales_lag_trustworthy`` 0,
+        and in /readyz), and its lag is taken from the fetches instead.
         """
         kafka = self._kafka
         if kafka is None:
@@ -374,6 +375,8 @@ class Consumer:
             self.lag_total = 0
             return
         try:
+            # read before asking for end offsets, so a fetch landing meanwhile cannot look ahead of them
+            fetched = {tp: _fetched_end(kafka, tp) for tp in assigned}
             ends = await kafka.end_offsets(assigned)
             committed: dict[TopicPartition, int] = {}
             for tp in assigned:
@@ -386,9 +389,8 @@ class Consumer:
         total, trusted_all = 0, True
         for tp in assigned:
             end, done = ends[tp], committed[tp]
-            trusted = lag_trustworthy(end, done, self._lag_seen.get(tp))
-            self._lag_seen[tp] = (end, done)
-            lag = max(0, end - done) if trusted else 0
+            trusted = lag_trustworthy(end, done, fetched[tp])
+            lag = max(0, (end if trusted else max(fetched[tp] or 0, done)) - done)
             total += lag
             trusted_all = trusted_all and trusted
             labels = (tp.topic, str(tp.partition))
@@ -398,14 +400,17 @@ class Consumer:
         self.lag_trustworthy = trusted_all
 
 
-def lag_trustworthy(end: int, committed: int, before: tuple[int, int] | None) -> bool:
-    """Whether a partition's end offset can be believed, given (end, committed) at the
-    previous check: never below what is committed, and moving when committed moved past
-    the end seen before (records were read that the broker's end did not count)."""
-    if end < committed:
-        return False
-    if before is not None:
-        end0, _ = before
-        if committed > end0 and end == end0:
-            return False
-    return True
+def _fetched_end(kafka: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The partition's end as the last fetch response gave it (None before any fetch)."""
+    lso = kafka.last_stable_offset(tp)
+    if lso is not None and lso >= 0:
+        return int(lso)
+    hw = kafka.highwater(tp)
+    return int(hw) if hw is not None and hw >= 0 else None
+
+
+def lag_trustworthy(end: int, committed: int, fetched: int | None) -> bool:
+    """Whether a partition's ListOffsets end can be believed: never below what this
+    group committed (those records were read), nor below the stable offset the last
+    fetch response reported (a log does not shrink)."""
+    return end >= committed and (fetched is None or end >= fetched)
