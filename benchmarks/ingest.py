@@ -247,6 +247,10 @@ async def bench_ingest(args: argparse.Namespace) -> None:
 async def run_bench(args: argparse.Namespace) -> None:
     if args.which == "ingest":
         await bench_ingest(args)
+    elif args.which == "recovery":
+        from benchmarks.recovery import bench_recovery
+
+        await bench_recovery(args)
     elif args.which == "stages":
         from benchmarks.stages import bench_stages
 

@@ -100,8 +100,12 @@ class Consumer:
         self._committed: dict[TopicPartition, int] = {}  # what this member committed last
 
     # -- life cycle -----------------------------------------------------------------
-    async def start(self) -> None:
-        """Join the group; retries with backoff while the broker is away."""
+    async def start(self, storage_ready: asyncio.Event | None = None) -> None:
+        """Join the group; retries with backoff while the broker is away.
+
+        ``storage_ready``: fetching and writing begin once it is done, but the group is
+        joined before, so a restart spends the group's rebalance (seconds: the crashed
+        member's session must expire) while storage opens, not after it."""
         backoff = Backoff(cap=5.0)
         while not self._stopping.is_set():
             kafka = AIOKafkaConsumer(
@@ -133,8 +137,15 @@ class Consumer:
                 continue
             kafka.subscribe(list(self.settings.topics), listener=_Rebalance(self))
             self._kafka = kafka
-            self.subscribed = True
             break
+        if storage_ready is not None and self._kafka is not None:
+            try:
+                await storage_ready.wait()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self._kafka.stop()
+                raise
+        self.subscribed = self._kafka is not None
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name=f"{self.name}-fetch"),
             asyncio.create_task(self._write_loop(), name=f"{self.name}-write"),

@@ -92,10 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--speed", type=float, default=60.0)
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
-    bench.add_argument("which", choices=["ingest", "api", "stages"])
+    bench.add_argument("which", choices=["ingest", "api", "stages", "recovery"])
     bench.add_argument("--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api)")
     bench.add_argument("--freshness-seconds", type=int, default=60)
     bench.add_argument("--rate", type=int, default=5_000)
+    bench.add_argument("--kills", type=int, default=3, help="recovery: SIGKILL + restart cycles")
     bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
     args = parser.parse_args(argv)
     try:

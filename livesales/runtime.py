@@ -45,6 +45,7 @@ class Runtime:
         self.consumers: list[Consumer] = []
         self._runner: web.AppRunner | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self._checks_task: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.health = Health(
             role or ("run" if consumers else "serve"), settings, self.store, self.producer, self.consumers, self.metrics
@@ -70,7 +71,10 @@ class Runtime:
                 await sleep_unless_stopped(backoff.next(), self.stopping)
         await self.writer.open()
 
-    async def start_kafka(self, create_topics: bool = True) -> None:
+    async def start_kafka(self, create_topics: bool = True, storage_ready: asyncio.Event | None = None) -> None:
+        """Producer, validation pool and consumers. With ``storage_ready`` (start()), this
+        runs while storage opens: consumers join their group meanwhile and begin
+        fetching once storage is open (docs/RELIABILITY.md: back after a crash)."""
         backoff = Backoff(cap=5.0)
         while True:
             try:
@@ -85,12 +89,14 @@ class Runtime:
                 log.warning("broker unavailable (%s); retrying", exc)
                 await self.producer.stop()
                 await sleep_unless_stopped(backoff.next(), self.stopping)
-        await self.checks.start()
+        # The validation process starts beside the group join; until it is up, batches
+        # are validated in a thread (processors.checkpool).
+        self._checks_task = asyncio.create_task(self.checks.start())
         for i in range(self._n_consumers):
             consumer = Consumer(
                 self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}"
             )
-            await unless_stopped(consumer.start(), self.stopping)
+            await unless_stopped(consumer.start(storage_ready), self.stopping)
             self.consumers.append(consumer)
         self._lag_task = asyncio.create_task(self._watch_lag())
 
@@ -113,10 +119,24 @@ class Runtime:
         log.info("API listening on http://%s:%s", self.settings.api_host, self.port)
 
     async def start(self, api: bool = True) -> None:
-        await self.start_storage()
-        if api:
-            await self.start_api()
-        await self.start_kafka()
+        """Storage and Kafka start side by side (a restart joins its group while storage
+        opens); the API listens as soon as storage is open, so /readyz can tell why the
+        rest is not."""
+        storage_ready = asyncio.Event()
+        storage = asyncio.ensure_future(self.start_storage())
+        kafka = asyncio.ensure_future(self.start_kafka(storage_ready=storage_ready))
+        try:
+            await storage
+            storage_ready.set()
+            if api:
+                await self.start_api()
+            await kafka
+        except BaseException:
+            for task in (kafka, storage):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            raise
 
     async def stop(self) -> None:
         if self._lag_task is not None:
@@ -126,6 +146,9 @@ class Runtime:
         for consumer in self.consumers:
             await consumer.stop()
         self.consumers.clear()
+        if self._checks_task is not None:
+            with contextlib.suppress(BaseException):
+                await self._checks_task
         self.checks.close()
         if self._runner is not None:
             await self._runner.cleanup()
