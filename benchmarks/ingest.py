@@ -59,17 +59,43 @@ class Loaded:
 
 
 @asynccontextmanager
-async def loaded_broker(n: int) -> AsyncIterator[Loaded]:
+async def loaded_broker(n: int, poison: float = 0.0) -> AsyncIterator[Loaded]:
     """A local broker whose orders topic holds ``n`` benchmark events: the common start
-    of ``bench ingest`` and ``bench stages``, so both measure the same events."""
+    of ``bench ingest`` and ``bench stages``, so both measure the same events.
+    ``poison``: that share of them bad (``bad_payload``), spread evenly."""
     rnd = random.Random(42)
     payloads = [order_payload(i, "bench", rnd) for i in range(n)]
+    for k, i in enumerate(poisoned(n, poison)):
+        payloads[i] = bad_payload(k, payloads[i])
     with LocalBroker() as broker, scratch_dir() as tmp:
         settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
         await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
         print(f"producing {n:,} order events ...", flush=True)
         seconds = await produce(broker.bootstrap, settings.topic_orders, payloads)
         yield Loaded(broker, settings, payloads, seconds)
+
+
+# The four kinds of bad message a flood carries, in turn, and the code each must get.
+BAD_KINDS = ("invalid_json", "unknown_schema", "schema_violation", "timestamp_out_of_range")
+
+
+def poisoned(n: int, share: float) -> list[int]:
+    """Indices of the bad messages: ``share`` of ``n``, spread evenly."""
+    if share <= 0:
+        return []
+    return sorted({min(n - 1, int(k / share)) for k in range(int(n * share))})
+
+
+def bad_payload(k: int, good: bytes) -> bytes:
+    """The ``k``-th bad message: each of BAD_KINDS in turn."""
+    kind = BAD_KINDS[k % len(BAD_KINDS)]
+    if kind == "invalid_json":
+        return good[: len(good) // 2]
+    if kind == "unknown_schema":
+        return good.replace(b'"order.v1"', b'"order.v9"', 1)
+    if kind == "schema_violation":
+        return good.replace(b'"quantity": ', b'"quantity": -', 1)
+    return good.replace(b'"occurred_at": "2020-', b'"occurred_at": "1996-', 1)  # a leap year: Feb 29 stays valid
 
 
 def order_payload(i: int, channel: str, rnd: random.Random) -> bytes:
@@ -121,8 +147,9 @@ async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-async def ours(settings: Settings, n: int) -> tuple[float, Runtime]:
-    """Seconds from the first stored row to the last (group join time left out)."""
+async def ours(settings: Settings, n: int, dead: int = 0) -> tuple[float, Runtime]:
+    """Seconds from the first stored row to the last (group join time left out); with
+    ``dead``, also until that many messages are dead-lettered (and acknowledged)."""
     runtime = Runtime(settings)
     await runtime.start(api=False)
     started = 0.0
@@ -130,9 +157,14 @@ async def ours(settings: Settings, n: int) -> tuple[float, Runtime]:
         rows = await runtime.store.query("SELECT count() AS c FROM order_steps")
         if rows[0]["c"] and not started:
             started = time.perf_counter()
-        if rows[0]["c"] >= n:
+        if rows[0]["c"] >= n and dead_letters(runtime) >= dead:
             return time.perf_counter() - started, runtime
         await asyncio.sleep(0.02)
+
+
+def dead_letters(runtime: Runtime) -> int:
+    return int(sum(s.value for m in runtime.metrics.dead_letters.collect() for s in m.samples
+                   if s.name.endswith("_total")))  # fmt: skip
 
 
 async def raw_insert(runtime: Runtime, payloads: list[bytes]) -> float:
@@ -244,8 +276,27 @@ async def bench_ingest(args: argparse.Namespace) -> None:
     )
 
 
+async def bench_poison(args: argparse.Namespace) -> None:
+    """The same run clean and with ``--poison`` of the messages bad: the rate of messages
+    handled (stored or dead-lettered with their code) in each, and their ratio."""
+    n = args.events or 200_000
+    rates = {}
+    for share in (0.0, args.poison):
+        bad = len(poisoned(n, share))
+        async with loaded_broker(n, share) as loaded:
+            t, runtime = await ours(loaded.settings, n - bad, bad)
+            codes = {s.labels["code"]: int(s.value) for m in runtime.metrics.dead_letters.collect()
+                     for s in m.samples if s.name.endswith("_total")}  # fmt: skip
+            await runtime.stop()
+        rates[share] = n / t
+        print(f"poison {share:.0%}: {n:,} messages ({bad:,} bad) in {t:.2f}s = {n / t:,.0f}/s; dead letters {codes}")
+    print(f"poisoned / clean rate: {rates[args.poison] / rates[0.0]:.2f}")
+
+
 async def run_bench(args: argparse.Namespace) -> None:
-    if args.which == "ingest":
+    if args.which == "ingest" and args.poison > 0:
+        await bench_poison(args)
+    elif args.which == "ingest":
         await bench_ingest(args)
     elif args.which == "recovery":
         from benchmarks.recovery import bench_recovery
