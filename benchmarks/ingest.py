@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing as mp
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -147,7 +148,9 @@ async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-async def ours(settings: Settings, n: int, dead: int = 0) -> tuple[float, Runtime]:
+async def ours(
+    settings: Settings, n: int, dead: int = 0, on_first_row: Callable[[], None] | None = None
+) -> tuple[float, Runtime]:
     """Seconds from the first stored row to the last (group join time left out); with
     ``dead``, also until that many messages are dead-lettered (and acknowledged)."""
     runtime = Runtime(settings)
@@ -157,6 +160,8 @@ async def ours(settings: Settings, n: int, dead: int = 0) -> tuple[float, Runtim
         rows = await runtime.store.query("SELECT count() AS c FROM order_steps")
         if rows[0]["c"] and not started:
             started = time.perf_counter()
+            if on_first_row is not None:
+                on_first_row()
         if rows[0]["c"] >= n and dead_letters(runtime) >= dead:
             return time.perf_counter() - started, runtime
         await asyncio.sleep(0.02)
@@ -277,20 +282,42 @@ async def bench_ingest(args: argparse.Namespace) -> None:
 
 
 async def bench_poison(args: argparse.Namespace) -> None:
-    """The same run clean and with ``--poison`` of the messages bad: the rate of messages
-    handled (stored or dead-lettered with their code) in each, and their ratio."""
+    """The same run clean and with ``--poison`` of the messages bad, alternated
+    ``--repeat`` times: messages handled (stored, or dead-lettered with their code) per
+    second, and per CPU second of the service (its process and the validation child).
+    The CPU figure is the one to compare on a loaded machine, where wall-clock rates
+    swing with the neighbours' load; both ratios are printed."""
+    from benchmarks.stages import cpu_by_process
+
     n = args.events or 200_000
-    rates = {}
-    for share in (0.0, args.poison):
-        bad = len(poisoned(n, share))
-        async with loaded_broker(n, share) as loaded:
-            t, runtime = await ours(loaded.settings, n - bad, bad)
-            codes = {s.labels["code"]: int(s.value) for m in runtime.metrics.dead_letters.collect()
-                     for s in m.samples if s.name.endswith("_total")}  # fmt: skip
-            await runtime.stop()
-        rates[share] = n / t
-        print(f"poison {share:.0%}: {n:,} messages ({bad:,} bad) in {t:.2f}s = {n / t:,.0f}/s; dead letters {codes}")
-    print(f"poisoned / clean rate: {rates[args.poison] / rates[0.0]:.2f}")
+    rates: dict[float, list[float]] = {0.0: [], args.poison: []}
+    cpu_rates: dict[float, list[float]] = {0.0: [], args.poison: []}
+    for _ in range(max(1, args.repeat)):
+        for share in (0.0, args.poison):
+            bad = len(poisoned(n, share))
+            async with loaded_broker(n, share) as loaded:
+                pid = loaded.broker.pid
+                before: dict[str, float] = {}
+                t, runtime = await ours(loaded.settings, n - bad, bad, functools.partial(_snapshot, before, pid))
+                after = cpu_by_process(pid)
+                codes = {s.labels["code"]: int(s.value) for m in runtime.metrics.dead_letters.collect()
+                         for s in m.samples if s.name.endswith("_total")}  # fmt: skip
+                await runtime.stop()
+            cpu = sum(v - before.get(k, 0.0) for k, v in after.items() if k != "broker")
+            rates[share].append(n / t)
+            cpu_rates[share].append(n / cpu)
+            print(f"poison {share:.0%}: {n:,} messages ({bad:,} bad) in {t:.2f}s = {n / t:,.0f}/s,"
+                  f" {n / cpu:,.0f} per service CPU second; dead letters {codes}", flush=True)  # fmt: skip
+    med = statistics.median
+    print(f"poisoned / clean, messages per second (median of {len(rates[0.0])}): "
+          f"{med(rates[args.poison]) / med(rates[0.0]):.2f}")  # fmt: skip
+    print(f"poisoned / clean, messages per service CPU second: {med(cpu_rates[args.poison]) / med(cpu_rates[0.0]):.2f}")
+
+
+def _snapshot(into: dict[str, float], broker_pid: int) -> None:
+    from benchmarks.stages import cpu_by_process
+
+    into.update(cpu_by_process(broker_pid))
 
 
 async def run_bench(args: argparse.Namespace) -> None:

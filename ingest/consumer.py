@@ -24,7 +24,6 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 
-import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
@@ -287,18 +286,26 @@ class Consumer:
                     self._queue.task_done()
 
     async def _write(self, batch: Batch) -> None:
-        """Store, dead-letter, commit: each retried until it succeeds or we are stopped."""
+        """Store and dead-letter side by side, then commit: each retried until it succeeds
+        or we are stopped. Side by side: in a poison flood, waiting for the DLQ's acks
+        after each insert made the write loop the pipeline's slowest stage."""
         backoff = Backoff(cap=self.settings.write_retry_max_s)
         m = self.metrics
-        while True:
-            try:
-                result = await self.writer.store(batch.rows.values())
-                break
-            except StorageError as exc:
-                m.write_failures.inc()
-                self.last_write_failed_at = time.monotonic()
-                self._stall(f"storage failed: {exc}")
-                await asyncio.sleep(backoff.next())
+        dlq = asyncio.create_task(self._send_dead_letters(batch)) if batch.dead_values else None
+        try:
+            while True:
+                try:
+                    result = await self.writer.store(batch.rows.values())
+                    break
+                except StorageError as exc:
+                    m.write_failures.inc()
+                    self.last_write_failed_at = time.monotonic()
+                    self._stall(f"storage failed: {exc}")
+                    await asyncio.sleep(backoff.next())
+        except BaseException:
+            if dlq is not None:
+                dlq.cancel()
+            raise
         self.last_write_ok_at = time.monotonic()
         m.write_seconds.observe(result.seconds)
         for table, n in result.stored.items():
@@ -307,14 +314,13 @@ class Consumer:
             m.duplicates.labels(table).inc(n)
         for topic, n in batch.consumed.items():
             m.consumed.labels(topic).inc(n)
-        if batch.dead_letters:
-            await self._send_dead_letters(batch)
+        if dlq is not None:
+            await dlq  # the offsets are committed only once the dead letters are acknowledged
         self._unstall()
         await self._commit(batch)
 
     async def _send_dead_letters(self, batch: Batch) -> None:
-        # orjson: UTF-8 as json.dumps(ensure_ascii=False) writes it, ~10x faster (BENCHMARKS.md: poison)
-        values = [orjson.dumps(d) for d in batch.dead_letters]
+        values = batch.dead_values  # encoded in the validation process (processors.batch.dead_head)
         backoff = Backoff(cap=self.settings.write_retry_max_s)
         while True:
             try:

@@ -98,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--rate", type=int, default=5_000)
     bench.add_argument("--kills", type=int, default=3, help="recovery: SIGKILL + restart cycles")
     bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
+    bench.add_argument("--repeat", type=int, default=1, help="ingest --poison: clean/poisoned pairs to run")
     args = parser.parse_args(argv)
     try:
         return _main(args)

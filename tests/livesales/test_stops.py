@@ -22,6 +22,7 @@ def stops_quickly(app: Livesales, sig: int = signal.SIGTERM) -> None:
     finally:
         app.kill()
     took = time.monotonic() - sent
+    print(f"stopped in {took:.2f} s")  # docs/RELIABILITY.md quotes these (pytest -s)
     assert code == 0, app.text()
     assert took < STOP_WITHIN_S, f"took {took:.1f}s to stop\n{app.text()}"
     assert "Traceback" not in app.text(), app.text()
