@@ -113,12 +113,12 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
                 # (docs/BENCHMARKS.md: poison flood).
                 rejections.append((i, time_rejection(at)))
                 continue
-        slow += 1
         if value is not None and len(value) <= max_value_bytes:
             tag = fast.schema_of(value)
-            if tag is not None and tag not in SCHEMAS:
+            if tag is not None and tag not in SCHEMAS:  # pydantic: union_tag_invalid, in ~20 µs
                 rejections.append((i, UNKNOWN_SCHEMA_REJECTION))
                 continue
+        slow += 1
         result = validate_value(value, now, max_value_bytes)
         if isinstance(result, Rejection):
             rejections.append((i, result))
