@@ -63,28 +63,33 @@ def spawn(env: dict[str, str], log: Path) -> Service:
     return Service(proc, port)
 
 
+@dataclass
+class Sent:
+    orders: int = 0  # distinct orders handed to the producer (all acknowledged once the block ends)
+
+
 @contextlib.asynccontextmanager
-async def steady_orders(bootstrap: str, topic: str, rate: int) -> AsyncIterator[None]:
-    """Send ``rate`` orders/s to ``topic`` until the block ends."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+async def steady_orders(bootstrap: str, topic: str, rate: int) -> AsyncIterator[Sent]:
+    """Send ``rate`` distinct orders/s to ``topic`` until the block ends."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     await producer.start()
+    sent, done = Sent(), asyncio.Event()
 
     async def send() -> None:
         import random
 
-        rnd, i = random.Random(5), 0
-        while True:
-            await producer.send(topic, order_payload(i, "recover", rnd), key=str(i % 64).encode())
-            i += 1
+        rnd = random.Random(5)
+        while not done.is_set():
+            await producer.send(topic, order_payload(sent.orders, "recover", rnd), key=str(sent.orders % 64).encode())
+            sent.orders += 1
             await asyncio.sleep(1 / rate)
 
     task = asyncio.create_task(send())
     try:
-        yield
+        yield sent
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done.set()  # not cancel(): a send cut short could land uncounted
+        await task
         await producer.stop()
 
 
@@ -93,13 +98,13 @@ async def first_count_after_restart(env: dict[str, str], log: Path, kills: int, 
     service = spawn(env, log)
     out: list[float] = []
     try:
-        await _until(lambda: _positive(service), timeout, "the first process to count")
+        await _until(lambda: counting(service), timeout, "the first process to count")
         for _ in range(kills):
             service.proc.send_signal(signal.SIGKILL)
             await asyncio.to_thread(service.proc.wait, 10)
             started = time.monotonic()
             service = spawn(env, log)
-            await _until(lambda s=service: _positive(s), timeout, "the restarted process to count")
+            await _until(lambda s=service: counting(s), timeout, "the restarted process to count")
             out.append(time.monotonic() - started)
     finally:
         if service.proc.poll() is None:
@@ -111,7 +116,7 @@ async def first_count_after_restart(env: dict[str, str], log: Path, kills: int, 
     return out
 
 
-async def _positive(service: Service) -> bool:
+async def counting(service: Service) -> bool:
     if service.proc.poll() is not None:
         raise RuntimeError(f"livesales run exited with {service.proc.returncode}")
     return await service.stored() > 0
