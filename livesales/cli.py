@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -37,9 +36,8 @@ async def _run(settings: Settings) -> None:
     stop = _stop_event()
     runtime = Runtime(settings, stop=stop)
     try:
-        with contextlib.suppress(Stopped):
-            await runtime.start()
-            await stop.wait()
+        await runtime.start()
+        await stop.wait()
     finally:
         await runtime.stop()
 
@@ -51,16 +49,13 @@ async def _serve(settings: Settings) -> None:
     stop = _stop_event()
     runtime = Runtime(settings, consumers=0, stop=stop)
     try:
-        with contextlib.suppress(Stopped):
-            await runtime.start_storage()
-            try:
-                await unless_stopped(asyncio.wait_for(runtime.producer.start(), timeout=10), stop)
-            except Stopped:
-                raise
-            except Exception as exc:  # the query API is useful without Kafka
-                logging.getLogger(__name__).warning("Kafka unavailable (%r): POST /v1/events answers 503", exc)
-            await runtime.start_api()
-            await stop.wait()
+        await runtime.start_storage()
+        try:
+            await asyncio.wait_for(unless_stopped(runtime.producer.start(), stop), timeout=10)
+        except Exception as exc:  # the query API is useful without Kafka
+            logging.getLogger(__name__).warning("Kafka unavailable (%r): POST /v1/events answers 503", exc)
+        await runtime.start_api()
+        await stop.wait()
     finally:
         await runtime.stop()
 
@@ -105,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # one line an operator can act on; no traceback
         print(exc.line, file=sys.stderr, flush=True)
         return 2
+    except Stopped:  # SIGTERM/SIGINT during start-up: a clean stop
+        return 0
 
 
 def _load_settings(command: str) -> Settings:

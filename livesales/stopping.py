@@ -18,8 +18,9 @@ T = TypeVar("T")
 CANCEL_GRACE_S = 1.0
 
 
-class Stopped(Exception):
-    """A stop was asked for while a start-up step waited."""
+class Stopped(BaseException):
+    """A stop was asked for while a start-up step waited. A BaseException, like
+    cancellation: ``except Exception`` in a retry loop must not swallow it."""
 
 
 async def unless_stopped(aw: Awaitable[T], stop: asyncio.Event) -> T:

@@ -65,3 +65,10 @@ def test_stop_when_running(tmp_path: Path, broker: LocalBroker) -> None:
                                "LIVESALES_TOPIC_ORDERS": f"stop-{time.monotonic_ns()}"})  # fmt: skip
     app.wait_log("assigned")
     stops_quickly(app)
+
+
+def test_serve_stops_while_broker_is_frozen(tmp_path: Path, frozen_broker: LocalBroker) -> None:
+    app = Livesales(tmp_path, {"LIVESALES_KAFKA_BOOTSTRAP": frozen_broker.bootstrap}, "serve")
+    app.wait_log("applied migration")  # storage is open; the producer now waits on the frozen broker
+    time.sleep(0.5)
+    stops_quickly(app)
