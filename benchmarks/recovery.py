@@ -158,7 +158,9 @@ async def bench_recovery(args: argparse.Namespace) -> None:
             settings = Settings(kafka_bootstrap=broker.bootstrap, consumer_group=f"recovery-{k}",
                                 topic_orders=f"recovery-orders-{k}")  # fmt: skip
             await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
-            log = Path(tempfile.mkstemp(prefix="recovery-", suffix=".log")[1])
+            fd, name = tempfile.mkstemp(prefix="recovery-", suffix=".log")  # kept: its path is printed
+            os.close(fd)
+            log = Path(name)
             async with steady_orders(broker.bootstrap, settings.topic_orders, rate=50):
                 times = await first_count_after_restart(service_env(settings, Path(tmp) / f"ch{k}", extra), log, kills)
             rows.append((label, times))
