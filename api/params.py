@@ -100,3 +100,13 @@ def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -
     if not DECIMAL.fullmatch(raw) or not lo <= int(raw) <= hi:
         raise ApiError(400, f"{name}: expected a decimal integer from {lo} to {hi}")
     return int(raw)
+
+
+def strict_time_params(request: web.Request) -> TimeParams:
+    """``time_params`` accepting ``from``/``to`` only as RFC 3339 date-times with an
+    offset (contract §6), not as the Unix seconds pydantic would also read."""
+    for name in ("from", "to"):
+        value = request.query.get(name)
+        if value is not None and not RFC3339.fullmatch(value.replace(" ", "+")):
+            raise ApiError(400, f"{name}: must be an RFC 3339 date-time with an offset, e.g. 2020-02-29T09:00:00+08:00")
+    return time_params(request)

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -32,6 +33,7 @@ from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.batch import Batch, assemble
 from processors.checkpool import CheckPool
+from processors.rows import RowSet
 from processors.store import StorageError
 from processors.writer import Writer
 
@@ -74,6 +76,7 @@ class Consumer:
         metrics: Metrics,
         checks: CheckPool,
         name: str = "consumer",
+        on_stored: Callable[[Sequence[RowSet]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.checks = checks
@@ -81,6 +84,7 @@ class Consumer:
         self.producer = producer
         self.metrics = metrics
         self.name = name
+        self.on_stored = on_stored  # told of each stored batch's rows (live screens: api.live_hub)
         self._kafka: AIOKafkaConsumer | None = None
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
         # batches in validation, oldest first: at most one per validation process
@@ -308,6 +312,11 @@ class Consumer:
             raise
         self.last_write_ok_at = time.monotonic()
         m.write_seconds.observe(result.seconds)
+        if self.on_stored is not None and result.stored:
+            try:
+                self.on_stored([rows for rows in batch.rows.values() if result.stored.get(rows.table)])
+            except Exception:  # a hook never stops the counting
+                log.exception("%s: on_stored hook failed", self.name)
         for table, n in result.stored.items():
             m.stored.labels(table).inc(n)
         for table, n in result.duplicates.items():

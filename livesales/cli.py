@@ -63,7 +63,7 @@ async def _serve(settings: Settings) -> None:
 async def _migrate(settings: Settings) -> None:
     from processors.store import ClickHouse
 
-    ch = ClickHouse(settings.clickhouse_dsn)
+    ch = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster)
     await ch.open()  # open() applies pending migrations
     rows = await ch.query("SELECT max(version) AS v FROM schema_migrations")
     print(f"schema at version {rows[0]['v']}")
@@ -87,10 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--speed", type=float, default=60.0)
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
-    bench.add_argument("which", choices=["ingest", "api", "stages", "recovery"])
+    bench.add_argument("which", choices=["ingest", "api", "stages", "analytics", "live", "recovery"])
     bench.add_argument("--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api)")
     bench.add_argument("--freshness-seconds", type=int, default=60)
     bench.add_argument("--rate", type=int, default=5_000)
+    bench.add_argument("--idle-seconds", type=int, default=30, help="bench live: CPU with viewers and no orders")
+    bench.add_argument("--phase-seconds", type=int, default=60, help="bench live: seconds per order rate")
     bench.add_argument("--kills", type=int, default=3, help="recovery: SIGKILL + restart cycles")
     bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
     bench.add_argument("--repeat", type=int, default=1, help="ingest --poison: clean/poisoned pairs to run")

@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from api.live_hub import LiveHub
 from ingest.consumer import Backoff, Consumer
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
@@ -37,8 +38,9 @@ class Runtime:
         # Set by SIGTERM/SIGINT: every start-up retry below gives up at once (Stopped).
         self.stopping = stop or asyncio.Event()
         self.metrics = Metrics()
-        self.store = ClickHouse(settings.clickhouse_dsn)
+        self.store = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster)
         self.writer = Writer(self.store)
+        self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
         self.producer = Producer(settings.kafka_bootstrap)
         self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
         self._n_consumers = consumers
@@ -94,7 +96,8 @@ class Runtime:
         self._checks_task = asyncio.create_task(self.checks.start())
         for i in range(self._n_consumers):
             consumer = Consumer(
-                self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}"
+                self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}",
+                on_stored=self.live.stored,
             )
             await unless_stopped(consumer.start(storage_ready), self.stopping)
             self.consumers.append(consumer)
@@ -104,7 +107,8 @@ class Runtime:
         from api.app import create_app
 
         app: web.Application = create_app(
-            self.settings, self.store, self.metrics, self.producer, self.is_ready, readiness=self.health
+            self.settings, self.store, self.metrics, self.producer, self.is_ready, live_hub=self.live,
+            readiness=self.health,
         )
         return app
 

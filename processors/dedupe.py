@@ -21,14 +21,14 @@ import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from processors.bloom import BloomFilter
-from processors.rows import ONBOARDING, ORDERS, STATS, RowSet, TableSpec
+from processors.rows import CHANNELS, ONBOARDING, ORDERS, STATS, RowSet, TableSpec
 
 log = logging.getLogger(__name__)
 
 _MIN_CAPACITY = 1 << 20
 
 
-SPECS = {spec.table: spec for spec in (ORDERS, ONBOARDING, STATS)}
+SPECS = {spec.table: spec for spec in (ORDERS, ONBOARDING, STATS, CHANNELS)}
 
 
 class TableDeduper:
