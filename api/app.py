@@ -15,13 +15,14 @@ from aiohttp import web
 import api.routes.alerts as alert_routes
 import api.routes.labels as label_routes
 from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
-from api.context import METRICS, PUBLISHER, READY, SETTINGS, STORE
+from api.context import HEALTH, METRICS, PUBLISHER, READY, SETTINGS, STORE
 from api.errors import Handler, json_errors
 from api.live_hub import LiveHub
 from api.openapi import openapi_json
 from api.routes import channels, events, health, live, pivot, regions
 from api.routes.dashboard import add_dashboard
 from ingest.producer import Producer
+from livesales.health import Health
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.store import ClickHouse
@@ -51,6 +52,7 @@ def create_app(
     publisher: Producer | None,
     is_ready: Callable[[], bool],
     live_hub: LiveHub | None = None,
+    readiness: Health | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_timing(metrics), json_errors],  # type: ignore[list-item]
@@ -61,6 +63,7 @@ def create_app(
     app[METRICS] = metrics
     app[PUBLISHER] = publisher
     app[READY] = is_ready
+    app[HEALTH] = readiness  # per-component readiness (livesales.health); None: is_ready alone
     app[TOKENS] = TokenStore.load(settings.api_tokens_file)
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
     app[live.HUB] = live_hub or LiveHub(store, settings, metrics)

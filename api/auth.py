@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator
 
 from api.errors import ApiError
+from livesales.config_errors import ConfigError, location, message
+
+TOKENS_ENV = "LIVESALES_API_TOKENS_FILE"
+SCOPE_FORMS = 'expected "all", "district:<区县>" or "township:<区县>/<乡镇>"'
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class Scope:
             district, _, township = value.partition("/")
             if district and township:
                 return cls(district=district, township=township)
-        raise ValueError(f"scope must be 'all', 'district:<区县>' or 'township:<区县>/<乡镇>', got {text!r}")
+        raise ValueError(f"{SCOPE_FORMS}, got {text!r}")
 
     @property
     def is_all(self) -> bool:
@@ -48,7 +52,7 @@ class TokenEntry(BaseModel):
     token: str = Field(min_length=8)
     name: str
     scope: str = "all"
-    ingest: bool = False
+    ingest: StrictBool = False  # "yes" or 1 is refused: a typo must not grant ingest
 
     @field_validator("scope")
     @classmethod
@@ -59,6 +63,41 @@ class TokenEntry(BaseModel):
 
 class TokensFile(BaseModel):
     tokens: list[TokenEntry]
+
+
+def read_tokens_file(path: Path) -> list[TokenEntry]:
+    """The file's entries, or a ConfigError naming the env var, the file and the field.
+
+    Refused as well as malformed: an empty list (an API nobody can call) and a token
+    listed twice (which scope would it have?)."""
+    where = f"{TOKENS_ENV}={path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(where, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    try:
+        entries = TokensFile.model_validate(doc).tokens
+    except ValidationError as exc:
+        err = exc.errors(include_url=False, include_input=False)[0]
+        field = location(err["loc"]) or "(top level)"
+        what = message(err)
+        if err["loc"][-1:] == ("scope",):
+            what = SCOPE_FORMS
+        elif err["loc"][-1:] == ("ingest",):
+            what = "expected true or false (a JSON boolean)"
+        raise ConfigError(where, f"{field}: {what}") from None
+    if not entries:
+        raise ConfigError(where, "tokens: empty list: nobody could call the API; list at least one token")
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if entry.token in first:
+            raise ConfigError(where, f"tokens[{i}].token: same token as tokens[{first[entry.token]}]; list each once")
+        first[entry.token] = i
+    return entries
 
 
 @dataclass(frozen=True)
@@ -76,7 +115,7 @@ class TokenStore:
     def load(cls, path: Path | None) -> TokenStore:
         if path is None:
             return cls([])
-        return cls(TokensFile.model_validate(json.loads(Path(path).read_text(encoding="utf-8"))).tokens)
+        return cls(read_tokens_file(path))
 
     def authenticate(self, presented: str) -> Principal | None:
         candidate = presented.encode()

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from ingest.producer import Producer
+from livesales.health import Health
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.store import ClickHouse
@@ -18,6 +19,7 @@ STORE: web.AppKey[ClickHouse] = web.AppKey("store", ClickHouse)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 PUBLISHER: web.AppKey[Producer | None] = web.AppKey("publisher")
 READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
+HEALTH: web.AppKey[Health | None] = web.AppKey("health")
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

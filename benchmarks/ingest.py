@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import multiprocessing as mp
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,17 +60,43 @@ class Loaded:
 
 
 @asynccontextmanager
-async def loaded_broker(n: int) -> AsyncIterator[Loaded]:
+async def loaded_broker(n: int, poison: float = 0.0) -> AsyncIterator[Loaded]:
     """A local broker whose orders topic holds ``n`` benchmark events: the common start
-    of ``bench ingest`` and ``bench stages``, so both measure the same events."""
+    of ``bench ingest`` and ``bench stages``, so both measure the same events.
+    ``poison``: that share of them bad (``bad_payload``), spread evenly."""
     rnd = random.Random(42)
     payloads = [order_payload(i, "bench", rnd) for i in range(n)]
+    for k, i in enumerate(poisoned(n, poison)):
+        payloads[i] = bad_payload(k, payloads[i])
     with LocalBroker() as broker, scratch_dir() as tmp:
         settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
         await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
         print(f"producing {n:,} order events ...", flush=True)
         seconds = await produce(broker.bootstrap, settings.topic_orders, payloads)
         yield Loaded(broker, settings, payloads, seconds)
+
+
+# The four kinds of bad message a flood carries, in turn, and the code each must get.
+BAD_KINDS = ("invalid_json", "unknown_schema", "schema_violation", "timestamp_out_of_range")
+
+
+def poisoned(n: int, share: float) -> list[int]:
+    """Indices of the bad messages: ``share`` of ``n``, spread evenly."""
+    if share <= 0:
+        return []
+    return sorted({min(n - 1, int(k / share)) for k in range(int(n * share))})
+
+
+def bad_payload(k: int, good: bytes) -> bytes:
+    """The ``k``-th bad message: each of BAD_KINDS in turn."""
+    kind = BAD_KINDS[k % len(BAD_KINDS)]
+    if kind == "invalid_json":
+        return good[: len(good) // 2]
+    if kind == "unknown_schema":
+        return good.replace(b'"order.v1"', b'"order.v9"', 1)
+    if kind == "schema_violation":
+        return good.replace(b'"quantity": ', b'"quantity": -', 1)
+    return good.replace(b'"occurred_at": "2020-', b'"occurred_at": "1996-', 1)  # a leap year: Feb 29 stays valid
 
 
 def order_payload(i: int, channel: str, rnd: random.Random) -> bytes:
@@ -121,8 +148,11 @@ async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-async def ours(settings: Settings, n: int) -> tuple[float, Runtime]:
-    """Seconds from the first stored row to the last (group join time left out)."""
+async def ours(
+    settings: Settings, n: int, dead: int = 0, on_first_row: Callable[[], None] | None = None
+) -> tuple[float, Runtime]:
+    """Seconds from the first stored row to the last (group join time left out); with
+    ``dead``, also until that many messages are dead-lettered (and acknowledged)."""
     runtime = Runtime(settings)
     await runtime.start(api=False)
     started = 0.0
@@ -130,9 +160,16 @@ async def ours(settings: Settings, n: int) -> tuple[float, Runtime]:
         rows = await runtime.store.query("SELECT count() AS c FROM order_steps")
         if rows[0]["c"] and not started:
             started = time.perf_counter()
-        if rows[0]["c"] >= n:
+            if on_first_row is not None:
+                on_first_row()
+        if rows[0]["c"] >= n and dead_letters(runtime) >= dead:
             return time.perf_counter() - started, runtime
         await asyncio.sleep(0.02)
+
+
+def dead_letters(runtime: Runtime) -> int:
+    return int(sum(s.value for m in runtime.metrics.dead_letters.collect() for s in m.samples
+                   if s.name.endswith("_total")))  # fmt: skip
 
 
 async def raw_insert(runtime: Runtime, payloads: list[bytes]) -> float:
@@ -244,9 +281,54 @@ async def bench_ingest(args: argparse.Namespace) -> None:
     )
 
 
+async def bench_poison(args: argparse.Namespace) -> None:
+    """The same run clean and with ``--poison`` of the messages bad, alternated
+    ``--repeat`` times: messages handled (stored, or dead-lettered with their code) per
+    second, and per CPU second of the service (its process and the validation child).
+    The CPU figure is the one to compare on a loaded machine, where wall-clock rates
+    swing with the neighbours' load; both ratios are printed."""
+    from benchmarks.stages import cpu_by_process
+
+    n = args.events or 200_000
+    rates: dict[float, list[float]] = {0.0: [], args.poison: []}
+    cpu_rates: dict[float, list[float]] = {0.0: [], args.poison: []}
+    for _ in range(max(1, args.repeat)):
+        for share in (0.0, args.poison):
+            bad = len(poisoned(n, share))
+            async with loaded_broker(n, share) as loaded:
+                pid = loaded.broker.pid
+                before: dict[str, float] = {}
+                t, runtime = await ours(loaded.settings, n - bad, bad, functools.partial(_snapshot, before, pid))
+                after = cpu_by_process(pid)
+                codes = {s.labels["code"]: int(s.value) for m in runtime.metrics.dead_letters.collect()
+                         for s in m.samples if s.name.endswith("_total")}  # fmt: skip
+                await runtime.stop()
+            cpu = sum(v - before.get(k, 0.0) for k, v in after.items() if k != "broker")
+            rates[share].append(n / t)
+            cpu_rates[share].append(n / cpu)
+            print(f"poison {share:.0%}: {n:,} messages ({bad:,} bad) in {t:.2f}s = {n / t:,.0f}/s,"
+                  f" {n / cpu:,.0f} per service CPU second; dead letters {codes}", flush=True)  # fmt: skip
+    med = statistics.median
+    print(f"poisoned / clean, messages per second (median of {len(rates[0.0])}): "
+          f"{med(rates[args.poison]) / med(rates[0.0]):.2f}")  # fmt: skip
+    print(f"poisoned / clean, messages per service CPU second: {med(cpu_rates[args.poison]) / med(cpu_rates[0.0]):.2f}")
+
+
+def _snapshot(into: dict[str, float], broker_pid: int) -> None:
+    from benchmarks.stages import cpu_by_process
+
+    into.update(cpu_by_process(broker_pid))
+
+
 async def run_bench(args: argparse.Namespace) -> None:
-    if args.which == "ingest":
+    if args.which == "ingest" and args.poison > 0:
+        await bench_poison(args)
+    elif args.which == "ingest":
         await bench_ingest(args)
+    elif args.which == "recovery":
+        from benchmarks.recovery import bench_recovery
+
+        await bench_recovery(args)
     elif args.which == "stages":
         from benchmarks.stages import bench_stages
 

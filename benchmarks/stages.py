@@ -22,10 +22,11 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+import ingest.producer
 import processors.checkpool
 import processors.dedupe
 import processors.writer
-from benchmarks.ingest import loaded_broker, ours
+from benchmarks.ingest import loaded_broker, ours, poisoned
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -38,6 +39,7 @@ STAGES: tuple[tuple[Any, str, str], ...] = (
     (processors.dedupe.TableDeduper, "remember", "  dedupe: remember the new"),
     (processors.writer, "_insert", "  insert into ClickHouse"),
     (AIOKafkaConsumer, "commit", "commit offsets"),
+    (ingest.producer.Producer, "send_values", "dead letters: send (whole batches)"),
 )
 
 
@@ -124,12 +126,14 @@ def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float
 
 async def bench_stages(args: argparse.Namespace) -> None:
     n = args.events or 400_000
-    async with loaded_broker(n) as loaded:
+    poison = getattr(args, "poison", 0.0)  # --poison: that share of the events bad
+    bad = len(poisoned(n, poison))
+    async with loaded_broker(n, poison) as loaded:
         settings, broker_pid = loaded.settings, loaded.broker.pid
         times = StageTimes()
         procs, threads = cpu_by_process(broker_pid), cpu_by_thread()
         with times.installed():
-            seconds, runtime = await ours(settings, n)
+            seconds, runtime = await ours(settings, n - bad, bad)
         procs_used, threads_used = _delta(cpu_by_process(broker_pid), procs), _delta(cpu_by_thread(), threads)
         await runtime.stop()
     print(f"\nours: {n / seconds:,.0f} events/s ({seconds:.2f} s from the first stored row to the last)\n")

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from livesales.runtime import Runtime
 from livesales.settings import Settings
+from livesales.stopping import Stopped
 from localbroker import LocalBroker, free_port
 from scenarios import festival, generate
 from scenarios.replay import replay, topic_map
@@ -60,7 +61,8 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     tokens = write_tokens(root / "tokens.json")
-    api_port = port or (8080 if _port_free(8080) else free_port())
+    # the caller passes --port, else LIVESALES_API_PORT (livesales.cli); 0 = any free port
+    api_port = port if port is not None else (8080 if _port_free(8080) else free_port())
     with LocalBroker(log_path=root / "broker.log") as broker:
         settings = Settings(
             kafka_bootstrap=broker.bootstrap,
@@ -69,8 +71,12 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
             api_tokens_file=root / "tokens.json",
             batch_wait_ms=50,
         )
-        runtime = Runtime(settings)
-        await runtime.start()
+        runtime = Runtime(settings, stop=stop)
+        try:
+            await runtime.start()
+        except Stopped:
+            await runtime.stop()
+            return
         url = f"http://{settings.api_host}:{runtime.port}/"
         print(f"\nlivesales demo is up: {url}", flush=True)
         print(f"  直播大屏 (township cadre, 长街镇 only): token {tokens['township']}")

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -94,10 +94,22 @@ class Consumer:
         self._tasks: list[asyncio.Task[None]] = []
         self.subscribed = False
         self.stalled = False  # storage or DLQ failing: fetching is paused
+        # Readiness (livesales.health) reads these; times are time.monotonic().
+        self.stalled_since: float | None = None  # storage, DLQ or fetches failing since
+        self.stall_reason: str | None = None
+        self.last_write_ok_at: float | None = None
+        self.last_write_failed_at: float | None = None
+        self.lag_total: int | None = None
+        self.lag_trustworthy = True
+        self._committed: dict[TopicPartition, int] = {}  # what this member committed last
 
     # -- life cycle -----------------------------------------------------------------
-    async def start(self) -> None:
-        """Join the group; retries with backoff while the broker is away."""
+    async def start(self, storage_ready: asyncio.Event | None = None) -> None:
+        """Join the group; retries with backoff while the broker is away.
+
+        ``storage_ready``: fetching and writing begin once it is done, but the group is
+        joined before, so a restart spends the group's rebalance (seconds: the crashed
+        member's session must expire) while storage opens, not after it."""
         backoff = Backoff(cap=5.0)
         while not self._stopping.is_set():
             kafka = AIOKafkaConsumer(
@@ -110,9 +122,18 @@ class Consumer:
                 fetch_max_wait_ms=50,  # an idle partition answers sooner: fresher counts (BENCHMARKS.md)
                 isolation_level="read_committed",
                 **kafka_security(self.settings),
+                # How soon the group notices a crashed member, and so how soon its
+                # partitions count again after a restart (docs/RELIABILITY.md).
+                session_timeout_ms=self.settings.kafka_session_timeout_ms,
+                heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
+                rebalance_timeout_ms=self.settings.kafka_rebalance_timeout_ms,
             )
             try:
                 await kafka.start()
+            except asyncio.CancelledError:  # a stop during start-up (livesales.stopping)
+                with contextlib.suppress(Exception):
+                    await kafka.stop()
+                raise
             except KafkaError as exc:
                 log.warning("%s: broker unavailable (%s); retrying", self.name, exc)
                 with contextlib.suppress(Exception):
@@ -121,8 +142,15 @@ class Consumer:
                 continue
             kafka.subscribe(list(self.settings.topics), listener=_Rebalance(self))
             self._kafka = kafka
-            self.subscribed = True
             break
+        if storage_ready is not None and self._kafka is not None:
+            try:
+                await storage_ready.wait()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await self._kafka.stop()
+                raise
+        self.subscribed = self._kafka is not None
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name=f"{self.name}-fetch"),
             asyncio.create_task(self._write_loop(), name=f"{self.name}-write"),
@@ -190,8 +218,11 @@ class Consumer:
                     max_records=self.settings.batch_max_records,
                 )
                 backoff.reset()
+                if self.stall_reason == "fetch failing":
+                    self._clear_stall()
             except (KafkaError, IllegalStateError) as exc:
                 log.warning("%s: fetch failed (%s); retrying", self.name, exc)
+                self._note_stall("fetch failing")
                 await self._sleep(backoff.next())
                 continue
             if records:  # while throttled, only from partitions assigned since the last pause
@@ -261,17 +292,27 @@ class Consumer:
                     self._queue.task_done()
 
     async def _write(self, batch: Batch) -> None:
-        """Store, dead-letter, commit: each retried until it succeeds or we are stopped."""
+        """Store and dead-letter side by side, then commit: each retried until it succeeds
+        or we are stopped. Side by side: in a poison flood, waiting for the DLQ's acks
+        after each insert made the write loop the pipeline's slowest stage."""
         backoff = Backoff(cap=self.settings.write_retry_max_s)
         m = self.metrics
-        while True:
-            try:
-                result = await self.writer.store(batch.rows.values())
-                break
-            except StorageError as exc:
-                m.write_failures.inc()
-                self._stall(f"storage failed: {exc}")
-                await asyncio.sleep(backoff.next())
+        dlq = asyncio.create_task(self._send_dead_letters(batch)) if batch.dead_values else None
+        try:
+            while True:
+                try:
+                    result = await self.writer.store(batch.rows.values())
+                    break
+                except StorageError as exc:
+                    m.write_failures.inc()
+                    self.last_write_failed_at = time.monotonic()
+                    self._stall(f"storage failed: {exc}")
+                    await asyncio.sleep(backoff.next())
+        except BaseException:
+            if dlq is not None:
+                dlq.cancel()
+            raise
+        self.last_write_ok_at = time.monotonic()
         m.write_seconds.observe(result.seconds)
         if self.on_stored is not None and result.stored:
             try:
@@ -284,20 +325,17 @@ class Consumer:
             m.duplicates.labels(table).inc(n)
         for topic, n in batch.consumed.items():
             m.consumed.labels(topic).inc(n)
-        if batch.dead_letters:
-            await self._send_dead_letters(batch)
+        if dlq is not None:
+            await dlq  # the offsets are committed only once the dead letters are acknowledged
         self._unstall()
         await self._commit(batch)
 
     async def _send_dead_letters(self, batch: Batch) -> None:
-        msgs = [
-            (self.settings.topic_dlq, None, json.dumps(d, ensure_ascii=False).encode())
-            for d in batch.dead_letters
-        ]
+        values = batch.dead_values  # encoded in the validation process (processors.batch.dead_head)
         backoff = Backoff(cap=self.settings.write_retry_max_s)
         while True:
             try:
-                await self.producer.send_all_or_raise(msgs)
+                await self.producer.send_values(self.settings.topic_dlq, values)
                 break
             except (ProduceError, KafkaError) as exc:
                 self._stall(f"dead-letter queue unavailable: {exc}")
@@ -317,6 +355,7 @@ class Consumer:
             return
         try:
             await kafka.commit(offsets)
+            self._committed.update(offsets)
         except (CommitFailedError, KafkaError, IllegalStateError) as exc:
             # Stored but not committed: the next owner re-reads it and dedupe drops it.
             log.warning("%s: commit failed (%s); batch will be re-read and deduplicated", self.name, exc)
@@ -325,11 +364,22 @@ class Consumer:
         if not self.stalled:
             log.error("%s: %s; pausing consumption and retrying", self.name, why)
         self.stalled = True
+        self._note_stall(why.split(":")[0])
 
     def _unstall(self) -> None:
         if self.stalled:
             log.info("%s: storage recovered; resuming", self.name)
         self.stalled = False
+        self._clear_stall()
+
+    def _note_stall(self, reason: str) -> None:
+        if self.stalled_since is None:
+            self.stalled_since = time.monotonic()
+        self.stall_reason = reason
+
+    def _clear_stall(self) -> None:
+        self.stalled_since = None
+        self.stall_reason = None
 
     # -- observability ------------------------------------------------------------------
     @property
@@ -339,14 +389,60 @@ class Consumer:
         return self._stopping.is_set() or not any(t.done() for t in self._tasks)
 
     async def update_lag(self) -> None:
+        """Lag = the broker's end offset (ListOffsets; with read_committed, the last stable
+        offset) minus what this member committed, per assigned partition.
+
+        Some Kafka-protocol brokers (Tansu) answer ListOffsets with numbers that do not
+        follow the log: 1 for a partition holding 51 records, or the start of its last
+        batch. The fetch responses' last stable offset, which the consumer sees anyway,
+        is right there. So a partition whose end offset is below what was committed or
+        below what its own fetches reported is flagged (``livesales_lag_trustworthy`` 0,
+        and in /readyz), and its lag is taken from the fetches instead.
+        """
         kafka = self._kafka
         if kafka is None:
             return
         assigned = list(kafka.assignment())
         if not assigned:
+            self.lag_total = 0
             return
-        with contextlib.suppress(KafkaError, IllegalStateError):
+        try:
+            # read before asking for end offsets, so a fetch landing meanwhile cannot look ahead of them
+            fetched = {tp: _fetched_end(kafka, tp) for tp in assigned}
             ends = await kafka.end_offsets(assigned)
+            committed: dict[TopicPartition, int] = {}
             for tp in assigned:
-                committed = await kafka.committed(tp) or 0
-                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - committed))
+                if tp in self._committed:
+                    committed[tp] = self._committed[tp]
+                else:
+                    committed[tp] = await kafka.committed(tp) or 0
+        except (KafkaError, IllegalStateError):
+            return
+        total, trusted_all = 0, True
+        for tp in assigned:
+            end, done = ends[tp], committed[tp]
+            trusted = lag_trustworthy(end, done, fetched[tp])
+            lag = max(0, (end if trusted else max(fetched[tp] or 0, done)) - done)
+            total += lag
+            trusted_all = trusted_all and trusted
+            labels = (tp.topic, str(tp.partition))
+            self.metrics.lag.labels(*labels).set(lag)
+            self.metrics.lag_trustworthy.labels(*labels).set(1 if trusted else 0)
+        self.lag_total = total
+        self.lag_trustworthy = trusted_all
+
+
+def _fetched_end(kafka: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
+    """The partition's end as the last fetch response gave it (None before any fetch)."""
+    lso = kafka.last_stable_offset(tp)
+    if lso is not None and lso >= 0:
+        return int(lso)
+    hw = kafka.highwater(tp)
+    return int(hw) if hw is not None and hw >= 0 else None
+
+
+def lag_trustworthy(end: int, committed: int, fetched: int | None) -> bool:
+    """Whether a partition's ListOffsets end can be believed: never below what this
+    group committed (those records were read), nor below the stable offset the last
+    fetch response reported (a log does not shrink)."""
+    return end >= committed and (fetched is None or end >= fetched)

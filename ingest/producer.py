@@ -18,6 +18,21 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 log = logging.getLogger(__name__)
 
 
+class _Refusal(logging.Filter):
+    """Holds back aiokafka's ERROR for a refused InitProducerId while we try idempotence:
+    that case is handled (below) and reported once, at INFO."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "InitProducerId" in str(record.msg):
+            self.held.append(record)
+            return False
+        return True
+
+
 class ProduceError(RuntimeError):
     """The broker did not acknowledge a message (it is away, or refused it)."""
 
@@ -32,16 +47,24 @@ class Producer:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        sender = logging.getLogger("aiokafka.producer.sender")
+        refusal = _Refusal()
+        sender.addFilter(refusal)
         try:
             self._producer = await self._start(idempotent=True)
         except KafkaConnectionError:
+            sender.removeFilter(refusal)
+            for record in refusal.held:  # not a refusal: let its log through
+                sender.handle(record)
             raise  # the broker is away: the caller retries; this is no reason to drop idempotence
         except KafkaError as exc:
             # Some Kafka-protocol brokers (Tansu, used by the demo and tests) refuse
             # InitProducerId. Retried sends may then duplicate a message, which the
             # consumers' event_id dedupe absorbs, so acks=all alone is still safe.
-            log.warning("idempotent producer refused (%r); using acks=all without idempotence", exc)
+            log.info("idempotent producer refused by the broker (%r); using acks=all without idempotence", exc)
             self._producer = await self._start(idempotent=False)
+        finally:
+            sender.removeFilter(refusal)
 
     async def _start(self, idempotent: bool) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
@@ -65,6 +88,13 @@ class Producer:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
+
+    async def ping(self, timeout: float) -> None:
+        """Ask the broker for its metadata; raises when it does not answer within ``timeout``
+        (readiness: a frozen broker still accepts connections, but answers nothing)."""
+        if self._producer is None:
+            raise ProduceError("producer is not started")
+        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
 
     @property
     def started(self) -> bool:
@@ -91,6 +121,37 @@ class Producer:
             except KafkaError as exc:
                 out.append(exc)
         return out
+
+    async def send_values(self, topic: str, values: Sequence[bytes]) -> None:
+        """Send keyless values as whole record batches, spread over the topic's partitions;
+        raises ProduceError unless every batch is acknowledged.
+
+        For dead letters, which may come by the tens of thousands in a poison flood:
+        ``send`` costs ~50 µs of this interpreter per message (partitioner, accumulator,
+        one future each), appending to a batch a few."""
+        producer = self._producer
+        if producer is None:
+            raise ProduceError("producer is not started")
+        try:
+            partitions = sorted(await producer.partitions_for(topic))
+            futures: list[asyncio.Future[object]] = []
+
+            async def ship(full: Any) -> None:
+                partition = partitions[len(futures) % len(partitions)]
+                futures.append(await producer.send_batch(full, topic, partition=partition))
+
+            batch = producer.create_batch()
+            for value in values:
+                if batch.append(key=None, value=value, timestamp=None) is None:  # full: send it, start another
+                    await ship(batch)
+                    batch = producer.create_batch()
+                    if batch.append(key=None, value=value, timestamp=None) is None:
+                        raise ProduceError(f"a value of {len(value)} bytes does not fit in a batch")
+            if batch.record_count():
+                await ship(batch)
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise ProduceError(f"{len(values)} messages to {topic} not acknowledged: {exc!r}") from exc
 
     async def send_all_or_raise(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
         errors = [e for e in await self.send_all(messages) if e is not None]

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
+from livesales.config_errors import ConfigError, from_settings_error
+from livesales.logs import configure_logging
 from livesales.settings import Settings
+from livesales.stopping import Stopped, unless_stopped
+
+# Commands that never read the API tokens file.
+_NO_TOKENS = ("migrate", "demo", "replay", "bench")
 
 if TYPE_CHECKING:
-    from livesales.runtime import Runtime
+    pass
 
 log = logging.getLogger("livesales")
 
@@ -32,7 +40,7 @@ async def _run(settings: Settings) -> None:
     from livesales.runtime import Runtime
 
     stop = _stop_event()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, stop=stop)
     try:
         await runtime.start()
         await stop.wait()
@@ -49,23 +57,6 @@ def _warn_if_embedded(settings: Settings, role: str) -> None:
         )  # fmt: skip
 
 
-async def _open_storage(runtime: Runtime, stop: asyncio.Event) -> bool:
-    """Open ClickHouse, retrying while the server is away (it may start after us); False if stopped."""
-    from ingest.consumer import Backoff
-
-    backoff = Backoff(first=0.5, cap=10.0)
-    while not stop.is_set():
-        try:
-            await runtime.start_storage()
-            return True
-        except Exception as exc:  # connection refused, TLS, auth: all worth a log line and a retry
-            log.warning("ClickHouse unavailable (%s); retrying", str(exc)[:300])
-            await runtime.store.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), backoff.next())
-    return False
-
-
 async def _consume(settings: Settings) -> None:
     """Consumers and the writer only, with /healthz, /readyz, /metrics on the health port.
 
@@ -75,17 +66,11 @@ async def _consume(settings: Settings) -> None:
 
     _warn_if_embedded(settings, "consume")
     stop = _stop_event()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, stop=stop, role="consume")
     try:
         await runtime.start_health()
-        if await _open_storage(runtime, stop):
-            kafka = asyncio.ensure_future(runtime.start_kafka())  # retries while the broker is away
-            done, _ = await asyncio.wait({kafka, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED")
-            if kafka in done:
-                kafka.result()
-                await stop.wait()
-            else:
-                kafka.cancel()
+        await runtime.start(api=False)  # retries while storage or the broker is away; a stop ends it
+        await stop.wait()
     finally:
         await runtime.stop()
 
@@ -96,12 +81,11 @@ async def _serve(settings: Settings) -> None:
 
     _warn_if_embedded(settings, "serve")
     stop = _stop_event()
-    runtime = Runtime(settings, consumers=0)
+    runtime = Runtime(settings, consumers=0, stop=stop)
     try:
-        if not await _open_storage(runtime, stop):
-            return
+        await runtime.start_storage()  # retries while ClickHouse is away; a stop ends it
         try:
-            await asyncio.wait_for(runtime.producer.start(), timeout=10)
+            await asyncio.wait_for(unless_stopped(runtime.producer.start(), stop), timeout=10)
         except Exception as exc:  # the query API is useful without Kafka
             logging.getLogger(__name__).warning("Kafka unavailable (%r): POST /v1/events answers 503", exc)
         await runtime.start_api()
@@ -139,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--speed", type=float, default=60.0)
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
-    bench.add_argument("which", choices=["ingest", "api", "stages", "analytics", "live", "procs"])
+    bench.add_argument("which", choices=["ingest", "api", "stages", "analytics", "live", "procs", "recovery"])
     bench.add_argument(
         "--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api), 100,000 (procs)"
     )
@@ -148,12 +132,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--idle-seconds", type=int, default=30, help="bench live: CPU with viewers and no orders")
     bench.add_argument("--phase-seconds", type=int, default=60, help="bench live: seconds per order rate")
     bench.add_argument("--procs", default="1,2,4", help="procs: consume process counts to run")
+    bench.add_argument("--kills", type=int, default=3, help="recovery: SIGKILL + restart cycles")
+    bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
+    bench.add_argument("--repeat", type=int, default=1, help="ingest --poison: clean/poisoned pairs to run")
     args = parser.parse_args(argv)
+    try:
+        return _main(args)
+    except ConfigError as exc:  # one line an operator can act on; no traceback
+        print(exc.line, file=sys.stderr, flush=True)
+        return 2
+    except Stopped:  # SIGTERM/SIGINT during start-up: a clean stop
+        return 0
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = Settings()
+
+def _load_settings(command: str) -> Settings:
+    """Settings, and the tokens file read once up front, so a bad one fails the start."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise from_settings_error(exc) from None
+    if command not in _NO_TOKENS and settings.api_tokens_file is not None:
+        from api.auth import read_tokens_file
+
+        read_tokens_file(settings.api_tokens_file)
+    return settings
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = _load_settings(args.command)
+    configure_logging(args.log_level, settings.log_format)
     if args.command in ("run", "consume", "demo", "bench"):
         from processors.gctune import tune_gc
 
@@ -169,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "demo":
         from demo.run import run_demo
 
-        asyncio.run(run_demo(args.speed, args.seed, args.data_dir, args.port))
+        # --port wins, then LIVESALES_API_PORT (contract §5), then 8080 or any free port
+        port = args.port if args.port is not None else (settings.api_port if _env_set("api_port") else None)
+        asyncio.run(run_demo(args.speed, args.seed, args.data_dir, port))
     elif args.command == "replay":
         from scenarios.replay_cli import replay_to_kafka
 
@@ -179,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         asyncio.run(run_bench(args))
     return 0
+
+
+def _env_set(field: str) -> bool:
+    return f"LIVESALES_{field.upper()}" in {k.upper() for k in os.environ}
 
 
 if __name__ == "__main__":

@@ -38,6 +38,18 @@ class Metrics:
         self.ingested = Counter(
             "livesales_api_events", "Events posted to /v1/events", ["result"], registry=r
         )
+        self.seconds_since_last_write = Gauge(
+            "livesales_seconds_since_last_write",
+            "Seconds since the last successful insert into ClickHouse (since start before the first)",
+            registry=r,
+        )
+        self.lag_trustworthy = Gauge(
+            "livesales_lag_trustworthy",
+            "1 when the broker's end offsets look sound for this partition, 0 when livesales_consumer_lag"
+            " cannot be trusted (end offset below the committed one, or not moving while records arrive)",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.live_streams = Gauge("livesales_live_streams", "Open live (SSE) streams", registry=r)
         self.live_watchers = Gauge(
             "livesales_live_watchers", "Live watchers: one per channel view, shared by its viewers", registry=r

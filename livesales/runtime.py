@@ -21,8 +21,11 @@ from ingest.consumer import Backoff, Consumer
 from ingest.kafka_security import kafka_security
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
+from livesales.config_errors import ConfigError
+from livesales.health import Health
 from livesales.metrics import Metrics
 from livesales.settings import Settings
+from livesales.stopping import Stopped, sleep_unless_stopped, unless_stopped
 from processors.checkpool import CheckPool
 from processors.store import ClickHouse, ServerOptions
 from processors.writer import Writer
@@ -43,8 +46,12 @@ def server_options(settings: Settings) -> ServerOptions:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, consumers: int = 1) -> None:
+    def __init__(
+        self, settings: Settings, consumers: int = 1, stop: asyncio.Event | None = None, role: str | None = None
+    ) -> None:
         self.settings = settings
+        # Set by SIGTERM/SIGINT: every start-up retry below gives up at once (Stopped).
+        self.stopping = stop or asyncio.Event()
         self.metrics = Metrics()
         self.store = ClickHouse(
             settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings)
@@ -59,7 +66,11 @@ class Runtime:
         self._health_runner: web.AppRunner | None = None
         self.health_port: int | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self._checks_task: asyncio.Task[None] | None = None
         self.port: int | None = None
+        self.health = Health(
+            role or ("run" if consumers else "serve"), settings, self.store, self.producer, self.consumers, self.metrics
+        )
 
     def is_ready(self) -> bool:
         if not self._n_consumers:  # `serve`: the API needs storage only
@@ -67,33 +78,54 @@ class Runtime:
         return self.store.is_open and bool(self.consumers) and all(c.subscribed for c in self.consumers)
 
     async def start_storage(self) -> None:
-        await self.store.open()
+        """Open ClickHouse, retrying while it is away; a stop ends the retries."""
+        backoff = Backoff(cap=5.0)
+        while True:
+            try:
+                await unless_stopped(self.store.open(), self.stopping)
+                break
+            except Stopped:
+                raise
+            except ValueError as exc:  # a DSN no retry can fix
+                raise ConfigError("LIVESALES_CLICKHOUSE_DSN", str(exc)) from None
+            except Exception as exc:
+                log.warning("ClickHouse unavailable (%s); retrying", (str(exc) or repr(exc)).splitlines()[0][:200])
+                await self.store.close()
+                await sleep_unless_stopped(backoff.next(), self.stopping)
         if self._n_consumers:  # `serve` writes nothing: no dedupe state to load
             await self.writer.open()
 
-    async def start_kafka(self, create_topics: bool = True) -> None:
+    async def start_kafka(self, create_topics: bool = True, storage_ready: asyncio.Event | None = None) -> None:
+        """Producer, validation pool and consumers. With ``storage_ready`` (start()), this
+        runs while storage opens: consumers join their group meanwhile and begin
+        fetching once storage is open (docs/RELIABILITY.md: back after a crash)."""
         backoff = Backoff(cap=5.0)
         while True:
             try:
                 if create_topics:
-                    await ensure_topics(
-                        self.settings.kafka_bootstrap,
-                        [*self.settings.topics, self.settings.topic_dlq],
-                        security=kafka_security(self.settings),
+                    await unless_stopped(
+                        ensure_topics(
+                            self.settings.kafka_bootstrap,
+                            [*self.settings.topics, self.settings.topic_dlq],
+                            security=kafka_security(self.settings),
+                        ),
+                        self.stopping,
                     )
-                await self.producer.start()
+                await unless_stopped(self.producer.start(), self.stopping)
                 break
             except (KafkaError, OSError) as exc:
                 log.warning("broker unavailable (%s); retrying", exc)
                 await self.producer.stop()
-                await asyncio.sleep(backoff.next())
-        await self.checks.start()
+                await sleep_unless_stopped(backoff.next(), self.stopping)
+        # The validation process starts beside the group join; until it is up, batches
+        # are validated in a thread (processors.checkpool).
+        self._checks_task = asyncio.create_task(self.checks.start())
         for i in range(self._n_consumers):
             consumer = Consumer(
                 self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}",
                 on_stored=self.live.stored,
             )
-            await consumer.start()
+            await unless_stopped(consumer.start(storage_ready), self.stopping)
             self.consumers.append(consumer)
         self._lag_task = asyncio.create_task(self._watch_lag())
 
@@ -101,7 +133,8 @@ class Runtime:
         from api.app import create_app
 
         app: web.Application = create_app(
-            self.settings, self.store, self.metrics, self.producer, self.is_ready, live_hub=self.live
+            self.settings, self.store, self.metrics, self.producer, self.is_ready, live_hub=self.live,
+            readiness=self.health,
         )
         return app
 
@@ -123,7 +156,7 @@ class Runtime:
 
         /healthz here also fails when a consumer's loop died, so a liveness probe restarts
         the process rather than leave its partitions assigned and idle."""
-        from api.context import METRICS, READY, json_response
+        from api.context import HEALTH, METRICS, READY, json_response
         from api.routes import health
 
         async def healthz(request: web.Request) -> web.Response:
@@ -136,6 +169,7 @@ class Runtime:
         app = web.Application()
         app[METRICS] = self.metrics
         app[READY] = self.is_ready
+        app[HEALTH] = self.health
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/readyz", health.readyz)
         app.router.add_get("/metrics", health.metrics)
@@ -148,10 +182,24 @@ class Runtime:
         log.info("health endpoints on http://%s:%s", self.settings.health_host, self.health_port)
 
     async def start(self, api: bool = True) -> None:
-        await self.start_storage()
-        if api:
-            await self.start_api()
-        await self.start_kafka()
+        """Storage and Kafka start side by side (a restart joins its group while storage
+        opens); the API listens as soon as storage is open, so /readyz can tell why the
+        rest is not."""
+        storage_ready = asyncio.Event()
+        storage = asyncio.ensure_future(self.start_storage())
+        kafka = asyncio.ensure_future(self.start_kafka(storage_ready=storage_ready))
+        try:
+            await storage
+            storage_ready.set()
+            if api:
+                await self.start_api()
+            await kafka
+        except BaseException:
+            for task in (kafka, storage):
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            raise
 
     async def stop(self) -> None:
         if self._lag_task is not None:
@@ -161,6 +209,9 @@ class Runtime:
         for consumer in self.consumers:
             await consumer.stop()
         self.consumers.clear()
+        if self._checks_task is not None:
+            with contextlib.suppress(BaseException):
+                await self._checks_task
         self.checks.close()
         if self._runner is not None:
             await self._runner.cleanup()

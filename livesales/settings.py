@@ -3,10 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _strict_bool(value: Any) -> Any:
+    """Only true/false (or 1/0): "yes" or "on" for a switch is refused, not guessed."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise ValueError("expected true or false")
+    return value
+
+
+StrictEnvBool = Annotated[bool, BeforeValidator(_strict_bool)]
 
 
 def _default_dsn() -> str:
@@ -79,6 +94,13 @@ class Settings(BaseSettings):
                 f"LIVESALES_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
             )
         return self
+    # Operations (docs/RELIABILITY.md).
+    log_format: Literal["text", "json"] = "text"
+    ready_stall_s: float = Field(default=30.0, gt=0)  # a consumer stalled longer is not ready
+    ready_probe_s: float = Field(default=10.0, gt=0)  # storage probed when no write for this long
+    kafka_session_timeout_ms: int = Field(default=6_000, ge=1_000)
+    kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=1_000)
 
     @property
     def topics(self) -> tuple[str, ...]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """A preexec_fn: the kernel SIGKILLs the child when its parent dies, even by SIGKILL.
+
+    Tansu is a static binary we cannot teach to watch its parent. (The death signal
+    follows the thread that forked: start the broker from the main thread.)"""
+
+    def preexec() -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def broker_binary() -> str:
@@ -35,6 +58,7 @@ class LocalBroker:
 
     port: int = 0
     log_path: Path | None = None
+    die_with_parent: bool = True  # Linux: never outlive the process that started it
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -60,6 +84,7 @@ class LocalBroker:
             stderr=out,
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with(os.getpid()) if self.die_with_parent and sys.platform == "linux" else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -83,6 +108,15 @@ class LocalBroker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+    def freeze(self) -> None:
+        """SIGSTOP the broker: it keeps its port but answers nothing (fault tests)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
 
     def __enter__(self) -> LocalBroker:
         return self.start()

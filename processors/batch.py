@@ -14,8 +14,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
+
 from processors.rows import SPEC_BY_SCHEMA, KeysBuilder, RowSet, TableKeys
-from processors.validate import MAX_VALUE_BYTES, Rejection, validate_value
+from processors.validate import (
+    MAX_VALUE_BYTES,
+    UNKNOWN_SCHEMA_REJECTION,
+    Rejection,
+    time_rejection,
+    validate_value,
+)
+from schemas.events import SCHEMAS
 from schemas.fast_events import SCHEMA_OF, FastChecker
 
 
@@ -39,12 +48,15 @@ class Checked:
     tables: dict[str, TableKeys]  # schema -> rows
     rejections: list[tuple[int, Rejection]]  # (position, why)
     slow: int  # values pydantic had to look at (the fast check was unsure)
+    # per rejection, its DLQ value but for "source" (dead_head): encoded where the values
+    # are, in the validation process, not in the consumer's busier interpreter
+    dead_heads: list[bytes] = field(default_factory=list)
 
 
 @dataclass
 class Batch:
     rows: dict[str, RowSet] = field(default_factory=dict)
-    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    dead_values: list[bytes] = field(default_factory=list)  # DLQ values (contract §4), ready to send
     dead_codes: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)  # topic -> messages
@@ -62,13 +74,18 @@ class Batch:
                 self.rows[schema].extend(rows)
             else:
                 self.rows[schema] = rows
-        self.dead_letters.extend(later.dead_letters)
+        self.dead_values.extend(later.dead_values)
         for code, n in later.dead_codes.items():
             self.dead_codes[code] = self.dead_codes.get(code, 0) + n
         self.next_offsets.update(later.next_offsets)  # later offsets are higher
         for topic, n in later.consumed.items():
             self.consumed[topic] = self.consumed.get(topic, 0) + n
         self.parts += later.parts
+
+    @property
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The dead letters decoded (tests, tools); the consumer sends ``dead_values``."""
+        return [orjson.loads(v) for v in self.dead_values]
 
 
 def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes: int = MAX_VALUE_BYTES) -> Checked:
@@ -79,14 +96,28 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
     """
     fast = FastChecker()
     earliest, latest = fast.bounds(now)
-    check = fast.check
+    too_early, too_late = fast.outer_bounds(now)
+    decode = fast.decode
     builders = {schema: KeysBuilder() for schema in SPEC_BY_SCHEMA}
     rejections: list[tuple[int, Rejection]] = []
     slow = 0
     for i, value in enumerate(values):
-        if value is not None and len(value) <= max_value_bytes and (event := check(value, earliest, latest)):
-            builders[SCHEMA_OF[type(event)]].add(i, event.event_id, event.step())
-            continue
+        if value is not None and len(value) <= max_value_bytes and (event := decode(value)):
+            at = event.occurred_at
+            if earliest < at < latest:
+                builders[SCHEMA_OF[type(event)]].add(i, event.event_id, event.step())
+                continue
+            if at < too_early or at > too_late:
+                # Every other field passed the stricter check, so pydantic would accept
+                # them and reject only the time: give its answer without its ~20 µs
+                # (docs/BENCHMARKS.md: poison flood).
+                rejections.append((i, time_rejection(at)))
+                continue
+        if value is not None and len(value) <= max_value_bytes:
+            tag = fast.schema_of(value)
+            if tag is not None and tag not in SCHEMAS:  # pydantic: union_tag_invalid, in ~20 µs
+                rejections.append((i, UNKNOWN_SCHEMA_REJECTION))
+                continue
         slow += 1
         result = validate_value(value, now, max_value_bytes)
         if isinstance(result, Rejection):
@@ -94,7 +125,9 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
             continue
         schema = result["schema"]
         builders[schema].add(i, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result))
-    return Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow)
+    stamp = failed_at_text(now)
+    heads = [dead_head(values[i], rejection, stamp) for i, rejection in rejections]
+    return Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow, heads)
 
 
 def assemble(
@@ -110,8 +143,12 @@ def assemble(
     for schema, keys in checked.tables.items():
         if keys.indices or keys.repeated:
             batch.rows[schema] = RowSet.from_keys(SPEC_BY_SCHEMA[schema], values, keys)
-    for i, rejection in checked.rejections:
-        batch.dead_letters.append(dead_letter(records[i], rejection, now))
+    heads = checked.dead_heads
+    stamp = failed_at_text(now)
+    for k, (i, rejection) in enumerate(checked.rejections):
+        record = records[i]
+        head = heads[k] if heads else dead_head(record.value, rejection, stamp)
+        batch.dead_values.append(head + _source(record))
         batch.dead_codes[rejection.code] = batch.dead_codes.get(rejection.code, 0) + 1
     offsets, consumed = batch.next_offsets, batch.consumed
     groups: Iterable[Sequence[Record]] = by_partition.values() if by_partition else ([r] for r in records)
@@ -128,6 +165,26 @@ def prepare(records: Sequence[Record], max_value_bytes: int = MAX_VALUE_BYTES, n
     now = now or datetime.now(UTC)
     values = [r.value for r in records]
     return assemble(records, values, check_values(values, now, max_value_bytes), now)
+
+
+def failed_at_text(failed_at: datetime) -> str:
+    return failed_at.isoformat().replace("+00:00", "Z")
+
+
+def dead_head(value: bytes | None, rejection: Rejection, stamp: str) -> bytes:
+    """A dead letter's JSON up to its ``source``, which only the consumer knows: it
+    appends ``_source(record)``. Same fields and values as ``dead_letter``."""
+    doc: dict[str, Any] = {"error": {"code": rejection.code, "message": rejection.message}, "failed_at": stamp}
+    raw = value or b""
+    try:
+        doc["payload"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        doc["payload_b64"] = base64.b64encode(raw).decode("ascii")
+    return orjson.dumps(doc)[:-1] + b',"source":'
+
+
+def _source(record: Record) -> bytes:
+    return orjson.dumps({"topic": record.topic, "partition": record.partition, "offset": record.offset}) + b"}"
 
 
 def dead_letter(record: Record, rejection: Rejection, failed_at: datetime) -> dict[str, Any]:

@@ -30,6 +30,9 @@ class Rejection:
     message: str
 
 
+UNKNOWN_SCHEMA_REJECTION = Rejection(UNKNOWN_SCHEMA, f"unknown schema; expected one of {', '.join(SCHEMAS)}")
+
+
 def _describe(errors: list[Any]) -> str:
     """A short human message naming the fields at fault (first three errors)."""
     parts = []
@@ -42,16 +45,14 @@ def _describe(errors: list[Any]) -> str:
 
 
 def classify(exc: ValidationError) -> Rejection:
-    errors = exc.errors(include_url=False, include_input=False)
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
     first = errors[0]["type"] if errors else ""
     if first == "json_invalid":
         return Rejection(INVALID_JSON, f"not parseable as JSON: {errors[0]['msg']}")
     if first in ("dict_type", "model_type", "model_attributes_type") and not errors[0]["loc"]:
         return Rejection(INVALID_JSON, "value is JSON but not a JSON object")
     if first == "union_tag_invalid":
-        return Rejection(
-            UNKNOWN_SCHEMA, f"unknown schema; expected one of {', '.join(SCHEMAS)}"
-        )
+        return UNKNOWN_SCHEMA_REJECTION
     if first == "union_tag_not_found":
         return Rejection(SCHEMA_VIOLATION, "schema: field required")
     return Rejection(SCHEMA_VIOLATION, _describe(errors))
@@ -60,11 +61,15 @@ def classify(exc: ValidationError) -> Rejection:
 def check_time(event: AnyEvent, now: datetime) -> Rejection | None:
     at = event["occurred_at"]
     if at < EARLIEST or at > now + FUTURE_SLACK:
-        return Rejection(
-            TIMESTAMP_OUT_OF_RANGE,
-            f"occurred_at {at.isoformat()} outside [2000-01-01T00:00:00Z, processing time + 24h]",
-        )
+        return time_rejection(at)
     return None
+
+
+def time_rejection(at: datetime) -> Rejection:
+    return Rejection(
+        TIMESTAMP_OUT_OF_RANGE,
+        f"occurred_at {at.isoformat()} outside [2000-01-01T00:00:00Z, processing time + 24h]",
+    )
 
 
 def validate_value(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.context import METRICS, READY, json_response
+from api.context import HEALTH, METRICS, READY, json_response
 
 routes = web.RouteTableDef()
 
@@ -17,6 +17,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    health = request.app.get(HEALTH)
+    if health is not None:  # each component's state, and the role's policy (livesales.health)
+        ready, body = await health.report()
+        return json_response(body, status=200 if ready else 503)
     if request.app[READY]():
         return json_response({"status": "ready"})
     return json_response(

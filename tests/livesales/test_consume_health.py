@@ -22,7 +22,11 @@ async def test_health_port_answers_readiness_liveness_and_metrics(topics: Settin
         assert await status(f"{base}/readyz") == 503  # storage not open, no consumer yet
         await runtime.start_storage()
         await runtime.start_kafka()
-        assert await status(f"{base}/readyz") == 200
+
+        async def ready() -> bool:
+            return await status(f"{base}/readyz") == 200
+
+        await wait_for(ready, timeout=15, what="/readyz to answer 200 once storage is open and consumers joined")
         assert await status(f"{base}/healthz") == 200
         async with aiohttp.ClientSession() as s, s.get(f"{base}/metrics") as r:
             assert "livesales_batch_write_seconds" in await r.text()

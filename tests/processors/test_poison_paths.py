@@ -1,0 +1,60 @@
+"""The dead-letter shortcuts (processors.batch.check_values) answer exactly what pydantic would."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from processors.batch import check_values, dead_head
+from processors.validate import Rejection, validate_value
+
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+ORDER = {
+    "schema": "order.v1", "event_id": "e1", "order_id": "o1", "occurred_at": "2020-02-29T10:00:00+08:00",
+    "status": "paid", "channel_id": "c1", "platform": "douyin", "merchant_id": "m1",
+    "region": {"district": "宁海县", "township": "长街镇"},
+    "items": [{"sku": "clam", "name": "长街蛏子", "quantity": 1, "unit_price_fen": 6800}], "amount_fen": 6800,
+}  # fmt: skip
+
+
+def value(**change: object) -> bytes:
+    return json.dumps(ORDER | change, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "shortcut"),
+    [
+        (value(occurred_at="1996-02-29T10:00:00+08:00"), True),  # long before 2000
+        (value(occurred_at="2999-01-01T00:00:00Z"), True),  # far in the future
+        (value(occurred_at="2027-12-01T00:00:00Z"), True),
+        (value(occurred_at="1999-12-31T23:59:59.5Z"), False),  # within a second of the bound: pydantic decides
+        (value(schema="order.v9"), True),
+        (value(schema="Order.V1"), True),
+        (value(schema=5), False),  # not a string: pydantic names it
+        (value(schema="order.v9")[:-3], False),  # not well-formed JSON: pydantic says invalid_json
+        (value(occurred_at="1996-02-29T10:00:00+08:00", extra="x"), False),  # the fast check forbids unknown fields
+    ],
+)
+def test_shortcut_agrees_with_pydantic(raw: bytes, shortcut: bool) -> None:
+    checked = check_values([raw], NOW)
+    assert len(checked.rejections) == 1
+    _, got = checked.rejections[0]
+    want = validate_value(raw, NOW)
+    assert isinstance(want, Rejection)
+    assert got == want  # same code, same message
+    assert (checked.slow == 0) is shortcut  # pydantic was not asked when the answer was certain
+
+
+def test_dead_head_plus_source_is_the_contract_value() -> None:
+    raw = value(schema="order.v9")
+    checked = check_values([raw, b"\xff\xfe not utf-8"], NOW)
+    assert len(checked.dead_heads) == 2
+    doc = orjson.loads(checked.dead_heads[0] + b'{"topic":"t","partition":1,"offset":7}}')
+    assert doc == {"error": {"code": "unknown_schema", "message": checked.rejections[0][1].message},
+                   "failed_at": "2026-12-01T08:00:00Z", "payload": raw.decode(),
+                   "source": {"topic": "t", "partition": 1, "offset": 7}}  # fmt: skip
+    doc = orjson.loads(dead_head(b"\xff\xfe not utf-8", checked.rejections[1][1], "x") + b"{}}")
+    assert doc["payload_b64"] == "//4gbm90IHV0Zi04" and "payload" not in doc
