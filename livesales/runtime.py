@@ -31,7 +31,7 @@ class Runtime:
         self.settings = settings
         self.metrics = Metrics()
         self.store = ClickHouse(settings.clickhouse_dsn)
-        self.writer = Writer(self.store)
+        self.writer = Writer(self.store, settings.dedupe_horizon_hours * 3600)
         self.producer = Producer(settings.kafka_bootstrap)
         self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
         self._n_consumers = consumers

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     api_rate_per_s: float = 50.0
     api_burst: int = 100
     api_max_body_bytes: int = 8 * 1024 * 1024
+    # Exactly-once across processes (docs/DESIGN.md): events older than the horizon always
+    # take the exact ClickHouse look-up; the session timeout also bounds a zombie's lease.
+    dedupe_horizon_hours: float = Field(default=48.0, gt=0)
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000)
 
     @property
     def topics(self) -> tuple[str, str, str]:

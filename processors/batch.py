@@ -85,7 +85,7 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
     slow = 0
     for i, value in enumerate(values):
         if value is not None and len(value) <= max_value_bytes and (event := check(value, earliest, latest)):
-            builders[SCHEMA_OF[type(event)]].add(i, event.event_id, event.step())
+            builders[SCHEMA_OF[type(event)]].add(i, event.event_id, event.step(), _ms(event.occurred_at))
             continue
         slow += 1
         result = validate_value(value, now, max_value_bytes)
@@ -93,8 +93,13 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
             rejections.append((i, result))
             continue
         schema = result["schema"]
-        builders[schema].add(i, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result))
+        builders[schema].add(i, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result), _ms(result["occurred_at"]))
     return Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow)
+
+
+def _ms(at: datetime) -> int:
+    """An aware event time as ms since the epoch (the dedupe horizon compares these)."""
+    return int(at.timestamp() * 1000)
 
 
 def assemble(

@@ -198,6 +198,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE order_steps MATERIALIZE PROJECTION p_channel",
         ),
     ),
+    Migration(
+        3,
+        "minmax indexes on event and storage time, for the dedupe horizon",
+        # processors.dedupe loads the rows within its horizon (by occurred_at, or by
+        # stored_at for late arrivals) at start-up: these let both reads skip old granules.
+        tuple(
+            stmt
+            for table in ("order_steps", "onboarding_steps", "stream_stats")
+            for stmt in (
+                f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS ix_occurred occurred_at TYPE minmax GRANULARITY 1",
+                f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS ix_stored stored_at TYPE minmax GRANULARITY 1",
+                f"ALTER TABLE {table} MATERIALIZE INDEX ix_occurred",
+                f"ALTER TABLE {table} MATERIALIZE INDEX ix_stored",
+            )
+        ),
+    ),
 )
 
 MIGRATIONS_TABLE = """
