@@ -8,10 +8,6 @@ earlier than our last heartbeat that it answered, so while less than
 can own our partitions yet. The writer asks ``holds`` right before every insert
 (processors.writer); the margin is what an insert may take once sent
 (docs/DESIGN.md, "Zombies").
-
-``generation`` counts assignments: a batch fetched under an earlier one was fetched
-from positions the new assignment has reset, so it is never written (the partition's
-owner re-reads it from the committed offset).
 """
 
 from __future__ import annotations
@@ -29,12 +25,10 @@ class Lease:
         self.valid_for = session_timeout_s - margin_s
         self._clock = clock
         self.owned: frozenset[tuple[str, int]] = frozenset()
-        self.generation = 0
         self.renewed_at = -math.inf
 
     def assigned(self, partitions: Iterable[tuple[str, int]]) -> None:
         """A new assignment (the join that gave it is as good as a heartbeat)."""
-        self.generation += 1
         self.owned = frozenset(partitions)
         self.renew(self._clock())
 
@@ -49,13 +43,13 @@ class Lease:
         """A request sent at ``sent_at`` (heartbeat, commit) was answered as a member."""
         self.renewed_at = max(self.renewed_at, sent_at)
 
-    def owns(self, partitions: Collection[tuple[str, int]], generation: int) -> bool:
-        """Still assigned, in the same generation (time aside)."""
-        return generation == self.generation and self.owned.issuperset(partitions)
+    def owns(self, partitions: Collection[tuple[str, int]]) -> bool:
+        """Still assigned, as far as this member was told (time aside)."""
+        return self.owned.issuperset(partitions)
 
-    def holds(self, partitions: Collection[tuple[str, int]], generation: int) -> bool:
+    def holds(self, partitions: Collection[tuple[str, int]]) -> bool:
         """Owned, and certainly not yet given to anyone else (called from the writer thread)."""
-        return self._clock() < self.renewed_at + self.valid_for and self.owns(partitions, generation)
+        return self._clock() < self.renewed_at + self.valid_for and self.owns(partitions)
 
     async def renewed_after(self, since: float, timeout: float) -> bool:
         """Wait until a renewal newer than ``since`` (or ``timeout``); True if one came."""

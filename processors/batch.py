@@ -50,6 +50,10 @@ class Batch:
     consumed: dict[str, int] = field(default_factory=dict)  # topic -> messages
     parts: int = 1  # how many fetched batches this one stands for (see absorb)
 
+    @property
+    def partitions(self) -> list[tuple[str, int]]:
+        return list(self.next_offsets)
+
     def absorb(self, later: Batch) -> None:
         """Make this batch also carry a later one, to store both with one insert.
 
