@@ -4,9 +4,13 @@ Three sieves, cheapest first:
 1. within the batch (a set of exact keys);
 2. Bloom filters of the stored ``event_hash`` / ``step_hash`` *within the horizon*: rows
    whose event time is at most ``horizon`` old, or which were stored that recently. A
-   "no" is final only for a row whose own event time lies within the horizon; older rows
-   always take sieve 3. So memory follows the horizon, not all history;
-3. an exact look-up in ClickHouse on the full key, for the few "maybe" rows.
+   "no" is final only for a row whose own event time lies within the horizon. An older
+   row (a replayed sale, a backfill, a very late arrival) is answered by a *window*
+   filter of the rows whose event time lies within a horizon of its UTC day, loaded
+   when first needed and evicted when the windows hold too many rows. So memory follows
+   the horizon and the days being replayed, not all history;
+3. an exact look-up in ClickHouse on the full key, for the few "maybe" rows (and for
+   old rows whose window did not fit).
 
 Several processes write one store, so a filter is only trusted once it knows what every
 one of them stored: ``refresh`` reads the parts that appeared since it last looked
@@ -21,7 +25,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +40,10 @@ from processors.seen_parts import SeenBlocks, active_parts
 log = logging.getLogger(__name__)
 
 _MIN_CAPACITY = 1 << 20
+_WINDOW_MIN_CAPACITY = 1 << 14
+_DAY_MS = 86_400_000
 DEFAULT_HORIZON_S = 48 * 3600.0
+MAX_WINDOW_ROWS = 4_000_000  # rows held by all window filters of a table together
 _NEVER = 1 << 62  # a cutoff no event reaches: nothing is answered from memory before load()
 
 # Every deduped table has ``event_hash``, ``occurred_at`` and ``stored_at`` columns (and
@@ -42,6 +51,18 @@ _NEVER = 1 << 62  # a cutoff no event reaches: nothing is answered from memory b
 SPECS = {spec.table: spec for spec in (ORDERS, ONBOARDING, STATS)}
 
 U64 = npt.NDArray[np.uint64]
+
+
+class _Window:
+    """Filters of the rows whose event time lies within a horizon of one UTC day."""
+
+    def __init__(self, events: U64, steps: U64, has_steps: bool) -> None:
+        capacity = max(_WINDOW_MIN_CAPACITY, 2 * len(events))
+        self.events, self.steps = BloomFilter(capacity), BloomFilter(capacity)
+        self.events.add(events)
+        if has_steps:
+            self.steps.add(steps)
+        self.rows = len(events)
 
 
 class TableDeduper:
@@ -56,6 +77,8 @@ class TableDeduper:
         self.cutoff_ms = _NEVER  # rows with an earlier event time are never answered from memory
         self.built_at = -math.inf
         self.seen = SeenBlocks()
+        self.windows: OrderedDict[int, _Window] = OrderedDict()  # UTC day -> filters, least recent first
+        self.max_window_rows = MAX_WINDOW_ROWS
         self.lookups = 0  # rows sent to the exact look-up (observability, benchmarks)
         self.refreshed = 0  # rows read back by refresh (observability, benchmarks)
 
@@ -79,6 +102,9 @@ class TableDeduper:
         for part in parts:
             self.seen.add(part)
         self.cutoff_ms, self.built_at = cutoff_ms, now
+        # A window holds what was stored before it was loaded; what came later is in the
+        # main filters (stored recently), until they are rebuilt: then windows go too.
+        self.windows.clear()
         log.info("dedupe filter for %s loaded with %d rows within the horizon", self.spec.table, n)
         return n
 
@@ -122,13 +148,33 @@ class TableDeduper:
         params: dict[str, object] = {"c": cutoff_ms, "h": int(self.horizon_s * 1000)}
         if parts is not None:
             params["p"] = parts
-        res = client.query_np(sql, parameters=params)
-        if not len(res):
-            empty = np.zeros(0, dtype=np.uint64)
-            return empty, empty
-        # query_np answers a 2-D array when the columns share a dtype, else a record array
-        events, steps = (res["e"], res["s"]) if res.dtype.names else (res[:, 0], res[:, 1])
-        return np.ascontiguousarray(events, dtype=np.uint64), np.ascontiguousarray(steps, dtype=np.uint64)
+        return _columns(client.query_np(sql, parameters=params))
+
+    def _window(self, client: Client, day: int, keep: set[int]) -> _Window | None:
+        """The window filters of ``day``, loaded if need be; None if they do not fit."""
+        window = self.windows.get(day)
+        if window is not None:
+            self.windows.move_to_end(day)
+            return window
+        skew = int(self.horizon_s * 1000)
+        step = "step_hash" if self.spec.step_fields else "toUInt64(0)"
+        res = client.query_np(
+            f"SELECT event_hash AS e, {step} AS s FROM {self.spec.table}"  # noqa: S608
+            " WHERE occurred_at >= fromUnixTimestamp64Milli({a:Int64})"
+            " AND occurred_at < fromUnixTimestamp64Milli({b:Int64})",
+            parameters={"a": day * _DAY_MS - skew, "b": (day + 1) * _DAY_MS + skew},
+        )
+        events, steps = _columns(res)
+        held = sum(w.rows for w in self.windows.values())
+        for other in list(self.windows):  # least recently used first
+            if held + len(events) <= self.max_window_rows:
+                break
+            if other not in keep:
+                held -= self.windows.pop(other).rows
+        if held + len(events) > self.max_window_rows:
+            return None
+        window = self.windows[day] = _Window(events, steps, bool(self.spec.step_fields))
+        return window
 
     def _add(self, events: U64, steps: U64) -> None:
         self.events.add(events)
@@ -147,7 +193,9 @@ class TableDeduper:
         maybe = self.events.might_contain(rows.event_hashes)
         if has_steps:
             maybe |= self.steps.might_contain(rows.step_hashes)
-        maybe |= rows.occurred_ms < self.cutoff_ms  # older than the horizon: not answered here
+        old = rows.occurred_ms < self.cutoff_ms  # older than the horizon: the windows answer
+        if old.any():
+            maybe |= self._old_maybe(client, rows, old)
         doubtful = np.flatnonzero(maybe).tolist()
         if not doubtful:
             return candidates
@@ -158,6 +206,23 @@ class TableDeduper:
             if eid in stored_events or (has_steps and step in stored_steps):
                 dup.add(i)
         return [i for i in candidates if i not in dup]
+
+    def _old_maybe(self, client: Client, rows: RowSet, old: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """For the rows older than the horizon: "maybe stored" from their days' windows
+        (True where unknown: an unknown event time, or a window that did not fit)."""
+        maybe = old.copy()
+        days = rows.occurred_ms // _DAY_MS
+        wanted = {int(d) for d in np.unique(days[old & (rows.occurred_ms > 0)])}
+        for day in sorted(wanted):
+            window = self._window(client, day, wanted)
+            if window is None:
+                continue
+            sel = np.flatnonzero(old & (days == day))
+            hit = window.events.might_contain(rows.event_hashes[sel])
+            if self.spec.step_fields:
+                hit |= window.steps.might_contain(rows.step_hashes[sel])
+            maybe[sel] = hit
+        return maybe
 
     def remember(self, rows: RowSet) -> None:
         self._add(rows.event_hashes, rows.step_hashes)
@@ -181,3 +246,13 @@ class TableDeduper:
         events = {r[0] for r in result}
         steps = {tuple(r[1]) for r in result} if step_cols else set()
         return events, steps
+
+
+def _columns(res: npt.NDArray[Any]) -> tuple[U64, U64]:
+    """The (event hash, step hash) columns of a ``query_np`` answer: a 2-D array when the
+    columns share a dtype, else a record array."""
+    if not len(res):
+        empty = np.zeros(0, dtype=np.uint64)
+        return empty, empty
+    events, steps = (res["e"], res["s"]) if res.dtype.names else (res[:, 0], res[:, 1])
+    return np.ascontiguousarray(events, dtype=np.uint64), np.ascontiguousarray(steps, dtype=np.uint64)

@@ -138,7 +138,7 @@ async def test_parts_merged_before_they_were_read_are_still_learnt(
     assert deduper.refreshed == before  # nothing read again
 
 
-async def test_memory_follows_the_horizon_and_old_events_take_the_exact_look_up(clickhouse: ClickHouse) -> None:
+async def test_memory_follows_the_horizon_and_old_events_are_answered_by_their_days(clickhouse: ClickHouse) -> None:
     old = NOW - timedelta(days=30)
     writer = Writer(clickhouse)
     await writer.open()
@@ -151,7 +151,13 @@ async def test_memory_follows_the_horizon_and_old_events_take_the_exact_look_up(
     assert fresh.load(clickhouse.client) == 1  # only the row within the horizon is held
     again = Writer(clickhouse)
     again.dedupers["order_steps"] = fresh
-    await again.store(rows(order("old7-retry", "old7", at=old + timedelta(minutes=1)), order("old-x", "old-x", at=old)))
-    assert fresh.lookups >= 2  # neither was answered from memory
+    retry = order("old7-retry", "old7", at=old + timedelta(minutes=1))  # a retry of a 30-day-old step
+    await again.store(rows(retry, order("old-x", "old-x", at=old)))
+    assert len(fresh.windows) == 1 and fresh.lookups == 1  # the day's window cleared the new one
+    fresh.max_window_rows = 0  # no room for windows: every old row takes the exact look-up
+    fresh.windows.clear()
+    await again.store(rows(order("old8-retry", "old8", at=old), order("old-y", "old-y", at=old)))
+    assert not fresh.windows and fresh.lookups == 3
     found = await steps(clickhouse)
-    assert found[("old7", "paid")] == 1 and found[("old-x", "paid")] == 1
+    assert all(found[(f"old{i}", "paid")] == 1 for i in range(50))
+    assert found[("old-x", "paid")] == 1 and found[("old-y", "paid")] == 1
