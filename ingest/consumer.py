@@ -330,10 +330,12 @@ class Consumer:
                 break
             except Fenced:
                 # Still assigned, but no heartbeat answered lately: we may have been
-                # evicted. Wait for one and decide again (or learn we were evicted).
-                since = lease.renewed_at
-                if not await lease.renewed_after(since, timeout=lease.valid_for):
-                    log.warning("%s: no heartbeat answered for %.1f s; holding a batch", self.name, lease.valid_for)
+                # evicted. Wait for one and decide again (refreshing first), or until we
+                # learn we were evicted and drop the batch (above).
+                log.warning("%s: no heartbeat answered lately; holding a batch", self.name)
+                deadline = time.monotonic() + lease.valid_for
+                while not lease.holds(partitions) and lease.owns(partitions) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
                 if self._stopping.is_set() and not lease.holds(partitions):
                     return
             except StorageError as exc:

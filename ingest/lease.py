@@ -12,7 +12,6 @@ can own our partitions yet. The writer asks ``holds`` right before every insert
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Callable, Collection, Iterable
@@ -50,12 +49,3 @@ class Lease:
     def holds(self, partitions: Collection[tuple[str, int]]) -> bool:
         """Owned, and certainly not yet given to anyone else (called from the writer thread)."""
         return self._clock() < self.renewed_at + self.valid_for and self.owns(partitions)
-
-    async def renewed_after(self, since: float, timeout: float) -> bool:
-        """Wait until a renewal newer than ``since`` (or ``timeout``); True if one came."""
-        deadline = self._clock() + timeout
-        while self.renewed_at <= since:
-            if self._clock() >= deadline:
-                return False
-            await asyncio.sleep(0.05)
-        return True

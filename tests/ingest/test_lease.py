@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from ingest.lease import Lease
@@ -35,15 +33,6 @@ def test_holds_only_owned_partitions_and_only_until_the_session_may_have_run_out
     assert not lease.holds([("t", 1)]) and lease.holds([("t", 0)])
     lease.lost()
     assert not lease.holds([("t", 0)])
-
-
-async def test_waiting_for_a_renewal() -> None:
-    lease = Lease(session_timeout_s=1, margin_s=0.5)
-    lease.assigned([("t", 0)])
-    since = lease.renewed_at
-    assert not await lease.renewed_after(since, timeout=0.1)
-    asyncio.get_running_loop().call_later(0.05, lease.renew, since + 1)
-    assert await lease.renewed_after(since, timeout=1)
 
 
 def test_a_margin_as_long_as_the_session_is_refused() -> None:
