@@ -35,7 +35,7 @@ from clickhouse_connect.driver.client import Client
 
 from processors.bloom import BloomFilter
 from processors.rows import ONBOARDING, ORDERS, STATS, RowSet, TableSpec
-from processors.seen_parts import SeenBlocks, active_parts
+from processors.seen_parts import UNREAD, SeenBlocks, active_parts, part_of
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +111,33 @@ class TableDeduper:
     def refresh(self, client: Client) -> int:
         """Learn what any process stored since the last look; call before ``select_new``.
 
-        One ``system.parts`` query when nothing is new. New parts are read (their rows
-        within the horizon) and marked read only if they are still active afterwards: a
-        part merged away before the read was not read, and its merge result will be.
-        The filters are rebuilt when full or when half a horizon old, so they hold the
-        rows of at most 1.5 horizons and memory does not grow with history.
+        One query: the rows of every part holding a block this process has not read
+        (seen_parts.UNREAD prunes the others before reading). The query's own snapshot
+        decides which parts those are, so a part merged away meanwhile is read in its
+        merge result; merges of parts already read are skipped. The filters are rebuilt
+        when full or half a horizon old, so they hold the rows of at most 1.5 horizons
+        and memory does not grow with history.
         """
         if self.events.full or self.steps.full or self._clock() - self.built_at > self.horizon_s / 2:
             return self.load(client)
-        table = self.spec.table
-        new = self.seen.unseen(active_parts(client, table))
-        if not new:
+        step = "step_hash" if self.spec.step_fields else "toUInt64(0)"
+        partitions, lows, highs = self.seen.arrays()
+        res = client.query_np(
+            f"SELECT _part AS p, event_hash AS e, {step} AS s,"  # noqa: S608
+            " (occurred_at >= fromUnixTimestamp64Milli({c:Int64})"
+            " OR stored_at >= now64(3) - toIntervalMillisecond({h:Int64})) AS k"
+            f" FROM {self.spec.table} WHERE {UNREAD}",
+            parameters={
+                "c": self.cutoff_ms, "h": int(self.horizon_s * 1000), "rp": partitions, "rl": lows, "rh": highs,
+            },
+        )  # fmt: skip
+        if not len(res):
             return 0
-        events, steps = self._read(client, self.cutoff_ms, [p.name for p in new])
-        self._add(events, steps)
-        still = {p.name for p in active_parts(client, table)}
-        for part in new:
-            if part.name in still:
-                self.seen.add(part)
+        within = res["k"].astype(bool)
+        events = np.ascontiguousarray(res["e"][within], dtype=np.uint64)
+        self._add(events, np.ascontiguousarray(res["s"][within], dtype=np.uint64))
+        for name in np.unique(res["p"]).tolist():
+            self.seen.add(part_of(str(name)))
         self.refreshed += len(events)
         return len(events)
 

@@ -9,7 +9,8 @@ read span blocks already read and cost nothing; a merge that took in a block nev
 (an insert that committed and was merged between two looks) is read once, whole.
 
 This is what lets a dedupe filter in one process be brought up to date with what every
-other process stored, in one metadata query when nothing changed (processors.dedupe).
+other process stored, in one query that reads nothing when nothing changed
+(processors.dedupe).
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ class Part:
     partition: str
     min_block: int
     max_block: int
+
+
+# A filter on the ``_part`` virtual column, which ClickHouse applies to whole parts
+# before reading anything: only parts holding a block outside every read range are read.
+# (A partition id never holds an underscore: it is ``all``, digits, dashes or hex.)
+UNREAD = (
+    "NOT arrayExists((p, l, h) -> p = _partition_id AND l <= toUInt64(splitByChar('_', _part)[2])"
+    " AND toUInt64(splitByChar('_', _part)[3]) <= h, {rp:Array(String)}, {rl:Array(UInt64)}, {rh:Array(UInt64)})"
+)
+
+
+def part_of(name: str) -> Part:
+    """A part from its name: ``<partition>_<min block>_<max block>_<level>[_<mutation>]``."""
+    partition, low, high = name.split("_")[:3]
+    return Part(name, partition, int(low), int(high))
 
 
 def active_parts(client: Client, table: str) -> list[Part]:
@@ -67,6 +83,15 @@ class SeenBlocks:
             lo, hi = min(lo, lows[start]), max(hi, highs[end - 1])
         lows[start:end] = [lo]
         highs[start:end] = [hi]
+
+    def arrays(self) -> tuple[list[str], list[int], list[int]]:
+        """(partition, low, high) of every range, as the query parameters of ``UNREAD``."""
+        partitions, lows, highs = [], [], []
+        for partition, starts in self._lows.items():
+            partitions += [partition] * len(starts)
+            lows += starts
+            highs += self._highs[partition]
+        return partitions, lows, highs
 
     @property
     def ranges(self) -> int:

@@ -31,3 +31,10 @@ def test_partitions_are_kept_apart_and_ranges_merge_when_they_touch() -> None:
     assert not seen.covers(part(10, 12, "b"))
     seen.add(part(9, 9, "a"))
     assert seen.ranges == 1 and seen.covers(part(5, 20, "a"))
+
+
+def test_a_part_is_read_off_its_name_with_or_without_a_mutation_version() -> None:
+    from processors.seen_parts import part_of
+
+    assert part_of("all_3_9_1") == Part("all_3_9_1", "all", 3, 9)
+    assert part_of("all_3_9_1_12") == Part("all_3_9_1_12", "all", 3, 9)
