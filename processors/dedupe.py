@@ -141,6 +141,25 @@ class TableDeduper:
         self.refreshed += len(events)
         return len(events)
 
+    def stored(self, client: Client, rows: RowSet) -> None:
+        """After this process's own insert of ``rows``: mark its part read without reading
+        its rows back (they are in the filters already: ``remember``).
+
+        The part is told apart by its row count and the (wrapping) sum of its event
+        hashes: only a part of the same events matches, and marking such a part read
+        loses nothing. Cheaper than ``refresh`` reading the rows back; when no part
+        matches (merged already, say), the next refresh reads it as it would anyway.
+        """
+        partitions, lows, highs = self.seen.arrays()
+        found = client.query(
+            f"SELECT _part, count(), sum(event_hash) FROM {self.spec.table} WHERE {UNREAD} GROUP BY _part",  # noqa: S608
+            parameters={"rp": partitions, "rl": lows, "rh": highs},
+        ).result_rows
+        want = (len(rows), int(rows.event_hashes.sum(dtype=np.uint64)))
+        for name, count, total in found:
+            if (int(count), int(total)) == want:
+                self.seen.add(part_of(str(name)))
+
     def _read(self, client: Client, cutoff_ms: int, parts: list[str] | None) -> tuple[U64, U64]:
         """Key hashes of the rows within the horizon: event time at or after the cutoff, or
         stored (by ClickHouse's own clock) less than a horizon ago. Two legs, so that each
