@@ -247,6 +247,10 @@ async def bench_ingest(args: argparse.Namespace) -> None:
 async def run_bench(args: argparse.Namespace) -> None:
     if args.which == "ingest":
         await bench_ingest(args)
+    elif args.which == "refresh":
+        from benchmarks.refresh import bench_refresh
+
+        await bench_refresh(args)
     elif args.which == "startup":
         from benchmarks.startup import bench_startup
 

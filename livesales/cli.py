@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--speed", type=float, default=60.0)
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
-    bench.add_argument("which", choices=["ingest", "api", "stages", "startup"])
+    bench.add_argument("which", choices=["ingest", "api", "stages", "startup", "refresh"])
     bench.add_argument("--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api)")
     bench.add_argument("--freshness-seconds", type=int, default=60)
     bench.add_argument("--rate", type=int, default=5_000)

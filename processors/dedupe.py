@@ -122,43 +122,24 @@ class TableDeduper:
             return self.load(client)
         step = "step_hash" if self.spec.step_fields else "toUInt64(0)"
         partitions, lows, highs = self.seen.arrays()
-        res = client.query_np(
-            f"SELECT _part AS p, event_hash AS e, {step} AS s,"  # noqa: S608
+        # one row per unread part (a column of part names per row cost more than the read)
+        parts = client.query(
+            "SELECT _part, groupArrayIf(e, k), groupArrayIf(s, k) FROM ("  # noqa: S608
+            f"SELECT _part, event_hash AS e, {step} AS s,"
             " (occurred_at >= fromUnixTimestamp64Milli({c:Int64})"
             " OR stored_at >= now64(3) - toIntervalMillisecond({h:Int64})) AS k"
-            f" FROM {self.spec.table} WHERE {UNREAD}",
+            f" FROM {self.spec.table} WHERE {UNREAD}) GROUP BY _part",
             parameters={
                 "c": self.cutoff_ms, "h": int(self.horizon_s * 1000), "rp": partitions, "rl": lows, "rh": highs,
             },
-        )  # fmt: skip
-        if not len(res):
-            return 0
-        within = res["k"].astype(bool)
-        events = np.ascontiguousarray(res["e"][within], dtype=np.uint64)
-        self._add(events, np.ascontiguousarray(res["s"][within], dtype=np.uint64))
-        for name in np.unique(res["p"]).tolist():
+        ).result_rows  # fmt: skip
+        learnt = 0
+        for name, events, steps in parts:
+            self._add(np.array(events, dtype=np.uint64), np.array(steps, dtype=np.uint64))
             self.seen.add(part_of(str(name)))
-        self.refreshed += len(events)
-        return len(events)
-
-    def stored(self, client: Client, rows: RowSet) -> None:
-        """After this process's own insert of ``rows``: mark its part read without reading
-        its rows back (they are in the filters already: ``remember``).
-
-        The part is told apart by its row count and the (wrapping) sum of its event
-        hashes: only a part of the same events matches, and marking such a part read
-        loses nothing. Cheaper than ``refresh`` reading the rows back; when no part
-        matches (merged already, say), the next refresh reads it as it would anyway.
-        """
-        partitions, lows, highs = self.seen.arrays()
-        found = client.query(
-            f"SELECT _part, count(), sum(event_hash) FROM {self.spec.table} WHERE {UNREAD} GROUP BY _part",  # noqa: S608
-            parameters={"rp": partitions, "rl": lows, "rh": highs},
-        ).result_rows
-        want = (len(rows), int(rows.event_hashes.sum(dtype=np.uint64)))
-        for name, count, total in found:
-            if (int(count), int(total)) == want:
-                self.seen.add(part_of(str(name)))
+            learnt += len(events)
+        self.refreshed += learnt
+        return learnt
 
     def _read(self, client: Client, cutoff_ms: int, parts: list[str] | None) -> tuple[U64, U64]:
         """Key hashes of the rows within the horizon: event time at or after the cutoff, or

@@ -142,8 +142,4 @@ class Writer:
                 except Exception as exc:
                     raise StorageError(f"insert into {rows.table} failed: {exc}") from exc
                 stored[rows.table] = len(fresh)
-                try:
-                    dedupe.stored(client, fresh)
-                except Exception as exc:  # only an optimisation: the next refresh reads the part
-                    log.warning("could not mark the part just stored in %s as read: %s", rows.table, exc)
         return WriteResult(stored, dups, time.perf_counter() - started)
