@@ -93,7 +93,7 @@ class TableDeduper:
         now = self._clock()
         cutoff_ms = int((now - self.horizon_s) * 1000)
         parts = active_parts(client, self.spec.table)
-        events, steps = self._read(client, cutoff_ms, None)
+        events, steps = self._read(client, cutoff_ms)
         n = len(events)
         capacity = max(_MIN_CAPACITY, 2 * n)
         self.events, self.steps = BloomFilter(capacity), BloomFilter(capacity)
@@ -141,23 +141,19 @@ class TableDeduper:
         self.refreshed += learnt
         return learnt
 
-    def _read(self, client: Client, cutoff_ms: int, parts: list[str] | None) -> tuple[U64, U64]:
+    def _read(self, client: Client, cutoff_ms: int) -> tuple[U64, U64]:
         """Key hashes of the rows within the horizon: event time at or after the cutoff, or
         stored (by ClickHouse's own clock) less than a horizon ago. Two legs, so that each
         can use its minmax index (schemas.ddl, migration 3)."""
         table = self.spec.table
         step = "step_hash" if self.spec.step_fields else "toUInt64(0)"
-        where = "_part IN {p:Array(String)} AND " if parts is not None else ""
         cut = "fromUnixTimestamp64Milli({c:Int64})"
         sql = (
-            f"SELECT event_hash AS e, {step} AS s FROM {table} WHERE {where}occurred_at >= {cut}"  # noqa: S608
-            f" UNION ALL SELECT event_hash AS e, {step} AS s FROM {table} WHERE {where}occurred_at < {cut}"
+            f"SELECT event_hash AS e, {step} AS s FROM {table} WHERE occurred_at >= {cut}"  # noqa: S608
+            f" UNION ALL SELECT event_hash AS e, {step} AS s FROM {table} WHERE occurred_at < {cut}"
             " AND stored_at >= now64(3) - toIntervalMillisecond({h:Int64})"
         )
-        params: dict[str, object] = {"c": cutoff_ms, "h": int(self.horizon_s * 1000)}
-        if parts is not None:
-            params["p"] = parts
-        return _columns(client.query_np(sql, parameters=params))
+        return _columns(client.query_np(sql, parameters={"c": cutoff_ms, "h": int(self.horizon_s * 1000)}))
 
     def _window(self, client: Client, day: int, keep: set[int]) -> _Window | None:
         """The window filters of ``day``, loaded if need be; None if they do not fit."""
