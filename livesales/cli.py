@@ -54,7 +54,7 @@ async def _serve(settings: Settings) -> None:
 async def _migrate(settings: Settings) -> None:
     from processors.store import ClickHouse
 
-    ch = ClickHouse(settings.clickhouse_dsn)
+    ch = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster)
     await ch.open()  # open() applies pending migrations
     rows = await ch.query("SELECT max(version) AS v FROM schema_migrations")
     print(f"schema at version {rows[0]['v']}")

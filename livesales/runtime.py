@@ -30,7 +30,7 @@ class Runtime:
     def __init__(self, settings: Settings, consumers: int = 1) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.store = ClickHouse(settings.clickhouse_dsn)
+        self.store = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster)
         self.writer = Writer(self.store, settings.dedupe_horizon_hours * 3600)
         self.producer = Producer(settings.kafka_bootstrap)
         self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     topic_stream_stats: str = "livesales.stream_stats"
     topic_dlq: str = "livesales.dlq"
     clickhouse_dsn: str = Field(default_factory=_default_dsn)
+    # A cluster name from the servers' remote_servers: migrations run ON CLUSTER with
+    # Replicated and Distributed tables (schemas/cluster.py); unset: one server or chDB.
+    clickhouse_cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_tokens_file: Path | None = None

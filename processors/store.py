@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from schemas.cluster import CLUSTER_SETTINGS, cluster_migrations, cluster_migrations_table
 from schemas.ddl import MIGRATIONS, MIGRATIONS_TABLE
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,9 @@ class ClickHouse:
     side would still run one after another, on one core.
     """
 
-    def __init__(self, dsn: str, threads: int = 4) -> None:
+    def __init__(self, dsn: str, threads: int = 4, cluster: str | None = None) -> None:
         self.dsn = dsn
+        self.cluster = cluster  # LIVESALES_CLICKHOUSE_CLUSTER: schemas.cluster's layout and settings
         self._threads = threads
         self._client: Client | None = None
         self._pool: ThreadPoolExecutor | None = None
@@ -75,6 +77,7 @@ class ClickHouse:
     async def open(self) -> None:
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="clickhouse")
         self._client = await self.run_in_thread(open_client, self.dsn)
+        self._cluster_settings(self._client)
         await self.run_in_thread(self.migrate_sync)
 
     async def close(self) -> None:
@@ -96,6 +99,7 @@ class ClickHouse:
         reader: Client | None = getattr(self._local, "client", None)
         if reader is None:
             reader = open_client(self.dsn)
+            self._cluster_settings(reader)
             with self._lock:
                 self._readers.append(reader)
             self._local.client = reader
@@ -105,14 +109,27 @@ class ClickHouse:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
+    def _cluster_settings(self, client: Client) -> None:
+        if self.cluster:
+            for name, value in CLUSTER_SETTINGS.items():
+                client.set_client_setting(name, value)
+
     def migrate_sync(self) -> list[int]:
         """Apply the migrations not yet recorded; safe to run at every start."""
         client = self.client
+        migrations, migrations_table = MIGRATIONS, MIGRATIONS_TABLE
+        if self.cluster:
+            database = str(client.command("SELECT currentDatabase()"))
+            migrations = cluster_migrations(self.cluster, database)
+            migrations_table = cluster_migrations_table(self.cluster)
         with self._lock:
-            client.command(MIGRATIONS_TABLE)
+            # On a cluster a CREATE is a distributed DDL task that waits for every node: a
+            # process starting on an up-to-date schema must not need all of them up.
+            if not self.cluster or str(client.command("EXISTS TABLE schema_migrations")) != "1":
+                client.command(migrations_table)
             done = {int(r[0]) for r in client.query("SELECT version FROM schema_migrations").result_rows}
             applied = []
-            for m in MIGRATIONS:
+            for m in migrations:
                 if m.version in done:
                     continue
                 for stmt in m.statements:
