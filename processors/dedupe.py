@@ -124,19 +124,19 @@ class TableDeduper:
         partitions, lows, highs = self.seen.arrays()
         # one row per unread part (a column of part names per row cost more than the read)
         parts = client.query(
-            "SELECT _part, groupArrayIf(e, k), groupArrayIf(s, k) FROM ("  # noqa: S608
-            f"SELECT _part, event_hash AS e, {step} AS s,"
+            "SELECT sh, _part, groupArrayIf(e, k), groupArrayIf(s, k) FROM ("  # noqa: S608
+            f"SELECT shardNum() AS sh, _part, event_hash AS e, {step} AS s,"
             " (occurred_at >= fromUnixTimestamp64Milli({c:Int64})"
             " OR stored_at >= now64(3) - toIntervalMillisecond({h:Int64})) AS k"
-            f" FROM {self.spec.table} WHERE {UNREAD}) GROUP BY _part",
+            f" FROM {self.spec.table} WHERE {UNREAD}) GROUP BY sh, _part",
             parameters={
                 "c": self.cutoff_ms, "h": int(self.horizon_s * 1000), "rp": partitions, "rl": lows, "rh": highs,
             },
         ).result_rows  # fmt: skip
         learnt = 0
-        for name, events, steps in parts:
+        for shard, name, events, steps in parts:
             self._add(np.array(events, dtype=np.uint64), np.array(steps, dtype=np.uint64))
-            self.seen.add(part_of(str(name)))
+            self.seen.add(part_of(str(name), int(shard)))
             learnt += len(events)
         self.refreshed += learnt
         return learnt

@@ -37,21 +37,27 @@ class Part:
 # A filter on the ``_part`` virtual column, which ClickHouse applies to whole parts
 # before reading anything: only parts holding a block outside every read range are read.
 # (A partition id never holds an underscore: it is ``all``, digits, dashes or hex.)
+# Block numbers count per shard: through a Distributed table (schemas.cluster) a part is
+# known by its shard too (``shardNum()``: 0 on a single server).
+SHARD_PARTITION = "concat(toString(shardNum()), ':', _partition_id)"
 UNREAD = (
-    "NOT arrayExists((p, l, h) -> p = _partition_id AND l <= toUInt64(splitByChar('_', _part)[2])"
+    f"NOT arrayExists((p, l, h) -> p = {SHARD_PARTITION} AND l <= toUInt64(splitByChar('_', _part)[2])"
     " AND toUInt64(splitByChar('_', _part)[3]) <= h, {rp:Array(String)}, {rl:Array(UInt64)}, {rh:Array(UInt64)})"
 )
 
 
-def part_of(name: str) -> Part:
+def part_of(name: str, shard: int = 0) -> Part:
     """A part from its name: ``<partition>_<min block>_<max block>_<level>[_<mutation>]``."""
     partition, low, high = name.split("_")[:3]
-    return Part(name, partition, int(low), int(high))
+    return Part(name, f"{shard}:{partition}", int(low), int(high))
 
 
 def active_parts(client: Client, table: str) -> list[Part]:
+    """The parts of the server the client talks to. Through a Distributed table these
+    are no shard's (their keys say shard 0), so nothing is marked read by them and the
+    first refresh reads every shard's parts: slower, still exact."""
     rows = client.query(_PARTS_SQL, parameters={"t": table}).result_rows
-    return [Part(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in rows]
+    return [Part(str(r[0]), f"0:{r[1]}", int(r[2]), int(r[3])) for r in rows]
 
 
 class SeenBlocks:

@@ -36,5 +36,5 @@ def test_partitions_are_kept_apart_and_ranges_merge_when_they_touch() -> None:
 def test_a_part_is_read_off_its_name_with_or_without_a_mutation_version() -> None:
     from processors.seen_parts import part_of
 
-    assert part_of("all_3_9_1") == Part("all_3_9_1", "all", 3, 9)
-    assert part_of("all_3_9_1_12") == Part("all_3_9_1_12", "all", 3, 9)
+    assert part_of("all_3_9_1") == Part("all_3_9_1", "0:all", 3, 9)
+    assert part_of("all_3_9_1_12", shard=2) == Part("all_3_9_1_12", "2:all", 3, 9)
