@@ -79,6 +79,7 @@ class TableDeduper:
         self.seen = SeenBlocks()
         self.windows: OrderedDict[int, _Window] = OrderedDict()  # UTC day -> filters, least recent first
         self.max_window_rows = MAX_WINDOW_ROWS
+        self.oversized: set[int] = set()  # days whose window alone holds too many rows
         self.lookups = 0  # rows sent to the exact look-up (observability, benchmarks)
         self.refreshed = 0  # rows read back by refresh (observability, benchmarks)
 
@@ -105,6 +106,7 @@ class TableDeduper:
         # A window holds what was stored before it was loaded; what came later is in the
         # main filters (stored recently), until they are rebuilt: then windows go too.
         self.windows.clear()
+        self.oversized.clear()
         log.info("dedupe filter for %s loaded with %d rows within the horizon", self.spec.table, n)
         return n
 
@@ -161,6 +163,8 @@ class TableDeduper:
         if window is not None:
             self.windows.move_to_end(day)
             return window
+        if day in self.oversized:
+            return None
         skew = int(self.horizon_s * 1000)
         step = "step_hash" if self.spec.step_fields else "toUInt64(0)"
         res = client.query_np(
@@ -170,6 +174,9 @@ class TableDeduper:
             parameters={"a": day * _DAY_MS - skew, "b": (day + 1) * _DAY_MS + skew},
         )
         events, steps = _columns(res)
+        if len(events) > self.max_window_rows:  # never fits: do not read it again per batch
+            self.oversized.add(day)
+            return None
         held = sum(w.rows for w in self.windows.values())
         for other in list(self.windows):  # least recently used first
             if held + len(events) <= self.max_window_rows:
