@@ -7,17 +7,19 @@ ClickHouse client in one process (chDB admits one process per data path).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 
 from aiohttp import web
 
+import api.routes.alerts as alert_routes
+import api.routes.labels as label_routes
 from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
 from api.context import METRICS, PUBLISHER, READY, SETTINGS, STORE
 from api.errors import Handler, json_errors
+from api.live_hub import LiveHub
 from api.openapi import openapi_json
-from api.routes import channels, events, health, live, pivot
+from api.routes import channels, events, health, live, pivot, regions
 from api.routes.dashboard import add_dashboard
 from ingest.producer import Producer
 from livesales.metrics import Metrics
@@ -48,6 +50,7 @@ def create_app(
     metrics: Metrics,
     publisher: Producer | None,
     is_ready: Callable[[], bool],
+    live_hub: LiveHub | None = None,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_timing(metrics), json_errors],  # type: ignore[list-item]
@@ -60,10 +63,12 @@ def create_app(
     app[READY] = is_ready
     app[TOKENS] = TokenStore.load(settings.api_tokens_file)
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
-    app[live.CLOSING] = asyncio.Event()
-    for module in (health, channels, pivot, events, live):
+    app[live.HUB] = live_hub or LiveHub(store, settings, metrics)
+    for module in (health, channels, pivot, events, live, regions):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_json)
+    app.add_routes(alert_routes.routes)
+    app.add_routes(label_routes.routes)
     add_dashboard(app)
     app.on_shutdown.append(live.close_streams)
     return app

@@ -29,6 +29,8 @@ ERROR = _obj({"error": _obj({"code": _STR, "message": _STR})})
 CHANNEL = _obj({
     "channel_id": _STR, "platform": _STR, "district": _NSTR, "township": _NSTR, "paid_orders": _INT,
     "gmv_fen": _INT, "first_event_at": _TIME, "last_event_at": _TIME,
+    "title": _NSTR, "host": _NSTR, "status": {"enum": ["scheduled", "live", "ended"]},
+    "scheduled_start": _TIME, "scheduled_end": _TIME,
 })  # fmt: skip
 MINUTE = _obj({
     "minute": {"type": "string", "format": "date-time"}, "paid_orders": _INT, "gmv_fen": _INT, "units": _INT,
@@ -42,6 +44,8 @@ SUMMARY = _obj({
     "refund_fen": _INT, "net_gmv_fen": _INT, "views_total": _NINT, "viewers_peak": _NINT,
     "first_paid_at": _TIME, "last_paid_at": _TIME, "avg_order_fen": _NINT,
     "seconds_per_order": {"type": ["number", "null"]},
+    "title": _NSTR, "host": _NSTR, "status": {"enum": ["scheduled", "live", "ended"]}, "scheduled_end": _TIME,
+    "projected_paid_orders": _NINT, "projected_gmv_fen": _NINT,
     "top_skus": {"type": "array", "maxItems": 10,
                  "items": _obj({"sku": _STR, "name": _STR, "units": _INT, "gmv_fen": _INT})},
 })  # fmt: skip
@@ -54,11 +58,34 @@ PIVOT = _obj({
     "row_totals": {"type": "array", "items": _INT}, "col_totals": {"type": "array", "items": _INT},
     "total": _INT,
 })  # fmt: skip
+PIVOT["properties"]["labels"] = {  # v1.1: only with firm_id among the dimensions, so not required
+    "type": "object", "description": "display names of keys: {\"firm_id\": {\"<id>\": \"<firm_name>\"}}",
+    "additionalProperties": {"type": "object", "additionalProperties": _STR},
+}  # fmt: skip
+ALERT = _obj({
+    "rule": {"enum": ["silence", "refund_spike", "pace_drop"]}, "state": {"enum": ["firing", "cleared"]},
+    "since": {"type": "string", "format": "date-time"}, "until": _TIME, "message": _STR,
+})  # fmt: skip
+ALERTS = _obj({"channel_id": _STR, "alerts": {"type": "array", "items": ALERT}})
+_NAMES = {"type": "object", "additionalProperties": _STR}
+LABELS = _obj({
+    "platforms": _NAMES, "dimensions": _NAMES, "measures": _NAMES, "datasets": _NAMES, "rules": _NAMES,
+    "statuses": _NAMES, "booleans": _NAMES, "total": _STR, "scaled": {"type": "object", "additionalProperties": _INT},
+})  # fmt: skip
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 INGEST = _obj({
     "accepted": _INT,
     "rejected": {"type": "array", "items": _obj({"index": _INT, "code": _STR, "message": _STR})},
 })  # fmt: skip
 STATUS = {"type": "object", "properties": {"status": _STR}}
+REGION = _obj({
+    "district": _STR, "township": _NSTR, "channels": _INT, "live_channels": _INT, "paid_orders": _INT,
+    "gmv_fen": _INT, "weight_g": _INT, "refund_fen": _INT,
+    "top_channels": {"type": "array", "maxItems": 10,
+                     "items": _obj({"channel_id": _STR, "title": _NSTR, "paid_orders": _INT, "gmv_fen": _INT})},
+})  # fmt: skip
+REGIONS = _obj({"level": {"enum": ["township", "district"]}, "regions": {"type": "array", "items": REGION}})
+CHANNEL_LIST = _obj({"channels": {"type": "array", "items": CHANNEL}, "next_cursor": _NSTR})
 
 
 def _q(name: str, schema: dict[str, Any], description: str, required: bool = False) -> dict[str, Any]:
@@ -70,6 +97,14 @@ TIME_PARAMS = [
     _q("to", {"type": "string", "format": "date-time"}, "exclusive end, RFC 3339 with offset"),
     _q("tz", {"type": "string", "pattern": r"^[+-](0\d|1[0-4]):[0-5]\d$", "default": "+08:00"},
        "offset in which minutes, days, weeks and months are shown"),
+]  # fmt: skip
+LIST_PARAMS = [
+    _q("platform", _STR, "only channels on this platform (slug)"),
+    _q("district", _STR, "only channels placed in this district (registry region, else earliest order's)"),
+    _q("township", _STR, "only channels placed in this township"),
+    _q("status", {"enum": ["scheduled", "live", "ended"]}, "only channels in this status (contract §3)"),
+    _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size"),
+    _q("cursor", _STR, "opaque: next_cursor of the previous page"),
 ]  # fmt: skip
 CHANNEL_PARAM = {"name": "channel_id", "in": "path", "required": True, "schema": {"type": "string"}}
 ALL_DIMS = sorted({d for ds in DATASETS.values() for d in ds.dims})
@@ -100,11 +135,13 @@ def build_spec() -> dict[str, Any]:
         _q("cols", {"type": "string"}, "0-2 comma-separated dimensions, as rows"),
         _q("measure", {"enum": ALL_MEASURES}, "per dataset; " + "; ".join(
             f"{name}: {', '.join(ds.measures)}" for name, ds in DATASETS.items())),
-        _q("format", {"enum": ["json", "csv"], "default": "json"}, "csv is UTF-8 with a BOM"),
+        _q("format", {"enum": ["json", "csv", "xlsx"], "default": "json"},
+           "csv is UTF-8 with a BOM; xlsx is an Excel workbook with Chinese headers, yuan/kg and totals"),
         *TIME_PARAMS,
     ]  # fmt: skip
     pivot_ok = _json(PIVOT)
     pivot_ok["content"]["text/csv"] = {"schema": {"type": "string"}}
+    pivot_ok["content"][XLSX] = {"schema": {"type": "string", "format": "binary"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "livesales", "version": "1", "description": "Live-stream sales, exactly counted."},
@@ -118,9 +155,15 @@ def build_spec() -> dict[str, Any]:
                                     {"description": "OK", "content": {"text/plain": {"schema": _STR}}}, [], (),
                                     secured=False)},
             "/v1/openapi.json": {"get": _op("this document", _json({"type": "object"}), [], (), secured=False)},
-            "/v1/channels": {"get": _op("channels in the token's scope",
-                                        _json(_obj({"channels": {"type": "array", "items": CHANNEL}})),
-                                        TIME_PARAMS[2:], authed)},
+            "/v1/channels": {"get": _op(
+                "channels in the token's scope, the most recently active first (registry-only last), "
+                "ties by channel_id; from/to keep channels with an order or stream-stats event in the range "
+                "or a schedule overlapping it", _json(CHANNEL_LIST), [*LIST_PARAMS, *TIME_PARAMS], authed)},
+            "/v1/regions": {"get": _op(
+                "per township (or district) in the token's scope: channels, live ones, sales in the range and "
+                "the ten channels with the highest GMV; regions ranked by GMV", _json(REGIONS),
+                [_q("level", {"enum": ["township", "district"], "default": "township"}, "what a region is"),
+                 *TIME_PARAMS], authed)},
             "/v1/channels/{channel_id}/minutes": {"get": _op(
                 "per-minute counts of one channel", _json(MINUTES), [CHANNEL_PARAM, *TIME_PARAMS], (*authed, 404))},
             "/v1/channels/{channel_id}/summary": {"get": _op(
@@ -129,8 +172,13 @@ def build_spec() -> dict[str, Any]:
             "/v1/channels/{channel_id}/live": {"get": _op(
                 "Server-Sent Events: 'update' events carrying {summary, minutes} whenever the channel changes",
                 {"description": "event stream", "content": {"text/event-stream": {"schema": _STR}}},
-                [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404))},
+                [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404, 503))},
             "/v1/pivot": {"get": _op("pivot a dataset", pivot_ok, pivot_params, authed)},
+            "/v1/channels/{channel_id}/alerts": {"get": _op(
+                "alert episodes of one channel along its clock, newest first (at most 100)", _json(ALERTS),
+                [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404))},
+            "/v1/labels": {"get": _op("display names of platforms, dimensions and measures", _json(LABELS), [],
+                                      (401, 429))},
             "/v1/events": {"post": {
                 **_op("validate and publish events (token with ingest)", _json(INGEST), [],
                       (400, 401, 403, 413, 429, 503)),

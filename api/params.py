@@ -75,3 +75,16 @@ def time_params(request: web.Request) -> TimeParams:
     if params.from_ is not None and params.to is not None and params.from_ >= params.to:
         raise ApiError(400, "from must be earlier than to")
     return params
+
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def strict_time_params(request: web.Request) -> TimeParams:
+    """``time_params`` accepting ``from``/``to`` only as RFC 3339 date-times with an
+    offset (contract §6), not as the Unix seconds pydantic would also read."""
+    for name in ("from", "to"):
+        value = request.query.get(name)
+        if value is not None and not RFC3339.match(value.replace(" ", "+")):
+            raise ApiError(400, f"{name}: must be an RFC 3339 date-time with an offset, e.g. 2020-02-29T09:00:00+08:00")
+    return time_params(request)

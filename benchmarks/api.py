@@ -135,6 +135,8 @@ async def bench_api(args: argparse.Namespace) -> None:
                 "minutes (6-hour channel)": f"{base}/v1/channels/{BIG}/minutes",
                 "summary (6-hour channel)": f"{base}/v1/channels/{BIG}/summary",
                 "pivot platform x district": f"{base}/v1/pivot?dataset=orders&rows=platform&cols=district",
+                "channel list (page of 100)": f"{base}/v1/channels",
+                "regions (townships)": f"{base}/v1/regions",
             }
             print(f"\n{'query':<30}{'clients':>8}{'p50 ms':>10}{'p99 ms':>10}")
             for name, url in cases.items():

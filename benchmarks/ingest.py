@@ -259,6 +259,14 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.stages import bench_stages
 
         await bench_stages(args)
+    elif args.which == "analytics":
+        from benchmarks.analytics import bench_analytics
+
+        await bench_analytics(args)
+    elif args.which == "live":
+        from benchmarks.live import bench_live
+
+        await bench_live(args)
     else:
         from benchmarks.api import bench_api
 

@@ -76,7 +76,7 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
         print(f"  直播大屏 (township cadre, 长街镇 only): token {tokens['township']}")
         print(f"  商务局 (commerce bureau, everything):  token {tokens['bureau']}")
         print(f"  ingest webhook token (POST /v1/events): {tokens['ingest']}")
-        print(f"  live page: {url}live.html?channel={festival.CHANNEL_ID}")
+        print(f"  live page ({festival.SALE_TITLE}, {festival.HOST}): {url}live.html?channel={festival.CHANNEL_ID}")
         print(f"  tokens file: {root / 'tokens.json'}   broker: {broker.bootstrap}\n", flush=True)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
         await producer.start()

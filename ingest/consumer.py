@@ -29,6 +29,7 @@ import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -40,6 +41,7 @@ from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.batch import Batch, assemble
 from processors.checkpool import CheckPool
+from processors.rows import RowSet
 from processors.store import StorageError
 from processors.writer import Fenced, Writer
 
@@ -97,6 +99,7 @@ class Consumer:
         metrics: Metrics,
         checks: CheckPool,
         name: str = "consumer",
+        on_stored: Callable[[Sequence[RowSet]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.checks = checks
@@ -104,6 +107,7 @@ class Consumer:
         self.producer = producer
         self.metrics = metrics
         self.name = name
+        self.on_stored = on_stored  # told of each stored batch's rows (live screens: api.live_hub)
         self._kafka: AIOKafkaConsumer | None = None
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
         # batches in validation, oldest first: at most one per validation process
@@ -343,6 +347,11 @@ class Consumer:
                 self._stall(f"storage failed: {exc}")
                 await asyncio.sleep(backoff.next())
         m.write_seconds.observe(result.seconds)
+        if self.on_stored is not None and result.stored:
+            try:
+                self.on_stored([rows for rows in batch.rows.values() if result.stored.get(rows.table)])
+            except Exception:  # a hook never stops the counting
+                log.exception("%s: on_stored hook failed", self.name)
         for table, n in result.stored.items():
             m.stored.labels(table).inc(n)
         for table, n in result.duplicates.items():

@@ -16,7 +16,8 @@ from ingest.producer import Producer
 from livesales.settings import Settings
 from processors.validate import Rejection, validate_value
 
-_KEY_FIELD = {"order.v1": "order_id", "onboarding.v1": "firm_id", "stream_stats.v1": "channel_id"}
+_KEY_FIELD = {"order.v1": "order_id", "onboarding.v1": "firm_id", "stream_stats.v1": "channel_id",
+              "channel.v1": "channel_id"}  # fmt: skip
 
 
 class BodyError(ValueError):

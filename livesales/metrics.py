@@ -38,3 +38,25 @@ class Metrics:
         self.ingested = Counter(
             "livesales_api_events", "Events posted to /v1/events", ["result"], registry=r
         )
+        self.live_streams = Gauge("livesales_live_streams", "Open live (SSE) streams", registry=r)
+        self.live_watchers = Gauge(
+            "livesales_live_watchers", "Live watchers: one per channel view, shared by its viewers", registry=r
+        )
+        self.live_payloads = Counter(
+            "livesales_live_payloads", "Live payloads computed (once per watcher update, for all its viewers)",
+            registry=r,
+        )
+        self.live_compute_seconds = Histogram(
+            "livesales_live_compute_seconds", "Time to compute one round of live payloads (all due views of a scope)",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r,
+        )
+        self.live_polls = Counter(
+            "livesales_live_polls", "Change-marker polls for what other processes stored (all channels at once)",
+            registry=r,
+        )
+        self.live_dropped = Counter(
+            "livesales_live_dropped", "Live viewers dropped for reading too slowly", registry=r
+        )
+        self.live_refused = Counter(
+            "livesales_live_refused", "Live streams refused by a cap", ["cap"], registry=r
+        )

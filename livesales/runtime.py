@@ -14,6 +14,7 @@ import logging
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from api.live_hub import LiveHub
 from ingest.consumer import Backoff, Consumer
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
@@ -32,6 +33,7 @@ class Runtime:
         self.metrics = Metrics()
         self.store = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster)
         self.writer = Writer(self.store, settings.dedupe_horizon_hours * 3600)
+        self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
         self.producer = Producer(settings.kafka_bootstrap)
         self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
         self._n_consumers = consumers
@@ -64,7 +66,8 @@ class Runtime:
         await self.checks.start()
         for i in range(self._n_consumers):
             consumer = Consumer(
-                self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}"
+                self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}",
+                on_stored=self.live.stored,
             )
             await consumer.start()
             self.consumers.append(consumer)
@@ -74,7 +77,7 @@ class Runtime:
         from api.app import create_app
 
         app: web.Application = create_app(
-            self.settings, self.store, self.metrics, self.producer, self.is_ready
+            self.settings, self.store, self.metrics, self.producer, self.is_ready, live_hub=self.live
         )
         return app
 

@@ -34,7 +34,7 @@ import numpy.typing as npt
 from clickhouse_connect.driver.client import Client
 
 from processors.bloom import BloomFilter
-from processors.rows import ONBOARDING, ORDERS, STATS, RowSet, TableSpec
+from processors.rows import CHANNELS, ONBOARDING, ORDERS, STATS, RowSet, TableSpec
 from processors.seen_parts import UNREAD, SeenBlocks, active_parts, part_of
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ _NEVER = 1 << 62  # a cutoff no event reaches: nothing is answered from memory b
 
 # Every deduped table has ``event_hash``, ``occurred_at`` and ``stored_at`` columns (and
 # ``step_hash`` when its spec has step fields): a new spec plugs in by being listed here.
-SPECS = {spec.table: spec for spec in (ORDERS, ONBOARDING, STATS)}
+SPECS = {spec.table: spec for spec in (ORDERS, ONBOARDING, STATS, CHANNELS)}
 
 U64 = npt.NDArray[np.uint64]
 

@@ -40,7 +40,8 @@ class TableSpec:
 ORDERS = TableSpec("order_steps", "order_events_in", ("platform", "order_id", "status"))
 ONBOARDING = TableSpec("onboarding_steps", "onboarding_events_in", ("platform", "firm_id", "status"))
 STATS = TableSpec("stream_stats", "stream_stats_in")
-SPEC_BY_SCHEMA = {"order.v1": ORDERS, "onboarding.v1": ONBOARDING, "stream_stats.v1": STATS}
+CHANNELS = TableSpec("channel_registry", "channel_events_in")  # every version is kept; the latest wins
+SPEC_BY_SCHEMA = {"order.v1": ORDERS, "onboarding.v1": ONBOARDING, "stream_stats.v1": STATS, "channel.v1": CHANNELS}
 
 
 @dataclass

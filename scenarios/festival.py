@@ -29,6 +29,16 @@ START = datetime(2020, 2, 29, 9, 0, tzinfo=CST)
 DURATION_S = 6 * 3600
 CHANNEL_ID = "nh-changjie-clam-festival-2020"
 CHANNEL_TITLE = "直播宁海"
+# The channel registry (channel.v1): what people call the sale and the account hosting it.
+SALE_TITLE = "宁海长街蛏子网络节"
+HOST = CHANNEL_TITLE
+# A second, registry-only channel (announced, never sold in this scenario): the list and
+# the region overview must show a channel that has a schedule but no orders.
+SECOND_CHANNEL_ID = "xs-shipu-seafood-2020"
+SECOND_REGISTRY: dict[str, Any] = {
+    "channel_id": SECOND_CHANNEL_ID, "platform": "kuaishou", "title": "象山石浦渔港海鲜直播",
+    "host": "石浦渔港", "region": {"district": "象山县", "township": "石浦镇"},
+}  # fmt: skip
 PLATFORM = "douyin"
 MERCHANT_ID = "changjie-clam-coop"
 REGION = {"district": "宁海县", "township": "长街镇"}
@@ -161,8 +171,24 @@ def _order_event(order_id: str, status: str, t: int, items: list[dict[str, Any]]
     }  # fmt: skip
 
 
+def registry() -> list[ScheduledEvent]:
+    """The channel.v1 events, sent first (``at`` 0): announced the evening before."""
+    announced = rfc3339(START - timedelta(hours=15))
+    festival: dict[str, Any] = {
+        "schema": "channel.v1", "event_id": "ch-nh-changjie-2020-v1", "occurred_at": announced,
+        "channel_id": CHANNEL_ID, "platform": PLATFORM, "title": SALE_TITLE, "host": HOST, "region": dict(REGION),
+        "scheduled_start": rfc3339(START), "scheduled_end": rfc3339(START + timedelta(seconds=DURATION_S)),
+    }  # fmt: skip
+    second: dict[str, Any] = {
+        "schema": "channel.v1", "event_id": "ch-xs-shipu-2020-v1", "occurred_at": announced, **SECOND_REGISTRY,
+        "scheduled_start": rfc3339(START + timedelta(hours=10)), "scheduled_end": rfc3339(START + timedelta(hours=12)),
+    }  # fmt: skip
+    return [ScheduledEvent(0.0, "channels", ev["channel_id"], ev) for ev in (festival, second)]
+
+
 def generate(seed: int = 2020) -> list[ScheduledEvent]:
-    """The festival's events sorted by ``at`` (= seconds after 09:00 of ``occurred_at``)."""
+    """The festival's events sorted by ``at`` (= seconds after 09:00 of ``occurred_at``;
+    the registry events, announced the evening before, at 0)."""
     rnd = random.Random(seed)
     n_created = round(PAID_TARGET / (1 - UNPAID_SHARE))
     bursts = sorted(rnd.uniform(1200, DURATION_S - 1200) for _ in range(BASKET_MOMENTS))
@@ -208,4 +234,4 @@ def generate(seed: int = 2020) -> list[ScheduledEvent]:
 
     scheduled += _stream_stats(rnd, bursts)
     scheduled.sort(key=lambda s: s.at)
-    return scheduled
+    return registry() + scheduled

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypedDict
 
-TOPIC_KINDS = ("orders", "onboarding", "stream_stats")
+TOPIC_KINDS = ("orders", "onboarding", "stream_stats", "channels")
 # Ningbo local time: the press figures and the people watching the dashboard use it.
 CST = timezone(timedelta(hours=8))
 

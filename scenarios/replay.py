@@ -34,6 +34,7 @@ def topic_map(settings: Settings) -> dict[str, str]:
         "orders": settings.topic_orders,
         "onboarding": settings.topic_onboarding,
         "stream_stats": settings.topic_stream_stats,
+        "channels": settings.topic_channels,
     }
 
 

@@ -200,18 +200,89 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         3,
+        "channel registry (channel.v1), its current view, stored_at indexes for channel status",
+        (
+            f"""
+            CREATE TABLE IF NOT EXISTS channel_registry (
+                event_hash      UInt64,
+                event_id        String,
+                channel_id      String,
+                platform        LowCardinality(String),
+                title           String,
+                host            Nullable(String),
+                district        LowCardinality(String),
+                township        LowCardinality(String),
+                scheduled_start Nullable(DateTime64(3, 'UTC')),
+                scheduled_end   Nullable(DateTime64(3, 'UTC')),
+                occurred_at     DateTime64(3, 'UTC'),
+                stored_at       DateTime64(3, 'UTC') DEFAULT now64(3),
+                INDEX ix_event event_hash TYPE bloom_filter(0.001) GRANULARITY 1
+            ) ENGINE = MergeTree
+            ORDER BY (channel_id, occurred_at, event_id)
+            SETTINGS {_DEDUP}
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS channel_events_in (
+                event_id String, channel_id String, platform String, title String, host Nullable(String),
+                region Tuple(district String, township Nullable(String)),
+                scheduled_start Nullable(DateTime64(3, 'UTC')), scheduled_end Nullable(DateTime64(3, 'UTC')),
+                occurred_at DateTime64(3, 'UTC')
+            ) ENGINE = Null
+            """,
+            """
+            CREATE MATERIALIZED VIEW IF NOT EXISTS channel_events_mv TO channel_registry AS
+            SELECT xxh3(event_id) AS event_hash, event_id, channel_id, platform, title, host,
+                   tupleElement(region, 'district') AS district,
+                   ifNull(tupleElement(region, 'township'), '') AS township,
+                   scheduled_start, scheduled_end, occurred_at
+            FROM channel_events_in
+            """,
+            # One row per channel: its latest registry entry by (occurred_at, event_id)
+            # (contract §3). One argMax over a tuple keeps every field from the same
+            # entry: argMax of a Nullable column alone would skip a newer entry's NULL host.
+            """
+            CREATE VIEW IF NOT EXISTS channels_current AS
+            SELECT channel_id,
+                   latest.1 AS platform, latest.2 AS title, latest.3 AS host, latest.4 AS district,
+                   latest.5 AS township, latest.6 AS scheduled_start, latest.7 AS scheduled_end
+            FROM (
+                SELECT channel_id,
+                       argMax(tuple(platform, title, host, district, township, scheduled_start, scheduled_end),
+                              tuple(occurred_at, event_id)) AS latest
+                FROM channel_registry GROUP BY channel_id
+            )
+            """,
+            # A channel is live while its rows keep being stored: "stored in the last ten
+            # minutes" then skips every granule whose rows are all older.
+            "ALTER TABLE order_steps ADD INDEX IF NOT EXISTS ix_stored stored_at TYPE minmax GRANULARITY 1",
+            "ALTER TABLE stream_stats ADD INDEX IF NOT EXISTS ix_stored stored_at TYPE minmax GRANULARITY 1",
+            "ALTER TABLE order_steps MATERIALIZE INDEX ix_stored",
+            "ALTER TABLE stream_stats MATERIALIZE INDEX ix_stored",
+        ),
+    ),
+    Migration(
+        4,
         "minmax indexes on event and storage time, for the dedupe horizon",
         # processors.dedupe loads the rows within its horizon (by occurred_at, or by
-        # stored_at for late arrivals) at start-up: these let both reads skip old granules.
-        tuple(
-            stmt
-            for table in ("order_steps", "onboarding_steps", "stream_stats")
-            for stmt in (
-                f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS ix_occurred occurred_at TYPE minmax GRANULARITY 1",
-                f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS ix_stored stored_at TYPE minmax GRANULARITY 1",
-                f"ALTER TABLE {table} MATERIALIZE INDEX ix_occurred",
-                f"ALTER TABLE {table} MATERIALIZE INDEX ix_stored",
-            )
+        # stored_at for late arrivals) at start-up, and a day's rows for old events: these
+        # let the reads skip other granules (order_steps and stream_stats got ix_stored in 3).
+        (
+            *(
+                stmt
+                for table in ("order_steps", "onboarding_steps", "stream_stats", "channel_registry")
+                for stmt in (
+                    f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS ix_occurred occurred_at TYPE minmax GRANULARITY 1",
+                    f"ALTER TABLE {table} MATERIALIZE INDEX ix_occurred",
+                )
+            ),
+            *(
+                stmt
+                for table in ("onboarding_steps", "channel_registry")
+                for stmt in (
+                    f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS ix_stored stored_at TYPE minmax GRANULARITY 1",
+                    f"ALTER TABLE {table} MATERIALIZE INDEX ix_stored",
+                )
+            ),
         ),
     ),
 )

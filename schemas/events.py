@@ -1,4 +1,4 @@
-"""Pydantic v2 schemas of the three wire events (contract §2).
+"""Pydantic v2 schemas of the four wire events (contract §2).
 
 They are TypedDicts validated by pydantic rather than BaseModels: the consumer builds
 ClickHouse columns straight from the validated dicts, and on this hot path pydantic
@@ -14,14 +14,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, NotRequired
 
-from pydantic import AwareDatetime, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 MAX_MONEY_FEN = 10**12
 # occurred_at must lie in [EARLIEST, processing time + FUTURE_SLACK] (its own error code)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(hours=24)
-SCHEMAS = ("order.v1", "onboarding.v1", "stream_stats.v1")
+# A channel's schedule must be storable (DateTime64 ends in 2299) and plausible: outside
+# [EARLIEST, SCHEDULE_LATEST) it is a schema_violation, not a poison pill for the insert.
+SCHEDULE_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+SCHEMAS = ("order.v1", "onboarding.v1", "stream_stats.v1", "channel.v1")
 
 # Identifiers: 1-128 chars without control characters (they break logs, keys, CSV).
 Ident = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
@@ -88,7 +91,36 @@ class StreamStatsEvent(TypedDict):
     views_total: Count
 
 
-AnyEvent = OrderEvent | OnboardingEvent | StreamStatsEvent
+@with_config(_STRICT)
+class ChannelEvent(TypedDict):
+    """The channel registry (v1.1): what people call a sale, who hosts it, where and when."""
+
+    schema: Literal["channel.v1"]
+    event_id: Ident
+    occurred_at: AwareDatetime
+    channel_id: Ident
+    platform: Slug
+    title: Name
+    host: NotRequired[Name]
+    region: Region
+    scheduled_start: NotRequired[AwareDatetime]
+    scheduled_end: NotRequired[AwareDatetime]
+
+
+def _schedule_in_order(event: ChannelEvent) -> ChannelEvent:
+    start, end = event.get("scheduled_start"), event.get("scheduled_end")
+    for name, at in (("scheduled_start", start), ("scheduled_end", end)):
+        if at is not None and not EARLIEST <= at < SCHEDULE_LATEST:
+            raise ValueError(f"{name} must lie in [2000-01-01T00:00:00Z, 2200-01-01T00:00:00Z)")
+    if start is not None and end is not None and end <= start:
+        raise ValueError("scheduled_end must be after scheduled_start")
+    return event
+
+
+AnyEvent = OrderEvent | OnboardingEvent | StreamStatsEvent | ChannelEvent
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(
-    Annotated[AnyEvent, Field(discriminator="schema")]
+    Annotated[
+        OrderEvent | OnboardingEvent | StreamStatsEvent | Annotated[ChannelEvent, AfterValidator(_schedule_in_order)],
+        Field(discriminator="schema"),
+    ]
 )

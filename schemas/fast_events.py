@@ -20,9 +20,10 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from schemas.events import EARLIEST, FUTURE_SLACK, MAX_MONEY_FEN
+from schemas.events import EARLIEST, FUTURE_SLACK, MAX_MONEY_FEN, SCHEDULE_LATEST
 
 _MARGIN = timedelta(seconds=1)
+_SCHEDULE_LO, _SCHEDULE_HI = EARLIEST + _MARGIN, SCHEDULE_LATEST - _MARGIN
 SLUG_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 
 Ident = Annotated[str, Meta(min_length=1, max_length=128)]  # + isprintable(), see _ident_ok
@@ -112,11 +113,37 @@ class FastStreamStats(Struct, frozen=True, forbid_unknown_fields=True, tag_field
         return ()
 
 
-FastEvent = FastOrder | FastOnboarding | FastStreamStats
+class FastChannel(Struct, frozen=True, forbid_unknown_fields=True, tag_field="schema", tag="channel.v1"):
+    event_id: Ident
+    occurred_at: Aware
+    channel_id: Ident
+    platform: Slug
+    title: Name
+    region: Region
+    host: Name | UnsetType = UNSET
+    scheduled_start: Aware | UnsetType = UNSET
+    scheduled_end: Aware | UnsetType = UNSET
+
+    def ok(self) -> bool:
+        if not (self.event_id.isprintable() and self.channel_id.isprintable() and _slug_ok(self.platform)):
+            return False
+        start, end = self.scheduled_start, self.scheduled_end
+        # near a bound or out of order (within msgspec's rounding): pydantic decides
+        for at in (start, end):
+            if at is not UNSET and not _SCHEDULE_LO < at < _SCHEDULE_HI:
+                return False
+        return start is UNSET or end is UNSET or end - start > _MARGIN
+
+    def step(self) -> tuple[str, ...]:
+        return ()
+
+
+FastEvent = FastOrder | FastOnboarding | FastStreamStats | FastChannel
 SCHEMA_OF: dict[type[FastEvent], str] = {
     FastOrder: "order.v1",
     FastOnboarding: "onboarding.v1",
     FastStreamStats: "stream_stats.v1",
+    FastChannel: "channel.v1",
 }
 
 

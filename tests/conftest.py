@@ -40,6 +40,7 @@ def settings(broker: LocalBroker, tmp_path: Path) -> Settings:
         topic_orders=f"orders-{tag}",
         topic_onboarding=f"onboarding-{tag}",
         topic_stream_stats=f"stats-{tag}",
+        topic_channels=f"channels-{tag}",
         topic_dlq=f"dlq-{tag}",
         clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",
         api_port=0,

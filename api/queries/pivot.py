@@ -14,7 +14,7 @@ from typing import Any
 
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries.scope import region_condition
+from api.queries.scope import channel_scope, region_condition
 from processors.store import ClickHouse
 
 # ``t`` is the event time shifted into the requested offset (seconds bound as {off}).
@@ -87,7 +87,7 @@ DATASETS: dict[str, Dataset] = {
             ) AS f ON o.platform = f.platform AND o.merchant_id = f.firm_id
             WHERE o.status = 'paid'
         )""",
-        dims={"platform": "platform", "district": "district", **TIME_DIMS},
+        dims={"platform": "platform", "district": "district", "firm_id": "firm_id", **TIME_DIMS},
         measures={
             "gmv_fen": "sum(amount_fen)",
             "paid_orders": "count()",
@@ -126,6 +126,7 @@ _BY_STATUS: dict[str, Any] = {
     "net_gmv_fen": lambda s: s["paid"][1] - s["refunded"][1],
 }
 _HOURLY_DIMS = {k: v.replace("occurred_at", "toStartOfHour(occurred_at)") for k, v in TIME_DIMS.items()}
+_MINUTELY_DIMS = {k: v.replace("occurred_at", "minute") for k, v in TIME_DIMS.items()}
 
 
 def _hour_aligned(t: datetime | None) -> bool:
@@ -136,16 +137,30 @@ def _hour_aligned(t: datetime | None) -> bool:
     return u.minute == 0 and u.second == 0 and u.microsecond == 0
 
 
+def _minute_aligned(t: datetime | None) -> bool:
+    """On a UTC minute boundary (RFC 3339 offsets are whole minutes)."""
+    return t is None or (t.astimezone(UTC).second == 0 and t.microsecond == 0)
+
+
 async def _orders_cells(
     ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams
 ) -> dict[tuple[tuple[Any, ...], tuple[Any, ...]], int]:
     ds = DATASETS["orders"]
-    hourly = tp.offset_seconds % 3600 == 0 and _hour_aligned(tp.from_) and _hour_aligned(tp.to)
-    exprs = {**ds.dims, **(_HOURLY_DIMS if hourly else {})}
-    time_col = "toStartOfHour(occurred_at)" if hourly else "occurred_at"
     dims = [*req.rows, *req.cols]
+    if scope.is_all:
+        hourly = tp.offset_seconds % 3600 == 0 and _hour_aligned(tp.from_) and _hour_aligned(tp.to)
+        exprs = {**ds.dims, **(_HOURLY_DIMS if hourly else {})}
+        time_col = "toStartOfHour(occurred_at)" if hourly else "occurred_at"
+        cond, params = "1", dict[str, Any]()
+    else:
+        # A scoped token sees the orders of the channels placed inside its scope (all of
+        # them, as on the channel's pages: api.queries.scope); p_minute, which has the
+        # channel, answers when the bounds fall on minutes and no platform/merchant is asked.
+        minutely = _minute_aligned(tp.from_) and _minute_aligned(tp.to)
+        exprs = {**ds.dims, **(_MINUTELY_DIMS if minutely else {})}
+        time_col = "minute" if minutely else "occurred_at"
+        cond, params = channel_scope(scope)
     select = "".join(f"{exprs[d]} AS d{i}, " for i, d in enumerate(dims))
-    cond, params = region_condition(scope, ds.district_col, ds.township_col)
     if tp.from_ is not None:
         cond += f" AND {time_col} >= {{lo:DateTime64(3, 'UTC')}}"
     if tp.to is not None:
@@ -167,7 +182,31 @@ async def _orders_cells(
     return {(key[:nr], key[nr:]): int(measure(s)) for key, s in acc.items()}
 
 
+async def firm_names(ch: ClickHouse, firm_ids: list[str]) -> dict[str, str]:
+    """Each firm's latest name (of its onboarding steps), for the ids a pivot shows."""
+    if not firm_ids:
+        return {}
+    rows = await ch.query(
+        "SELECT firm_id, argMax(firm_name, occurred_at) AS name FROM onboarding_steps"
+        " WHERE firm_id IN {ids:Array(String)} GROUP BY firm_id",
+        {"ids": firm_ids},
+    )
+    return {r["firm_id"]: r["name"] for r in rows}
+
+
 async def run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams) -> dict[str, Any]:
+    """The contract's pivot answer; with ``firm_id`` among the dimensions, also its names."""
+    result = await _run_pivot(ch, req, scope, tp)
+    dims = [*req.rows, *req.cols]
+    if req.dataset == "domestic_sales" and "firm_id" in dims:
+        i = dims.index("firm_id")
+        keys = result["row_keys"] if i < len(req.rows) else result["col_keys"]
+        j = i if i < len(req.rows) else i - len(req.rows)
+        result["labels"] = {"firm_id": await firm_names(ch, sorted({k[j] for k in keys}))}
+    return result
+
+
+async def _run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams) -> dict[str, Any]:
     if req.dataset == "orders":
         linear = await _orders_cells(ch, req, scope, tp)
         return shape(req, linear, *_add_up(linear))

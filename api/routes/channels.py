@@ -9,7 +9,7 @@ from aiohttp import web
 from api.auth import Principal, principal_of
 from api.context import STORE, json_response
 from api.errors import ApiError
-from api.params import TimeParams, time_params
+from api.params import TimeParams, strict_time_params, time_params
 from api.queries import channels as q
 
 routes = web.RouteTableDef()
@@ -30,11 +30,38 @@ async def resolve(request: web.Request) -> tuple[Principal, str, TimeParams]:
     return principal, channel_id, tp
 
 
+MAX_LIMIT = 1000
+
+
+def list_filters(request: web.Request) -> q.ListFilters:
+    """Filters, limit and cursor of ``GET /v1/channels``; a 400 naming what is allowed."""
+    query = request.query
+    raw_limit = query.get("limit", "100")
+    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+    status = query.get("status")
+    if status is not None and status not in q.STATUSES:
+        raise ApiError(400, f"status must be one of: {', '.join(q.STATUSES)}")
+    cursor = None
+    if "cursor" in query:
+        try:
+            cursor = q.decode_cursor(query["cursor"])
+        except ValueError as exc:
+            raise ApiError(400, f"{exc}; pass next_cursor from the previous page") from None
+    text = {name: query.get(name) for name in ("platform", "district", "township")}
+    for name, value in text.items():
+        if value is not None and not 1 <= len(value) <= 200:
+            raise ApiError(400, f"{name} must be 1-200 characters")
+    return q.ListFilters(status=status, limit=int(raw_limit), cursor=cursor, **text)
+
+
 @routes.get("/v1/channels")
 async def list_channels(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    tp = time_params(request)
-    return json_response({"channels": await q.list_channels(request.app[STORE], principal.scope, tp)})
+    tp = strict_time_params(request)
+    filters = list_filters(request)
+    page, cursor = await q.list_channels(request.app[STORE], principal.scope, tp, filters)
+    return json_response({"channels": page, "next_cursor": cursor})
 
 
 @routes.get("/v1/channels/{channel_id}/minutes")

@@ -1,10 +1,12 @@
-"""The bureau's view: pivots of orders, onboarding and domestic sales, as JSON or CSV."""
+"""The bureau's view: pivots of orders, onboarding and domestic sales, as JSON, CSV or Excel."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -13,6 +15,10 @@ from api.context import STORE, json_response
 from api.errors import ApiError
 from api.params import time_params
 from api.queries.pivot import DATASETS, PivotRequest, run_pivot
+from api.xlsx import file_name, to_xlsx
+
+FORMATS = ("json", "csv", "xlsx")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 routes = web.RouteTableDef()
 
@@ -41,25 +47,40 @@ def parse_pivot(query: Any) -> PivotRequest:
     if measure not in ds.measures:
         raise ApiError(400, f"measure for {dataset} must be one of: {', '.join(ds.measures)}")
     fmt = query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise ApiError(400, "format must be one of: json, csv")
+    if fmt not in FORMATS:
+        raise ApiError(400, f"format must be one of: {', '.join(FORMATS)}")
     return PivotRequest(dataset, rows, cols, measure)
 
 
-def _label(value: Any) -> str:
+def _label(value: Any, names: dict[str, str] | None = None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    return names.get(text, text) if names else text
+
+
+def _names(p: dict[str, Any], dims: list[str]) -> list[dict[str, str] | None]:
+    """Per dimension, the names its keys show as in CSV (firm names; else the keys)."""
+    labels = p.get("labels", {})
+    return [labels.get(d) for d in dims]
+
+
+def attachment(name: str) -> str:
+    """An ASCII fallback plus the RFC 5987 UTF-8 name, so browsers save the Chinese name."""
+    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
 
 
 def to_csv(p: dict[str, Any]) -> bytes:
     """UTF-8 with BOM so Excel shows Chinese; header, one line per row key, a total line."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\r\n")
-    col_names = ["/".join(_label(x) for x in ck) or p["measure"] for ck in p["col_keys"]]
+    row_names, col_names_of = _names(p, p["rows"]), _names(p, p["cols"])
+    col_names = ["/".join(_label(x, n) for x, n in zip(ck, col_names_of, strict=True)) or p["measure"]
+                 for ck in p["col_keys"]]  # fmt: skip
     w.writerow([*p["rows"], *col_names, "total"])
     for rk, cells, rt in zip(p["row_keys"], p["cells"], p["row_totals"], strict=True):
-        w.writerow([*(_label(x) for x in rk), *cells, rt])
+        w.writerow([*(_label(x, n) for x, n in zip(rk, row_names, strict=True)), *cells, rt])
     w.writerow(["total", *([""] * (len(p["rows"]) - 1)), *p["col_totals"], p["total"]] if p["rows"]
                else ["total", *p["col_totals"], p["total"]])  # fmt: skip
     return ("\ufeff" + out.getvalue()).encode("utf-8")
@@ -71,7 +92,8 @@ async def pivot(request: web.Request) -> web.Response:
     req = parse_pivot(request.query)
     tp = time_params(request)
     result = await run_pivot(request.app[STORE], req, principal.scope, tp)
-    if request.query.get("format") == "csv":
+    fmt = request.query.get("format")
+    if fmt == "csv":
         name = f"{req.dataset}-{req.measure}.csv"
         return web.Response(
             body=to_csv(result),
@@ -79,4 +101,8 @@ async def pivot(request: web.Request) -> web.Response:
             charset="utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
+    if fmt == "xlsx":
+        body = await asyncio.to_thread(to_xlsx, result, tp)  # a big table takes a while: not on the loop
+        return web.Response(body=body, content_type=XLSX,
+                            headers={"Content-Disposition": attachment(file_name(req.dataset, req.measure, "xlsx"))})
     return json_response(result)

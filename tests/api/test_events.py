@@ -66,3 +66,16 @@ async def test_gateway_refusals(gateway: Client, api_settings: Settings) -> None
     big = b"[" + b" " * (api_settings.api_max_body_bytes + 1) + b"]"
     resp = await gateway.post("/v1/events", data=big, headers={**auth("all"), "Content-Type": "application/json"})
     assert resp.status == 413 and (await resp.json())["error"]["code"] == "payload_too_large"
+
+
+async def test_channel_events_go_to_the_channels_topic(gateway: Client, api_settings: Settings) -> None:
+    from tests.api.test_channels import channel
+
+    good = channel("g-ch", "nh-live", "2020-02-28T18:00:00+08:00", "宁海长街蛏子网络节", "直播宁海",
+                   start="2020-02-29T09:00:00+08:00", end="2020-02-29T15:00:00+08:00")  # fmt: skip
+    backwards = good | {"event_id": "g-ch-2", "scheduled_end": "2020-02-29T08:00:00+08:00"}
+    resp = await gateway.post("/v1/events", json=[good, backwards], headers=auth("all"))
+    result = await resp.json()
+    assert result["accepted"] == 1 and [(r["index"], r["code"]) for r in result["rejected"]] == [(1, "schema_violation")]
+    published = await read_topic(api_settings, api_settings.topic_channels, 1)
+    assert json.loads(published[0].value) == good and published[0].key == b"nh-live"

@@ -18,7 +18,7 @@ Client = TestClient[Any, Any]
 
 
 async def test_rate_limit_answers_429_with_retry_after(api_settings: Settings, loaded: ClickHouse) -> None:
-    settings = api_settings.model_copy(update={"api_rate_per_s": 1.0, "api_burst": 3})
+    settings = api_settings.model_copy(update={"api_rate_per_s": 0.1, "api_burst": 3})  # no refill between calls
     async with TestClient(TestServer(create_app(settings, loaded, Metrics(), None, lambda: True))) as c:
         statuses = [(await c.get("/v1/channels", headers=auth("reader"))).status for _ in range(5)]
         assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
@@ -67,6 +67,10 @@ async def test_responses_match_the_document(client: Client) -> None:
         ("/v1/pivot?dataset=onboarding&rows=export_oriented&cols=platform", "/v1/pivot", 200),
         ("/v1/pivot?dataset=orders&rows=nope", "/v1/pivot", 400),
         ("/v1/pivot?dataset=domestic_sales", "/v1/pivot", 200),
+        ("/v1/pivot?dataset=domestic_sales&rows=firm_id", "/v1/pivot", 200),
+        ("/v1/channels/nh-live/alerts", "/v1/channels/{channel_id}/alerts", 200),
+        ("/v1/channels/nope/alerts", "/v1/channels/{channel_id}/alerts", 404),
+        ("/v1/labels", "/v1/labels", 200),
     ]
     for url, path, status in cases:
         resp = await client.get(url, headers=auth("reader"))

@@ -1,39 +1,29 @@
-"""The live stream pushes an update when a new order is stored, without a reload."""
+"""The live stream: updates without a reload, one shared watcher per view, caps, clean ends."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
-from aiohttp.test_utils import TestClient
+import pytest
 
+from api.context import METRICS
+from livesales.metrics import Metrics
+from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import C25, auth, order, store_events
+from tests.api.live_support import Client, MakeClient, client_factory, hub_of, next_update, sample
+from tests.conftest import wait_for
 
-Client = TestClient[Any, Any]
+URL = "/v1/channels/nh-live/live"
 
 
-async def next_update(resp: Any, timeout: float = 10.0) -> dict[str, Any]:
-    """Read SSE lines until one complete ``update`` event; fail after ``timeout``."""
-
-    async def read() -> dict[str, Any]:
-        event, data = None, []
-        while True:
-            line = (await resp.content.readline()).decode().rstrip("\n")
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                data.append(line.split(":", 1)[1].strip())
-            elif line == "" and event == "update":
-                parsed: dict[str, Any] = json.loads("\n".join(data))
-                return parsed
-
-    return await asyncio.wait_for(read(), timeout)
+@pytest.fixture
+def make_client(api_settings: Settings, loaded: ClickHouse) -> MakeClient:
+    return client_factory(api_settings, loaded)
 
 
 async def test_live_pushes_new_orders(client: Client, loaded: ClickHouse) -> None:
-    resp = await client.get("/v1/channels/nh-live/live", headers=auth("township"))
+    resp = await client.get(URL, headers=auth("township"))
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
     first = await next_update(resp)
     assert first["summary"]["paid_orders"] == 4 and first["minutes"]["minutes"]
@@ -42,3 +32,94 @@ async def test_live_pushes_new_orders(client: Client, loaded: ClickHouse) -> Non
     assert second["summary"]["paid_orders"] == 5 and second["summary"]["gmv_fen"] == 59600 + 6800
     assert any(m["minute"] == "2020-02-29T10:30:00+08:00" for m in second["minutes"]["minutes"])
     resp.close()
+
+
+async def test_many_viewers_of_a_view_share_one_watcher(make_client: MakeClient, loaded: ClickHouse) -> None:
+    async with make_client(live_poll_ms=200) as client:
+        metrics, hub = client.server.app[METRICS], hub_of(client)
+        streams = await asyncio.gather(*(client.get(URL, headers=auth("township")) for _ in range(30)))
+        firsts = await asyncio.gather(*(next_update(r) for r in streams))
+        assert all(f["summary"]["paid_orders"] == 4 for f in firsts)
+        assert hub.watchers == 1 and hub.streams == 30
+        polled = await wait_for(lambda: _sample(metrics, "livesales_live_polls_total"), timeout=5, what="a poll")
+        computed = sample(metrics, "livesales_live_payloads_total")
+        assert 1 <= computed <= 2  # not once per viewer (2: the poll after the first confirms it)
+
+        await store_events(loaded, [order("a-o9-p", "o9", "paid", "2020-02-29T10:30:00+08:00", "nh-live", [C25])])
+        seconds = await asyncio.gather(*(next_update(r, timeout=5.0) for r in streams))
+        assert all(s["summary"]["paid_orders"] == 5 for s in seconds)
+        assert sample(metrics, "livesales_live_payloads_total") - computed <= 2
+        assert sample(metrics, "livesales_live_polls_total") > polled  # the poll found it: no consumer here
+
+        # another scope is another view: its own watcher, its own numbers
+        other = await client.get(URL, headers=auth("all"))
+        assert (await next_update(other))["summary"]["paid_orders"] == 5
+        assert hub.watchers == 2
+        for r in [*streams, other]:
+            r.close()
+
+
+async def test_closing_every_viewer_stops_the_watcher(make_client: MakeClient) -> None:
+    async with make_client(live_poll_ms=100) as client:
+        hub = hub_of(client)
+        streams = [await client.get(URL, headers=auth("reader")) for _ in range(3)]
+        for r in streams:
+            await next_update(r)
+        assert hub.watchers == 1
+        streams[0].close()
+        await wait_for(lambda: _is(hub.streams, 2), timeout=5, what="one stream left")
+        assert hub.watchers == 1  # the others still watch
+        for r in streams[1:]:
+            r.close()
+        await wait_for(lambda: _is(hub.streams, 0), timeout=5, what="streams closed")
+        assert hub.watchers == 0
+
+
+async def test_stream_caps_answer_429_per_token_and_503_per_process(make_client: MakeClient) -> None:
+    async with make_client(live_max_streams_per_token=2, live_max_streams=3) as client:
+        metrics = client.server.app[METRICS]
+        mine = [await client.get(URL, headers=auth("township")) for _ in range(2)]
+        assert [r.status for r in mine] == [200, 200]
+        over = await client.get(URL, headers=auth("township"))
+        assert over.status == 429
+        assert (await over.json())["error"]["code"] == "too_many_streams"
+        third = await client.get(URL, headers=auth("district"))  # another token: room left
+        assert third.status == 200
+        full = await client.get(URL, headers=auth("reader"))
+        assert full.status == 503 and "Retry-After" in full.headers
+        body = await full.json()
+        assert body["error"]["code"] == "too_many_streams" and body["error"]["message"]
+        assert sample(metrics, "livesales_live_refused_total", {"cap": "token"}) == 1
+        assert sample(metrics, "livesales_live_refused_total", {"cap": "process"}) == 1
+        for r in [*mine, third]:
+            r.close()
+
+
+async def test_unknown_or_out_of_scope_channel_is_404_and_holds_nothing(make_client: MakeClient) -> None:
+    async with make_client() as client:
+        hub = hub_of(client)
+        for url, role in (("/v1/channels/nope/live", "all"), ("/v1/channels/xs-live/live", "township")):
+            resp = await client.get(url, headers=auth(role))
+            assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+        assert hub.streams == 0 and hub.watchers == 0
+        bad = await client.get(URL + "?tz=bogus", headers=auth("all"))
+        assert bad.status == 400 and hub.streams == 0
+
+
+async def test_shutdown_ends_open_streams_and_refuses_new_ones(make_client: MakeClient) -> None:
+    async with make_client() as client:
+        resp = await client.get(URL, headers=auth("all"))
+        await next_update(resp)
+        await client.server.app.shutdown()  # what the runtime's stop does first
+        await asyncio.wait_for(resp.content.read(), 5.0)  # the stream ends: EOF, not a hang
+        again = await client.get(URL, headers=auth("all"))
+        assert again.status == 503 and (await again.json())["error"]["code"] == "unavailable"
+        assert hub_of(client).streams == 0
+
+
+async def _is(value: int, want: int) -> bool:
+    return value == want
+
+
+async def _sample(metrics: Metrics, name: str) -> float:
+    return sample(metrics, name)

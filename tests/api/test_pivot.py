@@ -99,7 +99,7 @@ async def test_bad_pivot_parameters(client: Client) -> None:
         "/v1/pivot?dataset=orders&rows=platform,district,day": "at most 2",
         "/v1/pivot?dataset=orders&rows=platform&cols=platform": "only once",
         "/v1/pivot?dataset=orders&measure=firms_net": "paid_orders, gmv_fen",
-        "/v1/pivot?dataset=orders&format=xlsx": "json, csv",
+        "/v1/pivot?dataset=orders&format=pdf": "json, csv, xlsx",
         "/v1/pivot?dataset=orders&tz=8": "+08:00",
     }
     for path, allowed in cases.items():

@@ -30,6 +30,7 @@ def spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         "LIVESALES_TOPIC_ORDERS": settings.topic_orders,
         "LIVESALES_TOPIC_ONBOARDING": settings.topic_onboarding,
         "LIVESALES_TOPIC_STREAM_STATS": settings.topic_stream_stats,
+        "LIVESALES_TOPIC_CHANNELS": settings.topic_channels,
         "LIVESALES_TOPIC_DLQ": settings.topic_dlq,
         "LIVESALES_CLICKHOUSE_DSN": settings.clickhouse_dsn,
         "LIVESALES_BATCH_MAX_RECORDS": "500",

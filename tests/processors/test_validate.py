@@ -60,7 +60,7 @@ def code_of(event: Any) -> str | None:
     return code
 
 
-@pytest.mark.parametrize("name", ["order_paid", "order_refunded", "onboarding", "stream_stats"])
+@pytest.mark.parametrize("name", ["order_paid", "order_refunded", "onboarding", "stream_stats", "channel"])
 def test_contract_examples_are_valid(name: str) -> None:
     assert code_of(example(name)) is None
 
@@ -122,6 +122,22 @@ VIOLATIONS = [
     ("stream_stats", "viewers_online", -1),
     ("stream_stats", "views_total", "41250"),
     ("order_paid", "schema", DELETE),
+    ("channel", "channel_id", DELETE),
+    ("channel", "channel_id", "bad\tid"),
+    ("channel", "platform", "Douyin"),
+    ("channel", "title", DELETE),
+    ("channel", "title", ""),
+    ("channel", "title", "节" * 201),
+    ("channel", "host", ""),
+    ("channel", "host", 7),
+    ("channel", "region", DELETE),
+    ("channel", "region.district", DELETE),
+    ("channel", "scheduled_start", "2020-02-29T09:00:00"),  # no offset
+    ("channel", "scheduled_end", "tomorrow"),
+    ("channel", "scheduled_end", "2020-02-29T09:00:00+08:00"),  # equal to the start
+    ("channel", "scheduled_end", "2020-02-29T08:59:59+08:00"),  # before the start
+    ("channel", "scheduled_end", "2200-01-01T00:00:00Z"),  # past what is storable and plausible
+    ("channel", "scheduled_start", "1999-12-31T23:59:59Z"),
 ]
 
 
@@ -189,3 +205,20 @@ def test_violation_message_names_the_field() -> None:
     result = check(mutate("order_paid", "items.0.quantity", 0))
     assert isinstance(result, Rejection)
     assert "items.0.quantity" in result.message
+
+
+def test_channel_optional_fields() -> None:
+    ev = example("channel")
+    for field in ("host", "scheduled_start", "scheduled_end"):
+        assert code_of({k: v for k, v in ev.items() if k != field}) is None
+    bare = {k: v for k, v in ev.items() if k not in ("host", "scheduled_start", "scheduled_end")}
+    assert code_of(bare | {"region": {"district": "宁海县"}}) is None
+    # an end one second after the start is in order; the offsets are compared as instants
+    assert code_of(ev | {"scheduled_end": "2020-02-29T01:00:01Z"}) is None
+    assert code_of(ev | {"scheduled_end": "2020-02-29T01:00:00Z"}) == "schema_violation"
+
+
+def test_schedule_message_names_the_rule() -> None:
+    result = check(mutate("channel", "scheduled_end", "2020-02-29T08:00:00+08:00"))
+    assert isinstance(result, Rejection)
+    assert "scheduled_end must be after scheduled_start" in result.message

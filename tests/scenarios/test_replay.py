@@ -54,6 +54,7 @@ def test_topic_map_follows_settings(settings: Settings) -> None:
         "orders": settings.topic_orders,
         "onboarding": settings.topic_onboarding,
         "stream_stats": settings.topic_stream_stats,
+        "channels": settings.topic_channels,
     }
 
 
