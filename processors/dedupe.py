@@ -146,7 +146,7 @@ class TableDeduper:
     def _read(self, client: Client, cutoff_ms: int) -> tuple[U64, U64]:
         """Key hashes of the rows within the horizon: event time at or after the cutoff, or
         stored (by ClickHouse's own clock) less than a horizon ago. Two legs, so that each
-        can use its minmax index (schemas.ddl, migration 3)."""
+        can use its minmax index (schemas.ddl, migrations 3 and 4)."""
         table = self.spec.table
         step = "step_hash" if self.spec.step_fields else "toUInt64(0)"
         cut = "fromUnixTimestamp64Milli({c:Int64})"
