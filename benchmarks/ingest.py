@@ -329,6 +329,14 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.recovery import bench_recovery
 
         await bench_recovery(args)
+    elif args.which == "refresh":
+        from benchmarks.refresh import bench_refresh
+
+        await bench_refresh(args)
+    elif args.which == "startup":
+        from benchmarks.startup import bench_startup
+
+        await bench_startup(args)
     elif args.which == "stages":
         from benchmarks.stages import bench_stages
 

@@ -35,6 +35,7 @@ STAGES: tuple[tuple[Any, str, str], ...] = (
     (AIOKafkaConsumer, "getmany", "fetch (getmany, incl. waiting)"),
     (processors.checkpool.CheckPool, "check", "validate (child process, wall)"),
     (processors.writer.Writer, "_store_sync", "store (writer thread, all below)"),
+    (processors.dedupe.TableDeduper, "refresh", "  dedupe: learn what others stored"),
     (processors.dedupe.TableDeduper, "select_new", "  dedupe: which rows are new"),
     (processors.dedupe.TableDeduper, "remember", "  dedupe: remember the new"),
     (processors.writer, "_insert", "  insert into ClickHouse"),

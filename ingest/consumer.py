@@ -13,6 +13,12 @@ validation, and aiokafka holds at most one fetched response per partition meanwh
 When that wait outlasts a second (storage slow or down) the fetch loop pauses every
 partition and keeps polling only to stay in the group. On a rebalance the revoked
 partitions' batches are written and committed first.
+
+Several processes share the group and the store (docs/DESIGN.md, "Exactly-once
+counting"): when partitions are assigned, the writer learns what the others stored
+before the first record is processed, and every insert is fenced by this member's
+``Lease`` (ingest.lease): a batch whose partitions this member no longer certainly
+holds is not written, nor committed; the partitions' owner re-reads it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ingest.kafka_security import kafka_security
+from ingest.lease import Lease
 from ingest.producer import ProduceError, Producer
 from livesales.metrics import Metrics
 from livesales.settings import Settings
@@ -36,7 +43,7 @@ from processors.batch import Batch, assemble
 from processors.checkpool import CheckPool
 from processors.rows import RowSet
 from processors.store import StorageError
-from processors.writer import Writer
+from processors.writer import Fenced, Writer
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +69,25 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self.owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.owner.drain(timeout=30.0)
+        owner = self.owner
+        if revoked and owner.evicted():
+            # The coordinator dropped us (a pause, a partition): the partitions may be
+            # someone else's already. Write nothing more; the owners re-read.
+            log.warning("%s was evicted from the group; dropping unwritten batches", owner.name)
+            owner.lease.lost()
+        await owner.drain(timeout=30.0)
+        owner.lease.released((tp.topic, tp.partition) for tp in revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("%s assigned %s", self.owner.name, sorted((tp.topic, tp.partition) for tp in assigned))
+        owner = self.owner
+        owner.lease.assigned((tp.topic, tp.partition) for tp in assigned)
+        log.info("%s assigned %s", owner.name, sorted((tp.topic, tp.partition) for tp in assigned))
+        # Before the first record of these partitions: learn what their previous owners
+        # (and everyone else) stored. The writer also does so before every batch.
+        try:
+            await owner.writer.refresh()
+        except StorageError as exc:
+            log.warning("%s: dedupe refresh on assignment failed (%s); retried per batch", owner.name, exc)
 
 
 class Consumer:
@@ -102,6 +124,9 @@ class Consumer:
         self.lag_total: int | None = None
         self.lag_trustworthy = True
         self._committed: dict[TopicPartition, int] = {}  # what this member committed last
+        session_s = settings.kafka_session_timeout_ms / 1000
+        self.lease = Lease(session_s, margin_s=session_s / 3)
+        self.fenced_batches = 0  # batches dropped unwritten: partitions lost (observability)
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self, storage_ready: asyncio.Event | None = None) -> None:
@@ -141,6 +166,7 @@ class Consumer:
                 await self._sleep(backoff.next())
                 continue
             kafka.subscribe(list(self.settings.topics), listener=_Rebalance(self))
+            self._watch_heartbeats(kafka)
             self._kafka = kafka
             break
         if storage_ready is not None and self._kafka is not None:
@@ -193,6 +219,34 @@ class Consumer:
             await asyncio.wait_for(self._queue.join(), timeout)
         except TimeoutError:
             log.warning("%s: rebalance went on with batches unwritten; they will be re-read", self.name)
+
+    def _watch_heartbeats(self, kafka: AIOKafkaConsumer) -> None:
+        """Renew the lease with every heartbeat the coordinator answers.
+
+        aiokafka keeps its heartbeats to itself, so this wraps its coordinator's one
+        heartbeat call (a private name, checked here: without it the lease is renewed only
+        by assignments and commits, and an idle member's writes wait for the next one).
+        """
+        coordinator = getattr(kafka, "_coordinator", None)
+        beat = getattr(coordinator, "_do_heartbeat", None)
+        if coordinator is None or beat is None:
+            log.warning("%s: cannot watch heartbeats (aiokafka changed?)", self.name)
+            return
+        lease = self.lease
+
+        async def heartbeat() -> bool:
+            sent = time.monotonic()
+            ok = bool(await beat())
+            if ok:
+                lease.renew(sent)
+            return ok
+
+        coordinator._do_heartbeat = heartbeat
+
+    def evicted(self) -> bool:
+        """True when the coordinator no longer knows this member (checked on revocation)."""
+        coordinator = getattr(self._kafka, "_coordinator", None)
+        return coordinator is not None and getattr(coordinator, "member_id", None) == ""
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -294,24 +348,45 @@ class Consumer:
     async def _write(self, batch: Batch) -> None:
         """Store and dead-letter side by side, then commit: each retried until it succeeds
         or we are stopped. Side by side: in a poison flood, waiting for the DLQ's acks
-        after each insert made the write loop the pipeline's slowest stage."""
+        after each insert made the write loop the pipeline's slowest stage.
+
+        A batch whose partitions are no longer assigned here is dropped unwritten (its
+        dead letters too): it was fetched before they were revoked, and whoever owns them
+        now (this member too, after a re-assignment) reads it again from the committed
+        offset."""
         backoff = Backoff(cap=self.settings.write_retry_max_s)
         m = self.metrics
+        lease, partitions = self.lease, batch.partitions
         dlq = asyncio.create_task(self._send_dead_letters(batch)) if batch.dead_values else None
+        stored = False
         try:
             while True:
+                if not lease.owns(partitions):
+                    self.fenced_batches += 1
+                    log.warning("%s: dropped a batch of partitions no longer assigned here", self.name)
+                    return
                 try:
-                    result = await self.writer.store(batch.rows.values())
+                    result = await self.writer.store(batch.rows.values(), fence=lambda: lease.holds(partitions))
+                    stored = True
                     break
+                except Fenced:
+                    # Still assigned, but no heartbeat answered lately: we may have been
+                    # evicted. Wait for one and decide again (refreshing first), or until we
+                    # learn we were evicted and drop the batch (above).
+                    log.warning("%s: no heartbeat answered lately; holding a batch", self.name)
+                    deadline = time.monotonic() + lease.valid_for
+                    while not lease.holds(partitions) and lease.owns(partitions) and time.monotonic() < deadline:
+                        await asyncio.sleep(0.05)
+                    if self._stopping.is_set() and not lease.holds(partitions):
+                        return
                 except StorageError as exc:
                     m.write_failures.inc()
                     self.last_write_failed_at = time.monotonic()
                     self._stall(f"storage failed: {exc}")
                     await asyncio.sleep(backoff.next())
-        except BaseException:
-            if dlq is not None:
+        finally:
+            if not stored and dlq is not None:
                 dlq.cancel()
-            raise
         self.last_write_ok_at = time.monotonic()
         m.write_seconds.observe(result.seconds)
         if self.on_stored is not None and result.stored:
@@ -354,8 +429,10 @@ class Consumer:
         if not offsets:
             return
         try:
+            sent = time.monotonic()
             await kafka.commit(offsets)
             self._committed.update(offsets)
+            self.lease.renew(sent)  # the coordinator accepted our generation: still a member
         except (CommitFailedError, KafkaError, IllegalStateError) as exc:
             # Stored but not committed: the next owner re-reads it and dedupe drops it.
             log.warning("%s: commit failed (%s); batch will be re-read and deduplicated", self.name, exc)

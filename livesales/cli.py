@@ -123,12 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--speed", type=float, default=60.0)
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
-    bench.add_argument("which", choices=["ingest", "api", "stages", "analytics", "live", "procs", "recovery"])
+    benches = ["ingest", "api", "stages", "analytics", "live", "procs", "recovery", "startup", "refresh"]
+    bench.add_argument("which", choices=benches)
     bench.add_argument(
         "--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api), 100,000 (procs)"
     )
     bench.add_argument("--freshness-seconds", type=int, default=60)
     bench.add_argument("--rate", type=int, default=5_000)
+    bench.add_argument("--days", type=float, default=365.0, help="startup: days of history the events span")
+    bench.add_argument("--all-history", action="store_true", help="startup: also load every hash (the old way)")
+    bench.add_argument("--keep-projections", action="store_true", help="startup: generate with projections")
     bench.add_argument("--idle-seconds", type=int, default=30, help="bench live: CPU with viewers and no orders")
     bench.add_argument("--phase-seconds", type=int, default=60, help="bench live: seconds per order rate")
     bench.add_argument("--procs", default="1,2,4", help="procs: consume process counts to run")

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     api_rate_per_s: float = 50.0
     api_burst: int = 100
     api_max_body_bytes: int = 8 * 1024 * 1024
+    # Exactly-once across processes (docs/DESIGN.md): events older than the horizon always
+    # take the exact ClickHouse look-up; the session timeout also bounds a zombie's lease.
+    dedupe_horizon_hours: float = Field(default=48.0, gt=0)
     # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
     alert_refund_spike_pct: float = Field(default=20.0, ge=0)

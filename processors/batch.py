@@ -62,6 +62,10 @@ class Batch:
     consumed: dict[str, int] = field(default_factory=dict)  # topic -> messages
     parts: int = 1  # how many fetched batches this one stands for (see absorb)
 
+    @property
+    def partitions(self) -> list[tuple[str, int]]:
+        return list(self.next_offsets)
+
     def absorb(self, later: Batch) -> None:
         """Make this batch also carry a later one, to store both with one insert.
 
@@ -105,7 +109,7 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
         if value is not None and len(value) <= max_value_bytes and (event := decode(value)):
             at = event.occurred_at
             if earliest < at < latest:
-                builders[SCHEMA_OF[type(event)]].add(i, event.event_id, event.step())
+                builders[SCHEMA_OF[type(event)]].add(i, event.event_id, event.step(), _ms(at))
                 continue
             if at < too_early or at > too_late:
                 # Every other field passed the stricter check, so pydantic would accept
@@ -124,10 +128,15 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
             rejections.append((i, result))
             continue
         schema = result["schema"]
-        builders[schema].add(i, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result))
+        builders[schema].add(i, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result), _ms(result["occurred_at"]))
     stamp = failed_at_text(now)
     heads = [dead_head(values[i], rejection, stamp) for i, rejection in rejections]
     return Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow, heads)
+
+
+def _ms(at: datetime) -> int:
+    """An aware event time as ms since the epoch (the dedupe horizon compares these)."""
+    return int(at.timestamp() * 1000)
 
 
 def assemble(

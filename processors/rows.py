@@ -23,6 +23,7 @@ from processors.keys import SEP
 from schemas.events import EVENT_ADAPTER
 
 U64 = npt.NDArray[np.uint64]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TableKeys:
     event_hashes: list[int] = field(default_factory=list)
     step_hashes: list[int] = field(default_factory=list)  # 0 where the table has no steps
     repeated: int = 0  # rows dropped as repeats within the batch
+    occurred_ms: list[int] = field(default_factory=list)  # event time, ms since the epoch (0: unknown)
 
 
 class KeysBuilder:
@@ -62,13 +64,15 @@ class KeysBuilder:
         self._seen_events: set[str] = set()
         self._seen_steps: set[tuple[str, ...]] = set()
 
-    def add(self, index: int, eid: str, step: tuple[str, ...]) -> None:
+    def add(self, index: int, eid: str, step: tuple[str, ...], occurred_ms: int = 0) -> None:
+        """``occurred_ms``: the event time; 0 (unknown) sends the row to the exact look-up."""
         keys = self.keys
         if eid in self._seen_events or step in self._seen_steps:
             keys.repeated += 1
             return
         self._seen_events.add(eid)
         keys.indices.append(index)
+        keys.occurred_ms.append(occurred_ms)
         keys.event_hashes.append(xxh3_64_intdigest(eid.encode()))
         if step:
             self._seen_steps.add(step)
@@ -86,6 +90,8 @@ class RowSet:
     event_hashes: U64 = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     step_hashes: U64 = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
     repeated: int = 0
+    # event times (ms since the epoch, 0 where unknown): the dedupe horizon (processors.dedupe)
+    occurred_ms: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
     def from_keys(cls, spec: TableSpec, values: Sequence[bytes | None], keys: TableKeys) -> RowSet:
@@ -95,6 +101,7 @@ class RowSet:
             np.array(keys.event_hashes, dtype=np.uint64),
             np.array(keys.step_hashes, dtype=np.uint64),
             keys.repeated,
+            np.array(keys.occurred_ms, dtype=np.int64),
         )
 
     @property
@@ -142,6 +149,7 @@ class RowSet:
         self.payloads.extend(later.payloads)
         self.event_hashes = np.concatenate([self.event_hashes, later.event_hashes])
         self.step_hashes = np.concatenate([self.step_hashes, later.step_hashes])
+        self.occurred_ms = np.concatenate([self.occurred_ms, later.occurred_ms])
 
     def subset(self, keep: list[int]) -> RowSet:
         return RowSet(
@@ -149,4 +157,5 @@ class RowSet:
             [self.payloads[i] for i in keep],
             self.event_hashes[keep],
             self.step_hashes[keep],
+            occurred_ms=self.occurred_ms[keep],
         )

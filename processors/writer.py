@@ -1,9 +1,11 @@
-"""The single writer of counted facts: dedupe, then insert, one batch at a time.
+"""The writer of counted facts: refresh, dedupe, check the lease, insert, one batch at a time.
 
-Batches are serialised by a lock so that the dedupe decision for batch N+1 always sees
-batch N stored; this is what makes the counts exact when several consumers (or a
-rebalance's old and new owner) share the process. Failures raise ``StorageError``; the
-caller retries the same batch, which is safe (see processors.dedupe).
+Batches are serialised by a lock, so the dedupe decision for batch N+1 always sees
+batch N stored. Other processes' inserts are learnt by ``TableDeduper.refresh`` right
+before each decision; a member that may have lost its partitions (a *zombie*: see
+docs/DESIGN.md) is stopped by the ``fence`` the consumer passes, checked right before
+each insert. Failures raise ``StorageError``; the caller retries the same batch, which
+is safe (see processors.dedupe). ``Fenced`` means "do not write this batch at all".
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from hashlib import blake2b
 
@@ -19,7 +21,7 @@ import msgspec
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from processors.dedupe import SPECS, TableDeduper
+from processors.dedupe import DEFAULT_HORIZON_S, SPECS, TableDeduper
 from processors.rows import RowSet
 from processors.store import ClickHouse, StorageError
 
@@ -75,25 +77,46 @@ def _is_data_error(exc: Exception) -> bool:
     return any(code in text for code in ("INCORRECT_DATA", "CANNOT_PARSE", "Code: 117", "Code: 27"))
 
 
+class Fenced(Exception):
+    """The writer may no longer own what it was about to write; nothing more was inserted."""
+
+
 class Writer:
-    def __init__(self, ch: ClickHouse) -> None:
+    def __init__(self, ch: ClickHouse, horizon_s: float = DEFAULT_HORIZON_S) -> None:
         self.ch = ch
-        self.dedupers = {name: TableDeduper(spec) for name, spec in SPECS.items()}
+        self.dedupers = {name: TableDeduper(spec, horizon_s) for name, spec in SPECS.items()}
         self._lock = threading.Lock()
 
     async def open(self) -> None:
+        """Load the filters from the rows within the horizon (start-up)."""
+
         def load() -> None:
-            for d in self.dedupers.values():
-                d.load(self.ch.client)
+            with self._lock:
+                for d in self.dedupers.values():
+                    d.load(self.ch.client)
 
         await self.ch.run_in_thread(load)
 
-    async def store(self, row_sets: Iterable[RowSet]) -> WriteResult:
+    async def refresh(self) -> None:
+        """Learn what other processes stored (partitions assigned: before their first record)."""
+
+        def refresh() -> None:
+            with self._lock:
+                for d in self.dedupers.values():
+                    d.refresh(self.ch.client)
+
+        try:
+            await self.ch.run_in_thread(refresh)
+        except Exception as exc:
+            raise StorageError(f"dedupe refresh failed: {exc}") from exc
+
+    async def store(self, row_sets: Iterable[RowSet], fence: Callable[[], bool] | None = None) -> WriteResult:
+        """``fence``: asked right before each insert; False raises ``Fenced`` (see above)."""
         sets = [rs for rs in row_sets if len(rs) or rs.repeated]
-        result: WriteResult = await self.ch.run_in_thread(self._store_sync, sets)
+        result: WriteResult = await self.ch.run_in_thread(self._store_sync, sets, fence)
         return result
 
-    def _store_sync(self, row_sets: list[RowSet]) -> WriteResult:
+    def _store_sync(self, row_sets: list[RowSet], fence: Callable[[], bool] | None = None) -> WriteResult:
         started = time.perf_counter()
         stored: dict[str, int] = {}
         dups: dict[str, int] = {}
@@ -102,12 +125,16 @@ class Writer:
             for rows in row_sets:
                 dedupe = self.dedupers[rows.table]
                 try:
+                    if len(rows):
+                        dedupe.refresh(client)
                     keep = dedupe.select_new(client, rows)
                 except Exception as exc:
                     raise StorageError(f"dedupe look-up on {rows.table} failed: {exc}") from exc
                 dups[rows.table] = len(rows) - len(keep) + rows.repeated
                 if not keep:
                     continue
+                if fence is not None and not fence():
+                    raise Fenced(f"lease lost before inserting into {rows.table}")
                 fresh = rows if len(keep) == len(rows) else rows.subset(keep)
                 dedupe.remember(fresh)
                 try:

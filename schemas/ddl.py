@@ -260,6 +260,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE stream_stats MATERIALIZE INDEX ix_stored",
         ),
     ),
+    Migration(
+        4,
+        "minmax indexes on event and storage time, for the dedupe horizon",
+        # processors.dedupe loads the rows within its horizon (by occurred_at, or by
+        # stored_at for late arrivals) at start-up, and a day's rows for old events: these
+        # let the reads skip other granules (order_steps and stream_stats got ix_stored in 3).
+        (
+            *(
+                stmt
+                for table in ("order_steps", "onboarding_steps", "stream_stats", "channel_registry")
+                for stmt in (
+                    f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS ix_occurred occurred_at TYPE minmax GRANULARITY 1",
+                    f"ALTER TABLE {table} MATERIALIZE INDEX ix_occurred",
+                )
+            ),
+            *(
+                stmt
+                for table in ("onboarding_steps", "channel_registry")
+                for stmt in (
+                    f"ALTER TABLE {table} ADD INDEX IF NOT EXISTS ix_stored stored_at TYPE minmax GRANULARITY 1",
+                    f"ALTER TABLE {table} MATERIALIZE INDEX ix_stored",
+                )
+            ),
+        ),
+    ),
 )
 
 MIGRATIONS_TABLE = """
