@@ -10,20 +10,10 @@ the firms ranked by domestic GMV (rows=firm_id, with their names), and two Excel
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import aiohttp
-
-from benchmarks.api import BIG, TOKEN, load, measure
+from benchmarks.api import BIG, load, measure, serving
 from benchmarks.ingest import scratch_dir
-from localbroker import free_port
 from processors.store import ClickHouse
 
 FIRMS_SQL = """
@@ -55,24 +45,7 @@ async def bench_analytics(args: argparse.Namespace) -> None:
         dsn = f"chdb://{tmp}/ch"
         await load(dsn, n, 200_000)
         await load_firms(dsn, 20_000)
-        tokens = Path(tmp) / "tokens.json"
-        tokens.write_text(json.dumps({"tokens": [{"token": TOKEN, "name": "bench", "scope": "all"}]}))
-        port = free_port()
-        env = {**os.environ, "LIVESALES_CLICKHOUSE_DSN": dsn, "LIVESALES_API_PORT": str(port),
-               "LIVESALES_API_TOKENS_FILE": str(tokens), "LIVESALES_API_RATE_PER_S": "1000000",
-               "LIVESALES_API_BURST": "1000000", "LIVESALES_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # fmt: skip
-        server = subprocess.Popen([sys.executable, "-m", "livesales.cli", "--log-level", "WARNING", "serve"], env=env)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            async with aiohttp.ClientSession() as s:
-                for _ in range(300):
-                    try:
-                        async with s.get(f"{base}/healthz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+        async with serving(dsn, tmp) as base:
             p = f"{base}/v1/pivot?"
             fast, slow = ((1, 60), (8, 160)), ((1, 10), (8, 16))  # (clients, requests): a full scan is slow
             cases = {
@@ -95,6 +68,3 @@ async def bench_analytics(args: argparse.Namespace) -> None:
                     p50, p99 = await measure(url, clients, requests)
                     print(f"{name:<32}{clients:>8}{p50:>10.1f}{p99:>10.1f}", flush=True)
             print(f"measured in {time.perf_counter() - started:.0f}s")
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)

@@ -22,6 +22,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -106,31 +108,40 @@ async def measure(url: str, clients: int, requests: int) -> tuple[float, float]:
     return q[49] * 1000, q[98] * 1000
 
 
+@asynccontextmanager
+async def serving(dsn: str, tmp: str) -> AsyncIterator[str]:
+    """A `livesales serve` process on ``dsn`` with an all-scope bench token and no rate
+    limit; yields its base URL once /healthz answers, and stops it on exit."""
+    tokens = Path(tmp) / "tokens.json"
+    tokens.write_text(json.dumps({"tokens": [{"token": TOKEN, "name": "bench", "scope": "all"}]}))
+    port = free_port()
+    env = {**os.environ, "LIVESALES_CLICKHOUSE_DSN": dsn, "LIVESALES_API_PORT": str(port),
+           "LIVESALES_API_TOKENS_FILE": str(tokens), "LIVESALES_API_RATE_PER_S": "1000000",
+           "LIVESALES_API_BURST": "1000000", "LIVESALES_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-m", "livesales.cli", "--log-level", "WARNING", "serve"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(300):
+                try:
+                    async with s.get(f"{base}/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
 async def bench_api(args: argparse.Namespace) -> None:
     n = args.events or 10_000_000
     with scratch_dir() as tmp:
         dsn = f"chdb://{tmp}/ch"
         await load(dsn, n, 200_000)
-        tokens = Path(tmp) / "tokens.json"
-        tokens.write_text(json.dumps({"tokens": [{"token": TOKEN, "name": "bench", "scope": "all"}]}))
-        port = free_port()
-        env = {**os.environ, "LIVESALES_CLICKHOUSE_DSN": dsn, "LIVESALES_API_PORT": str(port),
-               "LIVESALES_API_TOKENS_FILE": str(tokens), "LIVESALES_API_RATE_PER_S": "1000000",
-               "LIVESALES_API_BURST": "1000000", "LIVESALES_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # fmt: skip
-        server = subprocess.Popen(
-            [sys.executable, "-m", "livesales.cli", "--log-level", "WARNING", "serve"], env=env
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            async with aiohttp.ClientSession() as s:
-                for _ in range(300):
-                    try:
-                        async with s.get(f"{base}/healthz") as r:
-                            if r.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+        async with serving(dsn, tmp) as base:
             cases = {
                 "minutes (6-hour channel)": f"{base}/v1/channels/{BIG}/minutes",
                 "summary (6-hour channel)": f"{base}/v1/channels/{BIG}/summary",
@@ -144,6 +155,3 @@ async def bench_api(args: argparse.Namespace) -> None:
                 for clients, requests in ((1, 200), (32, 640)):
                     p50, p99 = await measure(url, clients, requests)
                     print(f"{name:<30}{clients:>8}{p50:>10.1f}{p99:>10.1f}", flush=True)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
