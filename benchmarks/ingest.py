@@ -99,11 +99,13 @@ def bad_payload(k: int, good: bytes) -> bytes:
     return good.replace(b'"occurred_at": "2020-', b'"occurred_at": "1996-', 1)  # a leap year: Feb 29 stays valid
 
 
-def order_payload(i: int, channel: str, rnd: random.Random) -> bytes:
+def order_payload(i: int, channel: str, rnd: random.Random, at: datetime | None = None) -> bytes:
+    """The ``i``-th benchmark order; ``at``: its event time (default: 20 orders per second
+    from BASE, which puts a long run's events days apart: ``bench soak`` passes now)."""
     qty = rnd.randint(1, 3)
     event = {
         "schema": "order.v1", "event_id": f"{channel}-e{i}", "order_id": f"{channel}-o{i}",
-        "occurred_at": (BASE + timedelta(seconds=i // 20)).isoformat(), "status": "paid",
+        "occurred_at": (at or BASE + timedelta(seconds=i // 20)).isoformat(), "status": "paid",
         "channel_id": f"{channel}-{i % 50}", "platform": "douyin", "merchant_id": "changjie-clam-coop",
         "region": {"district": "宁海县", "township": "长街镇"},
         "items": [{"sku": "clam-2.5kg", "name": "长街蛏子 2.5kg 装", "quantity": qty, "unit_price_fen": 6800,
@@ -349,6 +351,10 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.analytics import bench_analytics
 
         await bench_analytics(args)
+    elif args.which == "soak":
+        from benchmarks.soak import bench_soak
+
+        await bench_soak(args)
     elif args.which == "live":
         from benchmarks.live import bench_live
 

@@ -1,0 +1,250 @@
+"""``livesales bench soak``: does a `livesales run` process's memory stay flat under load?
+
+The service runs as an operator runs it, in a child process of its own
+(``python -m livesales.cli run`` with LIVESALES_* env vars, its own chDB store under
+``./data``, the topics created first), so its RSS is its own and not this process's.
+A producer here sends order events at ``--rate`` for ``--seconds``, their event times
+now (as a live sale's are). Every sampling interval (30 s) one line: elapsed, events
+sent, events stored (``livesales_rows_stored_total`` of order_steps on /metrics), RSS
+of the service process and of its validation child (from /proc).
+
+At the end: RSS at the first sample after warm-up (5 minutes, or a sixth of a shorter
+run), min/max/last after it, and the drift, from a least-squares line through the
+post-warm-up samples, in % of that first RSS over the run and in MiB/min. Ctrl-C (or
+SIGTERM) ends the run early and still prints the summary; the service and the broker
+are always stopped. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiokafka import AIOKafkaProducer
+
+from benchmarks.ingest import order_payload, scratch_dir
+from ingest.topics import ensure_topics
+from livesales.settings import Settings
+from localbroker import LocalBroker, _die_with, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+_MIB = 1024 * 1024
+_WARMUP_S = 300.0
+
+
+@dataclass
+class Sample:
+    elapsed: float
+    sent: int
+    stored: int | None
+    rss_parent: int  # bytes
+    rss_child: int  # bytes, all children together (the validation process)
+
+    @property
+    def rss(self) -> int:
+        return self.rss_parent + self.rss_child
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of one process, 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (every thread's list: a child is listed by the thread that forked it)."""
+    out: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+async def stored_rows(session: aiohttp.ClientSession, port: int) -> int | None:
+    """order_steps rows the service has stored, from its /metrics (None if it did not answer)."""
+    try:
+        async with session.get(f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as r:
+            text = await r.text()
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+    for line in text.splitlines():
+        if line.startswith('livesales_rows_stored_total{table="order_steps"}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+async def wait_ready(session: aiohttp.ClientSession, port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with session.get(f"http://127.0.0.1:{port}/readyz", timeout=aiohttp.ClientTimeout(total=5)) as r:
+                if r.status == 200:
+                    return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, stop: asyncio.Event,
+                         counter: list[int]) -> None:  # fmt: skip
+    """Send ``rate`` events/s for ``seconds`` in 10 ms ticks (``counter[0]``: sent so far)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1 << 20, acks="all")
+    await producer.start()
+    rnd = random.Random(7)
+    tick, i = 0.01, 0
+    t0 = time.monotonic()
+    try:
+        for step in range(int(seconds / tick)):
+            if stop.is_set():
+                break
+            delay = t0 + step * tick - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            due = int(rate * (step + 1) * tick)  # exact over the run though rate * tick is not whole
+            now = datetime.now(UTC)
+            while i < due:
+                await producer.send(topic, order_payload(i, "soak", rnd, at=now), key=str(i).encode())
+                i += 1
+            counter[0] = i
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def sample(session: aiohttp.ClientSession, pid: int, port: int, t0: float, sent: int) -> Sample:
+    kids = children(pid)
+    return Sample(time.monotonic() - t0, sent, await stored_rows(session, port), rss_bytes(pid),
+                  sum(rss_bytes(k) for k in kids))  # fmt: skip
+
+
+def print_sample(s: Sample) -> None:
+    stored = f"{s.stored:>12,}" if s.stored is not None else f"{'?':>12}"
+    print(f"{s.elapsed:>8.0f} {s.sent:>12,} {stored} {s.rss_parent / _MIB:>11.1f} {s.rss_child / _MIB:>10.1f}"
+          f" {s.rss / _MIB:>10.1f}", flush=True)  # fmt: skip
+
+
+def summary(samples: list[Sample], warmup: float) -> list[str]:
+    """The post-warm-up figures (as lines), from the total RSS (service + validation child)."""
+    after = [s for s in samples if s.elapsed >= warmup]
+    if len(after) < 2:
+        return [f"fewer than two samples after the {warmup:.0f} s warm-up: no drift figure"]
+    base = after[0].rss
+    xs = [s.elapsed / 60 for s in after]
+    ys = [s.rss / _MIB for s in after]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    span = xs[-1] - xs[0]
+    drift_pct = slope * span / (base / _MIB) * 100
+    lo, hi = min(s.rss for s in after), max(s.rss for s in after)
+    worst = max(abs(lo - base), abs(hi - base)) / base * 100
+    rates = f"{after[-1].sent / samples[-1].elapsed:,.0f}/s sent" if samples[-1].elapsed else ""
+    return [
+        f"warm-up {warmup:.0f} s; {len(after)} samples after it over {span:.1f} min ({rates})",
+        f"RSS after warm-up (service + validation child): {base / _MIB:.1f} MiB"
+        f" (service {after[0].rss_parent / _MIB:.1f}, child {after[0].rss_child / _MIB:.1f})",
+        f"after warm-up: min {lo / _MIB:.1f} / max {hi / _MIB:.1f} / last {after[-1].rss / _MIB:.1f} MiB;"
+        f" largest deviation from the first {worst:.1f}% ({'within' if worst <= 5 else 'OUTSIDE'} ±5%)",
+        f"drift (least-squares line): {slope:+.2f} MiB/min = {drift_pct:+.1f}% of the first over {span:.1f} min;"
+        f" service alone {_slope([s.rss_parent / _MIB for s in after], xs):+.2f} MiB/min,"
+        f" child alone {_slope([s.rss_child / _MIB for s in after], xs):+.2f} MiB/min",
+    ]
+
+
+def _slope(ys: list[float], xs: list[float]) -> float:
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
+
+
+async def bench_soak(args: argparse.Namespace) -> None:
+    rate, seconds = args.rate, args.seconds
+    every = 30.0 if seconds >= 300 else max(5.0, seconds / 12)
+    warmup = min(_WARMUP_S, seconds / 6)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # an early end still prints the summary
+        loop.add_signal_handler(sig, stop.set)
+    samples: list[Sample] = []
+    with LocalBroker() as broker, scratch_dir() as tmp:
+        settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
+        await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("LIVESALES_")}
+        env.update({
+            "LIVESALES_KAFKA_BOOTSTRAP": broker.bootstrap, "LIVESALES_CLICKHOUSE_DSN": settings.clickhouse_dsn,
+            "LIVESALES_API_HOST": "127.0.0.1", "LIVESALES_API_PORT": str(port),
+            "LIVESALES_HEALTH_PORT": str(free_port()),
+        })  # fmt: skip
+        log_path = Path(tmp) / "service.log"
+        with open(log_path, "ab") as out:
+            # its own session: a Ctrl-C here reaches it only as our SIGTERM, after the last sample
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "livesales.cli", "run"], cwd=ROOT, stdout=out, stderr=out, env=env,
+                start_new_session=True, preexec_fn=_die_with(os.getpid()),
+            )  # fmt: skip
+        try:
+            async with aiohttp.ClientSession() as session:
+                if not await wait_ready(session, port, proc, 180):
+                    print(f"service not ready within 180 s (exit code {proc.poll()}); its log:", flush=True)
+                    print(log_path.read_text(errors="replace")[-4000:], flush=True)
+                    return
+                print(f"service pid {proc.pid} ready on :{port}; producing {rate:,}/s for {seconds:,} s,"
+                      f" a sample every {every:.0f} s, warm-up {warmup:.0f} s", flush=True)  # fmt: skip
+                print(f"{'elapsed':>8} {'sent':>12} {'stored':>12} {'RSS svc MiB':>11} {'child MiB':>10}"
+                      f" {'total MiB':>10}", flush=True)  # fmt: skip
+                counter = [0]
+                t0 = time.monotonic()
+                samples.append(await sample(session, proc.pid, port, t0, 0))
+                print_sample(samples[-1])
+                producing = asyncio.create_task(
+                    produce_steady(broker.bootstrap, settings.topic_orders, rate, seconds, stop, counter)
+                )
+                k = 1
+                while not producing.done():
+                    wait = t0 + k * every - time.monotonic()
+                    await asyncio.wait({producing}, timeout=max(0.0, wait))
+                    if producing.done() and time.monotonic() < t0 + k * every - 1:
+                        break  # ended early (a stop): take the last sample below
+                    samples.append(await sample(session, proc.pid, port, t0, counter[0]))
+                    print_sample(samples[-1])
+                    k += 1
+                if (exc := producing.exception()) is not None:
+                    print(f"producer failed: {exc!r}", flush=True)
+                # let the service catch up (at most 60 s), so the last line shows the count exact
+                deadline = time.monotonic() + 60
+                while not stop.is_set() and time.monotonic() < deadline:
+                    if (await stored_rows(session, port) or 0) >= counter[0]:
+                        break
+                    await asyncio.sleep(1)
+                last = await sample(session, proc.pid, port, t0, counter[0])
+                print_sample(last)
+                print()
+                for line in summary(samples, warmup):
+                    print(line, flush=True)
+                if last.stored is not None and last.stored != counter[0]:
+                    print(f"stored {last.stored:,} of {counter[0]:,} sent at the end", flush=True)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)

@@ -1,0 +1,33 @@
+"""The soak benchmark's arithmetic: the drift it reports is the RSS's, after warm-up only."""
+
+from __future__ import annotations
+
+from benchmarks.soak import _MIB, Sample, summary
+
+
+def _samples(per_min: float, warm: float = 0.0) -> list[Sample]:
+    """A sample every 30 s for 10 min: 500 MiB growing ``per_min`` MiB/min, ``warm`` MiB more
+    during the first minute only (the warm-up a summary must leave out)."""
+    out = []
+    for k in range(21):
+        t = k * 30.0
+        mib = 500 + per_min * t / 60 + (warm if t < 60 else 0.0)
+        out.append(Sample(t, k * 1000, k * 1000, int(mib * _MIB), 80 * _MIB))
+    return out
+
+
+def test_flat_memory_is_within_five_percent() -> None:
+    lines = summary(_samples(0.0, warm=200.0), warmup=60.0)
+    assert "RSS after warm-up (service + validation child): 580.0 MiB" in lines[1]
+    assert "(within ±5%)" in lines[2]
+    assert "+0.00 MiB/min" in lines[3]
+
+
+def test_growth_after_warm_up_is_reported_as_drift() -> None:
+    lines = summary(_samples(6.0), warmup=60.0)
+    assert "drift (least-squares line): +6.00 MiB/min" in lines[3]
+    assert "OUTSIDE ±5%" in lines[2]  # 6 MiB/min over 9 min on 586 MiB: +9.2%
+
+
+def test_too_few_samples_give_no_drift() -> None:
+    assert "no drift figure" in summary(_samples(1.0)[:3], warmup=60.0)[0]
