@@ -9,7 +9,7 @@ from aiohttp import web
 from api.auth import Principal, principal_of
 from api.context import STORE, json_response
 from api.errors import ApiError
-from api.params import TimeParams, strict_time_params, time_params
+from api.params import TimeParams, int_param, strict_time_params, time_params
 from api.queries import channels as q
 
 routes = web.RouteTableDef()
@@ -36,9 +36,7 @@ MAX_LIMIT = 1000
 def list_filters(request: web.Request) -> q.ListFilters:
     """Filters, limit and cursor of ``GET /v1/channels``; a 400 naming what is allowed."""
     query = request.query
-    raw_limit = query.get("limit", "100")
-    if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise ApiError(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
+    limit = int_param(request, "limit", 100, 1, MAX_LIMIT)
     status = query.get("status")
     if status is not None and status not in q.STATUSES:
         raise ApiError(400, f"status must be one of: {', '.join(q.STATUSES)}")
@@ -52,7 +50,7 @@ def list_filters(request: web.Request) -> q.ListFilters:
     for name, value in text.items():
         if value is not None and not 1 <= len(value) <= 200:
             raise ApiError(400, f"{name} must be 1-200 characters")
-    return q.ListFilters(status=status, limit=int(raw_limit), cursor=cursor, **text)
+    return q.ListFilters(status=status, limit=limit, cursor=cursor, **text)
 
 
 @routes.get("/v1/channels")
