@@ -114,6 +114,11 @@ class Health:
                     reasons.append(f"{c['name']} not subscribed")
                 elif c["stalled_for_s"] is not None and c["stalled_for_s"] > self.settings.ready_stall_s:
                     reasons.append(f"{c['name']} stalled for {c['stalled_for_s']:.0f} s ({c['stall_reason']})")
+                elif c["behind_for_s"] is not None and c["behind_for_s"] > self.settings.ready_stall_s:
+                    # nothing fails, yet records wait and nothing is stored: fetches that
+                    # return nothing (a broker that answers metadata but serves no data)
+                    behind = f"{c['lag']} records behind, nothing stored for {c['behind_for_s']:.0f} s"
+                    reasons.append(f"{c['name']} {behind}")
         ready = not reasons
         body: dict[str, Any] = {
             "status": "ready" if ready else "not_ready",
@@ -129,7 +134,7 @@ class Health:
         if self.role in CONSUMER_ROLES:
             return (
                 "ready when storage is writable, the broker answers, every consumer is subscribed"
-                f" and none stalled over {self.settings.ready_stall_s:g} s"
+                f" and none stalled, or behind with nothing stored, for over {self.settings.ready_stall_s:g} s"
             )
         return "ready when storage answers a read; the broker matters only to POST /v1/events"
 
@@ -143,6 +148,10 @@ class Health:
             "stall_reason": c.stall_reason,
             "lag": c.lag_total,
             "lag_trustworthy": c.lag_trustworthy,
+            # records wait (by a lag we trust) and nothing was stored since: how long
+            "behind_for_s": round(now - c.last_write_ok_at, 1)
+            if c.lag_total and c.lag_trustworthy and c.last_write_ok_at is not None
+            else None,
         }
 
     async def _storage_state(self) -> dict[str, Any]:

@@ -59,6 +59,22 @@ async def test_consumer_stalled_past_the_limit_is_not_ready(settings: Settings, 
     assert "broker unreachable" in body["error"]["message"]  # no producer here
 
 
+async def test_consumer_behind_that_stores_nothing_is_not_ready(settings: Settings, clickhouse: ClickHouse) -> None:
+    """The soak found it: a broker that answered metadata but served no records left a
+    consumer 2M records behind with nothing stored for minutes, and /readyz said 200."""
+    consumer = FakeConsumer(last_write_ok_at=time.monotonic() - 5, lag_total=1000)
+    health = Health("run", settings.model_copy(update={"ready_stall_s": 10.0}), clickhouse, None, [consumer])
+    _, body = await health.report()
+    assert "records behind" not in body.get("error", {}).get("message", "")  # under the limit
+    consumer.last_write_ok_at = time.monotonic() - 11
+    ready, body = await health.report()
+    assert not ready
+    assert "consumer-0 1000 records behind, nothing stored for 11 s" in body["error"]["message"]
+    consumer.lag_total = 0  # caught up: an idle consumer is ready
+    _, body = await health.report()
+    assert "records behind" not in body.get("error", {}).get("message", "")
+
+
 async def test_storage_by_last_write_then_probe(settings: Settings, clickhouse: ClickHouse) -> None:
     consumer = FakeConsumer()
     health = Health("serve", settings.model_copy(update={"ready_probe_s": 60.0}), clickhouse, None, [consumer])
