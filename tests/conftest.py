@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ingest.producer import Producer
 from ingest.topics import ensure_topics
 from livesales.settings import Settings
 from localbroker import LocalBroker
@@ -62,6 +63,15 @@ async def clickhouse(settings: Settings) -> AsyncIterator[ClickHouse]:
         yield ch
     finally:
         await ch.close()
+
+
+@pytest.fixture
+async def producer(topics: Settings) -> AsyncIterator[Producer]:
+    """The service's own producer on this test's broker (topics created first)."""
+    p = Producer(topics.kafka_bootstrap)
+    await p.start()
+    yield p
+    await p.stop()
 
 
 async def wait_for(

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-
-import pytest
 
 from ingest.producer import Producer
 from livesales.runtime import Runtime
@@ -19,14 +16,6 @@ from tests.processors.test_validate import example
 
 def encode(ev: dict[str, Any]) -> bytes:
     return json.dumps(ev, ensure_ascii=False).encode()
-
-
-@pytest.fixture
-async def producer(topics: Settings) -> AsyncIterator[Producer]:
-    p = Producer(topics.kafka_bootstrap)
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def test_registry_events_land_in_channels_current_and_bad_ones_in_the_dlq(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,14 +21,6 @@ pytestmark = pytest.mark.slow
 
 def nonzero(d: dict[Any, dict[str, int]]) -> dict[Any, dict[str, int]]:
     return {k: {m: v for m, v in cells.items() if v} for k, cells in d.items()}
-
-
-@pytest.fixture
-async def producer(topics: Settings) -> AsyncIterator[Producer]:
-    p = Producer(topics.kafka_bootstrap)
-    await p.start()
-    yield p
-    await p.stop()
 
 
 async def send(producer: Producer, settings: Settings, events: list[Any], keyed: bool = False) -> None:

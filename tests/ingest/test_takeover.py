@@ -60,14 +60,6 @@ async def store(topics: Settings) -> AsyncIterator[ClickHouse]:
     await ch.close()
 
 
-@pytest.fixture
-async def producer(topics: Settings) -> AsyncIterator[Producer]:
-    p = Producer(topics.kafka_bootstrap)
-    await p.start()
-    yield p
-    await p.stop()
-
-
 async def counts(store: ClickHouse) -> dict[tuple[str, str], int]:
     rows = await store.query("SELECT order_id, toString(status) AS s, count() AS n FROM order_steps GROUP BY order_id, s")
     return {(r["order_id"], r["s"]): r["n"] for r in rows}
