@@ -96,6 +96,7 @@ class MemoryBudget:
     """The dedupe memory of one process (all its tables' rings together)."""
 
     max_bytes: int
+    min_slice_rows: int = MIN_SLICE_ROWS  # the first slice's size (each next one doubles)
     rings: list[FilterRing] = field(default_factory=list)
 
     @classmethod
@@ -113,7 +114,7 @@ class MemoryBudget:
 
     @property
     def max_slice_rows(self) -> int:
-        return max(MIN_SLICE_ROWS, _pow2_floor(self.slice_bytes // 8 // SLICES_IN_BUDGET))
+        return max(self.min_slice_rows, _pow2_floor(self.slice_bytes // 8 // SLICES_IN_BUDGET))
 
     @property
     def used(self) -> int:
@@ -148,7 +149,7 @@ class FilterRing:
         self._floor_ms = -NEVER  # just past the latest event time of any slice dropped
         self.dropped_seq = -1  # every slice up to this one is gone (windows rely on the rest)
         self._seq = 0
-        self._next_capacity = MIN_SLICE_ROWS
+        self._next_capacity = 0  # none yet: the budget's smallest
         budget.rings.append(self)
 
     # -- state ----------------------------------------------------------------------------
@@ -157,7 +158,7 @@ class FilterRing:
         self.slices, self.future = [], None
         self._start_ms, self._floor_ms = NEVER, -NEVER
         self.dropped_seq = self._seq
-        self._next_capacity = MIN_SLICE_ROWS
+        self._next_capacity = 0
 
     def start(self, from_ms: int) -> None:
         """The load read every stored row with an event time at or after ``from_ms``."""
@@ -221,8 +222,8 @@ class FilterRing:
     def _current(self) -> Slice:
         if self.slices and self.slices[-1].rows < self.slices[-1].capacity:
             return self.slices[-1]
-        capacity = min(self._next_capacity, self.budget.max_slice_rows)
-        self._next_capacity = min(2 * capacity, self.budget.max_slice_rows)
+        capacity = min(max(self._next_capacity, self.budget.min_slice_rows), self.budget.max_slice_rows)
+        self._next_capacity = 2 * capacity
         self.budget.make_room(slice_bytes(capacity, self.has_steps), self)
         self._seq += 1
         s = Slice.new(self._seq, capacity, self.has_steps)
