@@ -231,7 +231,7 @@ class TableDeduper:
         if day in self.oversized:
             return None
         skew = int(self.horizon_s * 1000)
-        after = self.ring.newest_seq  # rows stored from now on: in this slice or later ones
+        after = self.ring.receiving_seq  # rows stored from now on: in this slice or later ones
         res = client.query_np(
             f"SELECT event_hash AS e, {self._step_sql()} AS s, toInt64(0) AS o FROM {self.spec.table}"  # noqa: S608
             " WHERE occurred_at >= fromUnixTimestamp64Milli({a:Int64})"

@@ -170,8 +170,13 @@ class FilterRing:
         return NEVER if self._start_ms == NEVER else max(self._start_ms, self._floor_ms)
 
     @property
-    def newest_seq(self) -> int:
-        return self._seq
+    def receiving_seq(self) -> int:
+        """The slice the next rows go to (one not made yet: the next number). Everything
+        learnt from now on is in it or a later slice; ``dropped_seq`` reaching it means
+        some of that is forgotten."""
+        if self.slices and self.slices[-1].rows < self.slices[-1].capacity:
+            return self.slices[-1].seq
+        return self._seq + 1
 
     @property
     def nbytes(self) -> int:

@@ -93,3 +93,21 @@ def test_nothing_is_answered_from_memory_before_the_load() -> None:
     assert r.cutoff_ms == NEVER
     r.add(np.arange(5, dtype=np.uint64), np.zeros(5, dtype=np.uint64), np.full(5, NOW_MS, dtype=np.int64))
     assert r.cutoff_ms == NEVER
+
+
+def test_what_a_window_relies_on_is_forgotten_only_when_a_slice_from_its_load_on_goes() -> None:
+    """A window (processors.dedupe) holds what was stored before it was loaded and relies
+    on the slices for the rest: from ``receiving_seq`` on."""
+    rng = np.random.default_rng(13)
+    budget = MemoryBudget(512 * 1024, min_slice_rows=1024)
+    r = ring(budget)
+    r.reset()
+    assert r.receiving_seq > r.dropped_seq  # a window loaded now is valid until something goes
+    r.add(keys(rng, 1_024), keys(rng, 1_024), np.full(1_024, NOW_MS, dtype=np.int64))  # one full slice
+    after = r.receiving_seq
+    r.add(keys(rng, 10), keys(rng, 10), np.full(10, NOW_MS + 48 * 3_600_000, dtype=np.int64))  # a future slice
+    r.add(keys(rng, 10), keys(rng, 10), np.full(10, NOW_MS, dtype=np.int64))
+    r.drop_oldest()  # the slice full before the load
+    assert after > r.dropped_seq
+    r.drop_oldest()  # the slice with rows learnt after it
+    assert after <= r.dropped_seq
