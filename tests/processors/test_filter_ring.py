@@ -99,7 +99,7 @@ def test_what_a_window_relies_on_is_forgotten_only_when_a_slice_from_its_load_on
     """A window (processors.dedupe) holds what was stored before it was loaded and relies
     on the slices for the rest: from ``receiving_seq`` on."""
     rng = np.random.default_rng(13)
-    budget = MemoryBudget(512 * 1024, min_slice_rows=1024)
+    budget = MemoryBudget(4 * 1024 * 1024, min_slice_rows=1024)
     r = ring(budget)
     r.reset()
     assert r.receiving_seq > r.dropped_seq  # a window loaded now is valid until something goes
