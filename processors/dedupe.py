@@ -257,7 +257,8 @@ class TableDeduper:
     def select_new(self, client: Client, rows: RowSet) -> list[int]:
         """Indices of rows never stored (``rows`` holds no repeats of its own: KeysBuilder).
 
-        Exact only if ``refresh`` ran since anything else was stored (the writer does so)."""
+        Exact only if ``refresh`` ran since anything else was stored (the writer does so),
+        or nothing else can store (a sole writer)."""
         has_steps = bool(self.spec.step_fields)
         candidates = list(range(len(rows)))
         if not candidates:

@@ -44,13 +44,13 @@ NEVER = 1 << 62  # a cutoff no event reaches: nothing is answered from memory
 MIN_SLICE_ROWS = 1 << 14
 FUTURE_ROWS = 1 << 16  # rows dated ahead of the clock, per table
 FUTURE_MARGIN_MS = 10 * 60_000  # event time this far ahead of our clock counts as "future"
-DEFAULT_MEMORY_MB = 64
+DEFAULT_MEMORY_MB = 32  # ~3M rows of slices: 10 minutes at 5,000 events/s, days at a county's rate
 # A slice holds half the keys its filters were sized for (32 bits a key): ~1e-5 false
 # positives each instead of ~1e-3 when full, so a dozen slices together still send
 # almost nothing to the exact look-up. Two filters (event, step): 8 bytes a row.
 _FILL = 2
 SLICES_IN_BUDGET = 8  # slice size: about an eighth of the slices' share of the budget
-SLICE_SHARE = 7 / 8  # the rest is the old days' window filters' (processors.dedupe)
+SLICE_SHARE = 3 / 4  # the rest is the old days' window filters' (processors.dedupe)
 
 
 def _pow2_floor(n: int) -> int:
