@@ -41,7 +41,7 @@ U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 
 NEVER = 1 << 62  # a cutoff no event reaches: nothing is answered from memory
-MIN_SLICE_ROWS = 1 << 14
+MIN_SLICE_ROWS = 1 << 16
 FUTURE_ROWS = 1 << 16  # rows dated ahead of the clock, per table
 FUTURE_MARGIN_MS = 10 * 60_000  # event time this far ahead of our clock counts as "future"
 DEFAULT_MEMORY_MB = 32  # ~3M rows of slices: 10 minutes at 5,000 events/s, days at a county's rate
@@ -49,7 +49,7 @@ DEFAULT_MEMORY_MB = 32  # ~3M rows of slices: 10 minutes at 5,000 events/s, days
 # positives each instead of ~1e-3 when full, so a dozen slices together still send
 # almost nothing to the exact look-up. Two filters (event, step): 8 bytes a row.
 _FILL = 2
-SLICES_IN_BUDGET = 8  # slice size: about an eighth of the slices' share of the budget
+SLICES_IN_BUDGET = 4  # slice size: about a quarter of the slices' share of the budget (each is probed per batch)
 SLICE_SHARE = 3 / 4  # the rest is the old days' window filters' (processors.dedupe)
 
 
