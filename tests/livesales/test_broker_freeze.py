@@ -15,6 +15,7 @@ import asyncio
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -100,8 +101,8 @@ async def freeze_while_ingesting(settings: Settings, tmp_path: Path, freeze_s: f
             assert await dead_letters(s) == 0
 
 
-async def assert_exact(runtime: Runtime, events: list[dict[str, object]]) -> None:
-    want = distinct_counts(events)  # type: ignore[arg-type]
+async def assert_exact(runtime: Runtime, events: list[dict[str, Any]]) -> None:
+    want = distinct_counts(events)
 
     async def all_stored() -> tuple[int, int] | None:
         got = await stored_counts(runtime.store)
@@ -110,7 +111,7 @@ async def assert_exact(runtime: Runtime, events: list[dict[str, object]]) -> Non
 
     await wait_for(all_stored, timeout=60, interval=0.25, what=f"{want} order steps and stream samples stored")
     stored = {k: {m: v for m, v in c.items() if v} for k, c in (await stored_minutes(runtime.store)).items()}
-    expect = {k: {m: v for m, v in c.items() if v} for k, c in reference(events).items()}  # type: ignore[arg-type]
+    expect = {k: {m: v for m, v in c.items() if v} for k, c in reference(events).items()}
     assert stored == expect
 
 
