@@ -26,7 +26,7 @@ from livesales.runtime import Runtime
 from livesales.settings import Settings
 from localbroker import LocalBroker
 from tests.conftest import wait_for
-from tests.livesales.test_health import ready_status, running, unique
+from tests.livesales.test_health import ready_status, readyz, running, unique
 from tests.reference import distinct_counts, encode, generate, reference, stored_counts, stored_minutes
 
 Message = tuple[str, bytes | None, bytes]
@@ -85,20 +85,27 @@ async def freeze_while_ingesting(settings: Settings, tmp_path: Path, freeze_s: f
                     sending = asyncio.create_task(send_until_acked(producer, during))
                     body = await wait_for(lambda: ready_status(runtime, 503), timeout=freeze_s,
                                           what="/readyz 503 while the broker is frozen")  # fmt: skip
+                    not_ready_after = time.monotonic() - frozen_at
                     assert "broker unreachable" in body["error"]["message"], body
                     # the fault lasts freeze_s, whatever the waits above took
                     await asyncio.sleep(max(0.0, frozen_at + freeze_s - time.monotonic()))
                     assert not sending.done() or sending.exception() is None
                 finally:
                     broker.thaw()
-                await asyncio.wait_for(sending, timeout=60)
+                thawed_at = time.monotonic()
+                await wait_for(lambda: ready_status(runtime, 200), timeout=30, what="/readyz 200 after the thaw")
+                ready_after = time.monotonic() - thawed_at
+                resent = await asyncio.wait_for(sending, timeout=60)
                 await send_until_acked(producer, after)
             finally:
                 await producer.stop()
-            await wait_for(lambda: ready_status(runtime, 200), timeout=30, what="/readyz 200 after the thaw")
             await assert_exact(runtime, events)
+            exact_after = time.monotonic() - thawed_at
             assert runtime.is_alive(), "a consumer's loop ended during the freeze"
             assert await dead_letters(s) == 0
+            assert (await readyz(runtime))[0] == 200
+    print(f"frozen {freeze_s:g} s: /readyz 503 after {not_ready_after:.1f} s, 200 again {ready_after:.1f} s after"
+          f" the thaw; {resent} sends resent; {len(events)} messages, counts exact {exact_after:.1f} s after the thaw")
 
 
 async def assert_exact(runtime: Runtime, events: list[dict[str, Any]]) -> None:
