@@ -104,8 +104,10 @@ async def freeze_while_ingesting(settings: Settings, tmp_path: Path, freeze_s: f
             assert runtime.is_alive(), "a consumer's loop ended during the freeze"
             assert await dead_letters(s) == 0
             assert (await readyz(runtime))[0] == 200
-    print(f"frozen {freeze_s:g} s: /readyz 503 after {not_ready_after:.1f} s, 200 again {ready_after:.1f} s after"
-          f" the thaw; {resent} sends resent; {len(events)} messages, counts exact {exact_after:.1f} s after the thaw")
+    print(
+        f"frozen {freeze_s:g} s: /readyz 503 after {not_ready_after:.1f} s, 200 again {ready_after:.1f} s after"
+        f" the thaw; {resent} sends resent; {len(events)} messages, counts exact {exact_after:.1f} s after the thaw"
+    )
 
 
 async def assert_exact(runtime: Runtime, events: list[dict[str, Any]]) -> None:
