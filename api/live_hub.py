@@ -28,7 +28,10 @@ them for 9-14 s (issue 10). Here:
   dropped, so a slow reader costs at most one frame of memory and then nothing;
 * streams are capped per token and per process (429 / 503), and a watcher stops when
   its last viewer leaves. Peers that vanish are noticed by the poll's sweep, not only at
-  the next keepalive.
+  the next keepalive;
+* a watched view's newest summary, and the one under way, are lent to ``GET /summary``
+  of the same view (``LiveHub.summary``, api.summary_cache) when their computation began
+  recently enough: a room full of screens refreshing the summary costs no query.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -128,19 +131,26 @@ class Watcher:
         self.started = asyncio.Event()  # the first computation ended, whatever it gave
         self.due_since: float | None = None  # woken and not computed since
         self.last = -math.inf  # when its last computation began
+        # The summary of ``frame`` and when the computation that made it began (monotonic):
+        # it shows every row stored before then. And the computation under way, if any:
+        # it resolves to its summary, or None when it gave none (failed, missing, closed).
+        self.summary: dict[str, Any] | None = None
+        self.summary_from = -math.inf
+        self.computing: asyncio.Future[dict[str, Any] | None] | None = None
 
     def wake(self) -> None:
         if self.due_since is None and not self.gone:
             self.due_since = time.monotonic()
             self.hub.kick()
 
-    def show(self, payload: dict[str, object] | None, marker: Marker | None) -> None:
+    def show(self, payload: dict[str, Any] | None, marker: Marker | None, began: float) -> None:
         self.error = None
         self.marker = marker
         if payload is None:
             self.missing = True
             self.end()
             return
+        self.summary, self.summary_from = payload["summary"], began
         frame = b"event: update\ndata: " + orjson.dumps(payload) + b"\n\n"
         if frame != self.frame:  # the same state twice is sent once
             self.frame = frame
@@ -291,8 +301,19 @@ class LiveHub:
             await asyncio.sleep(max(0.0, spent / self.compute_cores - (time.monotonic() - now)))
 
     async def _compute(self, group: list[Watcher], now: float) -> None:
+        loop = asyncio.get_running_loop()
         for w in group:
             w.due_since, w.last = None, now
+            w.computing = loop.create_future()
+        try:
+            await self._compute_group(group, now)
+        finally:  # whatever happened (cancelled included), nobody waits on these any longer
+            for w in group:
+                if w.computing is not None and not w.computing.done():
+                    w.computing.set_result(w.summary if w.summary_from == now else None)
+                w.computing = None
+
+    async def _compute_group(self, group: list[Watcher], now: float) -> None:
         # What the last poll read, before this began: a row stored after that read is
         # in the payloads or makes the next poll read a different marker and wake them.
         markers = {w: self.markers.get(w.key.channel_id) for w in group}
@@ -319,7 +340,23 @@ class LiveHub:
         self.metrics.live_compute_seconds.observe(time.monotonic() - now)
         for w in group:
             if not w.gone:
-                w.show(payloads.get(w.key.channel_id), markers[w])
+                w.show(payloads.get(w.key.channel_id), markers[w], now)
+
+    # -- lending to /summary --------------------------------------------------------------
+    async def summary(self, key: ViewKey, since: float) -> dict[str, Any] | None:
+        """The view's summary from a computation that began at or after ``since``
+        (monotonic): the newest shown, else the one under way (awaited); None when the
+        view is not watched or has neither. The key is the whole view, scope included, so
+        a caller gets only what a query with its own scope would have shown."""
+        watcher = self._watchers.get(key)
+        if watcher is None or watcher.gone:
+            return None
+        if watcher.summary is not None and watcher.summary_from >= since:
+            return watcher.summary
+        computing = watcher.computing
+        if computing is not None and watcher.last >= since:
+            return await asyncio.shield(computing)
+        return None
 
     # -- what woke us ---------------------------------------------------------------------
     def stored(self, row_sets: Iterable[RowSet]) -> None:
