@@ -68,7 +68,8 @@ def create_app(
     app[TOKENS] = TokenStore.load(settings.api_tokens_file)
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
     app[live.HUB] = live_hub or LiveHub(store, settings, metrics)
-    app[SUMMARIES] = SummaryReads(store, app[live.HUB], metrics, settings.summary_max_age_ms)
+    reads = store.lane(settings.api_read_threads, "api") if settings.api_read_threads else store
+    app[SUMMARIES] = SummaryReads(reads, app[live.HUB], metrics, settings.summary_max_age_ms)
     for module in (health, channels, pivot, events, live, regions):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_json)

@@ -29,9 +29,9 @@ them for 9-14 s (issue 10). Here:
 * streams are capped per token and per process (429 / 503), and a watcher stops when
   its last viewer leaves. Peers that vanish are noticed by the poll's sweep, not only at
   the next keepalive;
-* a watched view's newest summary, and the one under way, are lent to ``GET /summary``
-  of the same view (``LiveHub.summary``, api.summary_cache) when their computation began
-  recently enough: a room full of screens refreshing the summary costs no query.
+* a watched view's newest summary is lent to ``GET /summary`` of the same view
+  (``LiveHub.summary``, api.summary_cache) when its computation began recently enough:
+  a room full of screens refreshing the summary costs no query.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -52,6 +52,7 @@ import orjson
 from api.auth import Scope
 from api.errors import ApiError
 from api.params import TimeParams
+from api.queries.channels import LIVE_WINDOW
 from api.queries.live import Marker, change_markers, live_payloads
 from livesales.metrics import Metrics
 from livesales.settings import Settings
@@ -65,7 +66,9 @@ log = logging.getLogger(__name__)
 RETRY_S = 1.0  # after a failed computation, while storage is away
 REFRESH_S = 60.0  # a watched view is recomputed at least this often: status and alerts age
 MAX_BATCH = 200  # channels computed in one round of queries
-_LIVE_TABLES = frozenset({"order_steps", "stream_stats"})  # what a live screen shows
+STATUS_MARGIN = timedelta(seconds=5)  # a quiet "live" summary is lent only this far from its window's end
+# what a live screen shows (the registry: title, host, region, schedule)
+_LIVE_TABLES = frozenset({"order_steps", "stream_stats", "channel_registry"})
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,9 @@ class Watcher:
         self.due_since: float | None = None  # woken and not computed since
         self.last = -math.inf  # when its last computation began
         # The summary of ``frame`` and when the computation that made it began (monotonic):
-        # it shows every row stored before then. And the computation under way, if any:
-        # it resolves to its summary, or None when it gave none (failed, missing, closed).
+        # it shows every row stored, by any process, before then.
         self.summary: dict[str, Any] | None = None
         self.summary_from = -math.inf
-        self.computing: asyncio.Future[dict[str, Any] | None] | None = None
 
     def wake(self) -> None:
         if self.due_since is None and not self.gone:
@@ -188,6 +189,7 @@ class LiveHub:
         self._by_channel: dict[str, set[Watcher]] = {}
         self._needles: dict[str, tuple[bytes, ...]] = {}
         self.markers: dict[str, Marker] = {}  # per watched channel, as the last poll read them
+        self.polled_from = -math.inf  # when the last successful poll's query began (monotonic)
         self._per_token: dict[str, int] = {}
         self._streams = 0
         self._poller: asyncio.Task[None] | None = None
@@ -301,19 +303,8 @@ class LiveHub:
             await asyncio.sleep(max(0.0, spent / self.compute_cores - (time.monotonic() - now)))
 
     async def _compute(self, group: list[Watcher], now: float) -> None:
-        loop = asyncio.get_running_loop()
         for w in group:
             w.due_since, w.last = None, now
-            w.computing = loop.create_future()
-        try:
-            await self._compute_group(group, now)
-        finally:  # whatever happened (cancelled included), nobody waits on these any longer
-            for w in group:
-                if w.computing is not None and not w.computing.done():
-                    w.computing.set_result(w.summary if w.summary_from == now else None)
-                w.computing = None
-
-    async def _compute_group(self, group: list[Watcher], now: float) -> None:
         # What the last poll read, before this began: a row stored after that read is
         # in the payloads or makes the next poll read a different marker and wake them.
         markers = {w: self.markers.get(w.key.channel_id) for w in group}
@@ -343,20 +334,37 @@ class LiveHub:
                 w.show(payloads.get(w.key.channel_id), markers[w], now)
 
     # -- lending to /summary --------------------------------------------------------------
-    async def summary(self, key: ViewKey, since: float) -> dict[str, Any] | None:
-        """The view's summary from a computation that began at or after ``since``
-        (monotonic): the newest shown, else the one under way (awaited); None when the
-        view is not watched or has neither. The key is the whole view, scope included, so
-        a caller gets only what a query with its own scope would have shown."""
+    def summary(self, key: ViewKey, since: float) -> dict[str, Any] | None:
+        """The view's newest summary if it shows every row stored before ``since``
+        (monotonic), else None: its computation began after ``since``; or it is *quiet*
+        (not woken since, no computation begun since) and a poll begun after both it and
+        ``since`` found no change (one would have woken it), so nothing was stored between.
+        The key is the whole view, scope included, so a caller gets only what a query
+        with its own scope would have shown."""
         watcher = self._watchers.get(key)
-        if watcher is None or watcher.gone:
+        if watcher is None or watcher.gone or watcher.summary is None:
             return None
-        if watcher.summary is not None and watcher.summary_from >= since:
+        shown = watcher.summary_from
+        if shown >= since:
             return watcher.summary
-        computing = watcher.computing
-        if computing is not None and watcher.last >= since:
-            return await asyncio.shield(computing)
+        quiet = watcher.due_since is None and watcher.last == shown
+        if quiet and self.polled_from > shown and self.polled_from >= since and self._still(watcher):
+            return watcher.summary
         return None
+
+    def _still(self, watcher: Watcher) -> bool:
+        """Whether a quiet summary's status still holds now, with no row stored since: a
+        channel stays ended; it stays live while its newest order row is within the live
+        window (the order marker); a scheduled one may start at any moment: not lent."""
+        status = (watcher.summary or {}).get("status")
+        if status == "ended":
+            return True
+        newest = self.markers.get(watcher.key.channel_id, (None, None, None))[0]
+        if status != "live" or newest is None:
+            return False
+        if newest.tzinfo is None:
+            newest = newest.replace(tzinfo=UTC)
+        return newest >= datetime.now(UTC) - LIVE_WINDOW + STATUS_MARGIN
 
     # -- what woke us ---------------------------------------------------------------------
     def stored(self, row_sets: Iterable[RowSet]) -> None:
@@ -386,13 +394,14 @@ class LiveHub:
                         viewer.close()  # its handler leaves
             if not self._by_channel:
                 continue
+            began = time.monotonic()
             try:
                 markers = await change_markers(self.store, list(self._by_channel))
             except StorageError as exc:
                 log.warning("live poll failed (%s); retrying", exc)
                 continue
             self.metrics.live_polls.inc()
-            self.markers = markers
+            self.markers, self.polled_from = markers, began
             for channel, watchers in list(self._by_channel.items()):
                 marker = markers.get(channel)
                 for watcher in watchers:

@@ -5,12 +5,12 @@ hub's rounds and the consumers' inserts in the shared storage threads: p99 ~1 s 
 the target is 100 ms (docs/BENCHMARKS.md, "Live screens"). Yet the hub has just computed
 that very summary for the screens of the same view. So an answer comes, in this order:
 
-1. from the live hub (api.live_hub): the view's newest summary, or the one being
-   computed (awaited), when that computation began at most ``summary_max_age_ms``
-   before the request arrived;
-2. from a query for the same view already under way (single-flight), on the same
-   condition;
-3. from a query of its own, which later identical requests may share.
+1. from the live hub (api.live_hub): the view's newest summary, when its computation
+   began at most ``summary_max_age_ms`` before the request arrived;
+2. from a query for the same view under way or done lately (single-flight, and kept
+   while it is that young), on the same condition;
+3. from a query of its own, on the API's own storage threads (``ClickHouse.lane``): it
+   waits neither behind a round of the hub's queries nor behind an insert.
 
 So an answer is exactly what a fresh query would have returned at some moment no more
 than ``summary_max_age_ms`` before the request arrived (docs/DESIGN.md, "Queries"):
@@ -53,7 +53,9 @@ class SummaryReads:
         self.hub = hub
         self.metrics = metrics
         self.max_age_s = max_age_ms / 1000
-        self._flights: dict[ViewKey, _Flight] = {}  # one per view at most, gone when done
+        # per view, its newest query (under way or done), oldest first: swept as they age,
+        # so it holds at most the views asked for within the bound, and never more than MAX_KEPT
+        self._flights: dict[ViewKey, _Flight] = {}
 
     async def summary(self, channel_id: str, scope: Scope, tp: TimeParams) -> Summary | None:
         """The channel's summary for this scope, or None when it does not exist for it."""
@@ -61,7 +63,7 @@ class SummaryReads:
         key = ViewKey(channel_id, scope, tp.tz, tp.from_, tp.to)
         if self.max_age_s > 0:
             since = arrived - self.max_age_s
-            lent = await self.hub.summary(key, since)
+            lent = self.hub.summary(key, since)
             if lent is not None:
                 self.metrics.summary_answers.labels("live_hub").inc()
                 return lent
@@ -70,21 +72,36 @@ class SummaryReads:
                 self.metrics.summary_answers.labels("shared").inc()
                 return await asyncio.shield(flight.task)
         self.metrics.summary_answers.labels("query").inc()
-        return await asyncio.shield(self._fly(key, tp))
+        return await asyncio.shield(self._fly(key, tp, arrived))
 
-    def _fly(self, key: ViewKey, tp: TimeParams) -> asyncio.Task[Summary | None]:
-        began = time.monotonic()
+    def _fly(self, key: ViewKey, tp: TimeParams, now: float) -> asyncio.Task[Summary | None]:
         task = asyncio.create_task(q.summary(self.store, key.channel_id, key.scope, tp))
-        flight = self._flights[key] = _Flight(began, task)
+        if self.max_age_s <= 0:
+            task.add_done_callback(_retrieve)
+            return task
+        self._flights.pop(key, None)  # re-inserted last: the dict stays oldest first
+        flight = self._flights[key] = _Flight(time.monotonic(), task)
 
         def done(t: asyncio.Task[Summary | None]) -> None:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-            if not t.cancelled():
-                t.exception()  # retrieved here too: every caller may have gone meanwhile
+            if (t.cancelled() or _retrieve(t) is not None) and self._flights.get(key) is flight:
+                del self._flights[key]  # a failure is not kept: the next request asks again
 
         task.add_done_callback(done)
+        stale = now - self.max_age_s
+        while self._flights:
+            oldest_key, oldest = next(iter(self._flights.items()))
+            if oldest.began >= stale and len(self._flights) <= MAX_KEPT:
+                break
+            del self._flights[oldest_key]
         return task
+
+
+MAX_KEPT = 1024  # views whose last query is kept for sharing
+
+
+def _retrieve(task: asyncio.Task[Summary | None]) -> BaseException | None:
+    """A done query's error, retrieved (every caller may have gone meanwhile), or None."""
+    return None if task.cancelled() else task.exception()
 
 
 SUMMARIES: web.AppKey[SummaryReads] = web.AppKey("summaries", SummaryReads)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import C25, TOKENS, order, store_events
-from tests.api.live_support import MakeClient, client_factory, next_update, sample
+from tests.api.live_support import MakeClient, client_factory, hub_of, next_update, sample
+from tests.api.test_channels import channel
+from tests.conftest import wait_for
 
 CHANGJIE = Scope(district="宁海县", township="长街镇")
 TAOYUAN = {"token": "tok-taoyuan-0000", "name": "taoyuan", "scope": "township:宁海县/桃源街道", "ingest": False}
@@ -112,7 +115,35 @@ async def test_a_cached_summary_never_crosses_scopes(make_client: MakeClient) ->
             s.close()
 
 
-@pytest.mark.parametrize("max_age_ms", [1000, 0])
+async def test_a_quiet_payload_is_lent_until_a_registry_move_takes_the_channel_away(
+    make_client: MakeClient, loaded: ClickHouse
+) -> None:
+    async with make_client(summary_max_age_ms=300, live_poll_ms=100) as client:
+        metrics = client.server.app[METRICS]
+        stream = await client.get("/v1/channels/nh-live/live", headers=auth("township"))
+        assert (await next_update(stream))["summary"]["paid_orders"] == 4
+        fresh = orjson.loads(orjson.dumps(await q.summary(loaded, "nh-live", CHANGJIE, TimeParams())))
+
+        async def lent_while_quiet() -> bool:
+            # once the payload is older than the bound, only polls finding nothing new lend it
+            before, asked = answers(metrics, "live_hub"), time.monotonic()
+            resp = await client.get("/v1/channels/nh-live/summary", headers=auth("township"))
+            assert resp.status == 200 and await resp.json() == fresh
+            watcher = next(iter(hub_of(client)._watchers.values()))
+            return answers(metrics, "live_hub") > before and asked - watcher.summary_from > 0.3
+
+        await wait_for(lent_while_quiet, timeout=10, what="the quiet payload lent past the bound")
+        # The registry moves the channel to 桃源街道 (no consumer here: only the poll can tell).
+        await store_events(loaded, [channel("ls-move", "nh-live", "2020-02-29T12:00:00+08:00", "长街蛏子节",
+                                            township="桃源街道")])  # fmt: skip
+        await asyncio.sleep(0.35)  # past the bound: a fresh query's answer is owed now
+        assert (await client.get("/v1/channels/nh-live/summary", headers=auth("township"))).status == 404
+        moved = await client.get("/v1/channels/nh-live/summary", headers=auth("taoyuan"))
+        assert moved.status == 200 and (await moved.json())["township"] == "桃源街道"
+        stream.close()
+
+
+@pytest.mark.parametrize("max_age_ms", [300, 0])
 async def test_concurrent_identical_summaries_share_one_query(
     loaded: ClickHouse, api_settings: Settings, max_age_ms: int
 ) -> None:
@@ -124,11 +155,14 @@ async def test_concurrent_identical_summaries_share_one_query(
         assert (answers(metrics, "query"), answers(metrics, "shared")) == (1, 19)
     else:  # the cache off: each asks
         assert (answers(metrics, "query"), answers(metrics, "shared")) == (20, 0)
-    # a later identical request, once the shared query is done, queries again (nothing kept)
     await store_events(loaded, [paid(3)])
+    stored = time.monotonic()
+    # within the bound the kept answer may be lent; past it, a fresh query's is owed
+    await asyncio.sleep(max(0.0, stored + max_age_ms / 1000 - time.monotonic()) + 0.01)
     later = await reads.summary("nh-live", CHANGJIE, TimeParams())
     assert later is not None and later["paid_orders"] == 5
-    assert not reads._flights
+    assert answers(metrics, "query") == (2 if max_age_ms else 21)
+    assert len(reads._flights) <= 1  # the stale one swept
 
 
 async def test_the_summary_route_goes_through_the_shared_reads(make_client: MakeClient) -> None:
