@@ -334,22 +334,22 @@ class LiveHub:
                 w.show(payloads.get(w.key.channel_id), markers[w], now)
 
     # -- lending to /summary --------------------------------------------------------------
-    def summary(self, key: ViewKey, since: float) -> dict[str, Any] | None:
-        """The view's newest summary if it shows every row stored before ``since``
-        (monotonic), else None: its computation began after ``since``; or it is *quiet*
-        (not woken since, no computation begun since) and a poll begun after both it and
-        ``since`` found no change (one would have woken it), so nothing was stored between.
-        The key is the whole view, scope included, so a caller gets only what a query
-        with its own scope would have shown."""
+    def summary(self, key: ViewKey, since: float) -> tuple[dict[str, Any], float] | None:
+        """The view's newest summary and the moment (monotonic) before which it shows every
+        row stored, if that is at or after ``since``; else None. That moment is when its
+        computation began; or, while it is *quiet* (not woken since, no computation begun
+        since), when the last poll began, if after both: that poll found no change (one
+        would have woken it), so nothing was stored between. The key is the whole view,
+        scope included, so a caller gets only what a query with its own scope would show."""
         watcher = self._watchers.get(key)
         if watcher is None or watcher.gone or watcher.summary is None:
             return None
         shown = watcher.summary_from
         if shown >= since:
-            return watcher.summary
+            return watcher.summary, shown
         quiet = watcher.due_since is None and watcher.last == shown
         if quiet and self.polled_from > shown and self.polled_from >= since and self._still(watcher):
-            return watcher.summary
+            return watcher.summary, self.polled_from
         return None
 
     def _still(self, watcher: Watcher) -> bool:

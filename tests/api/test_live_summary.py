@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 
 from api.auth import Scope
 from api.context import METRICS
-from api.live_hub import LiveHub
+from api.live_hub import LiveHub, ViewKey
 from api.params import TimeParams
 from api.queries import channels as q
 from api.summary_cache import SUMMARIES, SummaryReads
@@ -162,7 +163,29 @@ async def test_concurrent_identical_summaries_share_one_query(
     later = await reads.summary("nh-live", CHANGJIE, TimeParams())
     assert later is not None and later["paid_orders"] == 5
     assert answers(metrics, "query") == (2 if max_age_ms else 21)
-    assert len(reads._flights) <= 1  # the stale one swept
+    assert len(reads._views) == (1 if max_age_ms else 0)  # one view asked, kept while young; none when off
+
+
+async def test_an_answer_past_half_the_bound_is_refreshed_ahead(loaded: ClickHouse, api_settings: Settings) -> None:
+    metrics = Metrics()
+    reads = SummaryReads(loaded, LiveHub(loaded, api_settings, metrics), metrics, 2000)
+    key = ViewKey("nh-live", CHANGJIE, TimeParams().tz, None, None)
+    assert (await reads.summary("nh-live", CHANGJIE, TimeParams()) or {})["paid_orders"] == 4
+    first = reads._views[key].done
+    assert first is not None
+    await asyncio.sleep(max(0.0, first[0] + 1.05 - time.monotonic()))  # past half the bound
+    await store_events(loaded, [paid(4)])
+    # the kept answer is still within the bound: lent at once, and a refresh started
+    assert (await reads.summary("nh-live", CHANGJIE, TimeParams()) or {})["paid_orders"] == 4
+    assert (answers(metrics, "query"), answers(metrics, "shared")) == (1, 1)
+
+    async def refreshed() -> bool:
+        done = reads._views[key].done
+        return done is not None and done[0] > first[0] and reads._views[key].pending is None
+
+    await wait_for(refreshed, timeout=10, what="the refresh ahead")
+    assert (await reads.summary("nh-live", CHANGJIE, TimeParams()) or {})["paid_orders"] == 5
+    assert (answers(metrics, "query"), answers(metrics, "shared")) == (1, 2)  # no request waited for a query
 
 
 async def test_the_summary_route_goes_through_the_shared_reads(make_client: MakeClient) -> None:
@@ -171,3 +194,18 @@ async def test_the_summary_route_goes_through_the_shared_reads(make_client: Make
         resp = await client.get("/v1/channels/nope/summary", headers=auth("all"))
         assert resp.status == 404
         assert answers(client.server.app[METRICS], "query") == 1
+
+
+async def test_summary_queries_wait_behind_no_other_storage_call(make_client: MakeClient, loaded: ClickHouse) -> None:
+    async with make_client(summary_max_age_ms=0) as client:
+        # every thread of the shared storage pool busy (a long live round, an insert) ...
+        release = threading.Event()
+        busy = [asyncio.ensure_future(loaded.run_in_thread(release.wait, 30)) for _ in range(loaded._threads)]
+        try:
+            # ... and /summary still answers, on the API's own threads
+            resp = await asyncio.wait_for(client.get("/v1/channels/nh-live/summary", headers=auth("township")), 20)
+            assert resp.status == 200 and (await resp.json())["paid_orders"] == 4
+            assert not any(b.done() for b in busy)
+        finally:
+            release.set()
+            await asyncio.gather(*busy)
