@@ -12,9 +12,9 @@ that very summary for the screens of the same view. So an answer comes, in this 
 3. from a query of its own, on the API's own storage threads (``ClickHouse.lane``): it
    waits neither behind a round of the hub's queries nor behind an insert.
 
-An answer from 1 or 2 older than half the bound starts one query in the background
-(refresh-ahead), so a view asked again and again finds a young enough answer ready
-instead of waiting for one every ``summary_max_age_ms``.
+An answer from 1 or 2 older than a quarter of the bound starts one query in the
+background (refresh-ahead; one at a time per view), so a view asked again and again
+finds a young enough answer ready instead of waiting for one every ``summary_max_age_ms``.
 
 So an answer is exactly what a fresh query would have returned at some moment no more
 than ``summary_max_age_ms`` before the request arrived (docs/DESIGN.md, "Queries"):
@@ -87,7 +87,7 @@ class SummaryReads:
         if view.done is not None and view.done[0] >= since and (answer is None or view.done[0] > answer[0]):
             answer = (view.done[0], view.done[1], "shared")
         if answer is not None:
-            if answer[0] < arrived - self.max_age_s / 2 and view.pending is None:
+            if answer[0] < arrived - self.max_age_s * REFRESH_AHEAD and view.pending is None:
                 self._fly(key, view, tp)  # refresh ahead: the next request finds a younger one
             self.metrics.summary_answers.labels(answer[2]).inc()
             return answer[1]
@@ -124,6 +124,9 @@ class SummaryReads:
 
 
 MAX_KEPT = 1024  # views whose last query is kept for sharing
+# An answer older than this share of the bound starts a refresh: under load a query takes
+# most of a second, and it must be done before the answer it replaces is too old to lend.
+REFRESH_AHEAD = 0.25
 
 
 def _retrieve(task: asyncio.Task[Summary | None]) -> None:
