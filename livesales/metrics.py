@@ -72,3 +72,7 @@ class Metrics:
         self.live_refused = Counter(
             "livesales_live_refused", "Live streams refused by a cap", ["cap"], registry=r
         )
+        self.summary_answers = Counter(
+            "livesales_summary_answers", "GET /summary answers by source: live_hub (lent by a live watcher),"
+            " shared (a query under way), query (one of its own)", ["source"], registry=r,
+        )
