@@ -6,10 +6,13 @@
    entry, a few order steps each over 6 platforms and 10 districts of 3 townships, spread
    over the last day; the last 5% of order rows stored "now" (those channels are live).
 2. Serve the API in this process (the real aiohttp app, through a loopback socket) and
-   time, one client, ≥200 requests each: the first page, a middle page by cursor, a page
-   filtered by platform and township, a township-scoped token's page, and regions —
-   beside the raw limit measured in the same run on the same store handle: ``SELECT 1``,
-   and a bare read of one page of the state table.
+   time, one client, 200 requests each: the first page, a middle page by cursor, a page
+   filtered by platform and township, a township-scoped token's page, live channels,
+   channels active in the last hour, and regions — beside the raw limit measured in the
+   same run on the same store handle: ``SELECT 1``, and a bare read of one page of the
+   state table. Once with the state merged into one part, once more after 8 small
+   inserts with the state's merges stopped (the fold a page pays while ingest is ahead
+   of the background merges).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from api.app import create_app
+from api.queries.channel_list import NO_SUBCOLUMNS, STATE_ROWS, encode_cursor, state_params
 from benchmarks.ingest import scratch_dir
 from livesales.metrics import Metrics
 from livesales.settings import Settings
@@ -109,6 +114,25 @@ async def timed(call: Callable[[], Awaitable[Any]], n: int) -> tuple[float, floa
     return quantiles(latencies)
 
 
+async def _cursor_at(store: ClickHouse, offset: int) -> str:
+    """The cursor the server gives out after ``offset`` rows of the unfiltered list."""
+    (row,) = await store.query(
+        f"SELECT k, channel_id FROM ({STATE_ROWS}) ORDER BY k DESC, channel_id LIMIT 1 OFFSET {{o:UInt64}}"  # noqa: S608
+        f" {NO_SUBCOLUMNS}",
+        {**state_params(datetime.now(UTC)), "o": offset - 1},
+    )
+    return encode_cursor((int(row["k"]), row["channel_id"]))
+
+
+async def _fresh_parts(store: ClickHouse, channels: int, parts: int) -> None:
+    """``parts`` small inserts of order steps on random channels, with the state's merges
+    stopped: what a page folds while ingest outruns the background merges."""
+    await store.run_in_thread(store.client.command, "SYSTEM STOP MERGES channel_state")
+    for i in range(parts):
+        sql = ORDERS_SQL.replace("FROM numbers({n_rows:UInt64})", f"FROM numbers({10_000_000 + i * 2_000}, 2000)")
+        await store.run_in_thread(store.client.command, sql, parameters={"n": channels, "n_rows": 10_000_000 + parts * 2_000})
+
+
 async def bench_channels(args: argparse.Namespace) -> None:
     channels = args.events or 100_000
     n = 200
@@ -137,34 +161,35 @@ async def bench_channels(args: argparse.Namespace) -> None:
                             raise RuntimeError(f"{path}: {resp.status} {body}")
                         return body
 
-                cursor = ""
-                for _ in range(channels // 200):  # the middle of the list
-                    cursor = (await get(f"/v1/channels?limit=100{cursor and '&cursor=' + cursor}"))["next_cursor"]
-                first = await get("/v1/channels?limit=100")
-                town = await get("/v1/channels?limit=100", TOWNSHIP_TOKEN)
-                print(f"pages of 100: first page {len(first['channels'])} rows, township token's "
-                      f"{len(town['channels'])} rows\n", flush=True)  # fmt: skip
+                middle = await _cursor_at(store, channels // 2)
+                hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
                 cases: dict[str, Callable[[], Awaitable[Any]]] = {
                     "raw: SELECT 1 (same store handle)": lambda: store.query("SELECT 1"),
                     "raw: one page of channel_state": lambda: store.query(
                         "SELECT * FROM channel_state ORDER BY channel_id LIMIT 100"
                     ),
                     "GET /v1/channels (first page)": lambda: get("/v1/channels?limit=100"),
-                    "GET /v1/channels (middle page, cursor)": lambda: get(f"/v1/channels?limit=100&cursor={cursor}"),
+                    "GET /v1/channels (middle page, cursor)": lambda: get(f"/v1/channels?limit=100&cursor={middle}"),
                     "GET /v1/channels?platform&township": lambda: get(
                         f"/v1/channels?limit=100&platform=jd&township={DISTRICTS[8]}东镇"
                     ),
                     "GET /v1/channels (township token)": lambda: get("/v1/channels?limit=100", TOWNSHIP_TOKEN),
                     "GET /v1/channels?status=live": lambda: get("/v1/channels?limit=100&status=live"),
-                    "GET /v1/channels?from&to (one hour)": lambda: get(
-                        "/v1/channels?limit=100&from=2020-01-01T00:00:00Z&to=2100-01-01T00:00:00Z"
-                    ),
+                    "GET /v1/channels?from (last hour)": lambda: get(f"/v1/channels?limit=100&from={hour_ago}"),
                     "GET /v1/regions (townships)": lambda: get("/v1/regions"),
                 }
-                print(f"{'request (' + str(n) + ' each, 1 client)':<42}{'p50 ms':>10}{'p99 ms':>10}")
-                for name, call in cases.items():
-                    p50, p99 = await timed(call, n)
-                    print(f"{name:<42}{p50:>10.1f}{p99:>10.1f}", flush=True)
+                for label, fresh in (("state merged into one part", 0), ("after 8 fresh small parts", 8)):
+                    if fresh:
+                        await _fresh_parts(store, channels, fresh)
+                    (parts,) = await store.query(
+                        "SELECT count() AS n, sum(rows) AS r FROM system.parts"
+                        " WHERE database = currentDatabase() AND table = 'channel_state' AND active"
+                    )
+                    print(f"\n{label}: channel_state has {parts['n']} parts, {parts['r']:,} rows")
+                    print(f"{'request (' + str(n) + ' each, 1 client)':<42}{'p50 ms':>10}{'p99 ms':>10}")
+                    for name, call in cases.items():
+                        p50, p99 = await timed(call, n)
+                        print(f"{name:<42}{p50:>10.1f}{p99:>10.1f}", flush=True)
         finally:
             await server.close()
             await store.close()
