@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -130,12 +131,14 @@ async def _fresh_parts(store: ClickHouse, channels: int, parts: int) -> None:
     await store.run_in_thread(store.client.command, "SYSTEM STOP MERGES channel_state")
     for i in range(parts):
         sql = ORDERS_SQL.replace("FROM numbers({n_rows:UInt64})", f"FROM numbers({10_000_000 + i * 2_000}, 2000)")
-        await store.run_in_thread(store.client.command, sql, parameters={"n": channels, "n_rows": 10_000_000 + parts * 2_000})
+        params = {"n": channels, "n_rows": 10_000_000 + parts * 2_000}
+        await store.run_in_thread(store.client.command, sql, parameters=params)
 
 
 async def bench_channels(args: argparse.Namespace) -> None:
     channels = args.events or 100_000
     n = 200
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     with scratch_dir() as tmp:
         dsn = f"chdb://{tmp}/ch"
         await build(dsn, channels, 3)
@@ -171,7 +174,7 @@ async def bench_channels(args: argparse.Namespace) -> None:
                     "GET /v1/channels (first page)": lambda: get("/v1/channels?limit=100"),
                     "GET /v1/channels (middle page, cursor)": lambda: get(f"/v1/channels?limit=100&cursor={middle}"),
                     "GET /v1/channels?platform&township": lambda: get(
-                        f"/v1/channels?limit=100&platform=jd&township={DISTRICTS[8]}东镇"
+                        f"/v1/channels?limit=100&platform=jd&township={DISTRICTS[8]}西镇"
                     ),
                     "GET /v1/channels (township token)": lambda: get("/v1/channels?limit=100", TOWNSHIP_TOKEN),
                     "GET /v1/channels?status=live": lambda: get("/v1/channels?limit=100&status=live"),

@@ -32,30 +32,45 @@ NO_SUBCOLUMNS = "SETTINGS optimize_functions_to_subcolumns = 0"
 LIVE_WINDOW = timedelta(minutes=10)  # contract §3: live while rows keep being stored
 STATUSES = ("scheduled", "live", "ended")
 
-# One row per channel from the folded state, with the place rule, status and sort key.
-# Needs {now} and {live_since}. The tuples' fields are read with tupleElement() on the
-# whole column and never as subcolumns (``registry.title``): ClickHouse 26.9 reads a
-# subcolumn under FINAL without folding it (it answered a channel's unfolded row), so
-# queries over the state also set NO_SUBCOLUMNS.
-STATE_ROWS = """
-    SELECT channel_id,
-        if(registered, tupleElement(registry, 'platform'),
-           if(order_rows > 0, tupleElement(first_order, 'platform'), stats_platform)) AS platform,
-        if(registered, tupleElement(registry, 'district'),
-           if(order_rows > 0, tupleElement(first_order, 'district'), '')) AS district,
-        if(registered, tupleElement(registry, 'township'),
-           if(order_rows > 0, tupleElement(first_order, 'township'), '')) AS township,
-        if(registered, tupleElement(registry, 'title'), NULL) AS title,
-        if(registered, tupleElement(registry, 'host'), NULL) AS host,
-        if(registered, tupleElement(registry, 'scheduled_start'), NULL) AS scheduled_start,
-        if(registered, tupleElement(registry, 'scheduled_end'), NULL) AS scheduled_end,
-        paid_orders, gmv_fen, paid_weight_g, refund_fen, first_at, last_at,
-        ifNull(last_stored >= {live_since:DateTime64(3, 'UTC')}, 0) AS live,
-        multiIf(live, 'live', scheduled_start IS NOT NULL AND scheduled_start > {now:DateTime64(3, 'UTC')},
-                'scheduled', 'ended') AS status,
-        coalesce(toUnixTimestamp64Milli(last_at), toInt64(-1)) AS k
-    FROM channel_state FINAL
-"""
+# One row per channel from the folded state: the place rule, registry fields, status and
+# sort key, each an expression over the state's columns. The tuples' fields are read with
+# tupleElement() on the whole column and never as subcolumns (``registry.title``):
+# ClickHouse 26.9 reads a subcolumn under FINAL without folding it (it answered a
+# channel's unfolded row), so queries over the state also set NO_SUBCOLUMNS.
+_REG = "tupleElement(registry, '{0}')"
+_FIRST = "tupleElement(first_order, '{0}')"
+STATE_COLUMNS: dict[str, str] = {
+    **{
+        name: f"if(registered, {_REG.format(name)}, if(order_rows > 0, {_FIRST.format(name)}, {none}))"
+        for name, none in (("platform", "stats_platform"), ("district", "''"), ("township", "''"))
+    },
+    **{
+        name: f"if(registered, {_REG.format(name)}, NULL)"
+        for name in ("title", "host", "scheduled_start", "scheduled_end")
+    },
+    **{name: name for name in ("paid_orders", "gmv_fen", "paid_weight_g", "refund_fen", "first_at", "last_at")},
+    "live": "ifNull(last_stored >= {live_since:DateTime64(3, 'UTC')}, 0)",
+    "status": "multiIf(live, 'live', scheduled_start IS NOT NULL AND scheduled_start > {now:DateTime64(3, 'UTC')},"
+    " 'scheduled', 'ended')",
+    "k": "coalesce(toUnixTimestamp64Milli(last_at), toInt64(-1))",
+}
+_NEEDS = {"status": ("live", "scheduled_start")}  # what a derived column reads besides the state
+
+
+def state_rows(*names: str) -> str:
+    """SELECT of ``channel_id`` and the named columns (default: all) per folded state row;
+    needs {now} and {live_since} when they are named. Naming only what a query uses keeps
+    FINAL from reading (and folding) the wide registry tuple when nothing needs it."""
+    wanted = set(names or STATE_COLUMNS)
+    for name in names:
+        wanted.update(_NEEDS.get(name, ()))
+    columns = "".join(
+        f",\n        {expr}" + (f" AS {n}" if expr != n else "") for n, expr in STATE_COLUMNS.items() if n in wanted
+    )
+    return f"SELECT channel_id{columns}\n    FROM channel_state FINAL"  # noqa: S608 - fixed SQL
+
+
+STATE_ROWS = state_rows()
 
 # "Channels with events in [lo, hi)": an order or stream-stats event in it (per channel
 # and minute, channel_minutes keeps the first and last event time: a minute row with
@@ -149,8 +164,12 @@ async def list_channels(
     if f.cursor is not None:
         where.append("(k < {ck:Int64} OR (k = {ck:Int64} AND channel_id > {cc:String}))")
         params |= {"ck": f.cursor[0], "cc": f.cursor[1]}
+    named = " ".join(where)
+    needed = ["k", *(n for n in ("platform", "district", "township", "status") if f"{n} =" in named)]
+    if tp.from_ is not None or tp.to is not None:
+        needed += ["scheduled_start", "scheduled_end"]
     keys = f"""
-        SELECT channel_id FROM ({STATE_ROWS})
+        SELECT channel_id FROM ({state_rows(*needed)})
         WHERE {" AND ".join(where)}
         ORDER BY k DESC, channel_id
         LIMIT {{n:UInt32}}

@@ -1,4 +1,4 @@
-"""Per-channel numbers: the list, the per-minute curve, the summary, a change marker.
+"""Per-channel numbers: the per-minute curve, the summary, a change marker (the list: api.queries.channel_list).
 
 Every counted row is stored once (processors.dedupe), so these are plain aggregations;
 channel queries filter on ``channel_id``, the primary key's first column. A channel's
@@ -29,7 +29,7 @@ from api.queries.channel_list import ListFilters as ListFilters
 from api.queries.channel_list import decode_cursor as decode_cursor
 from api.queries.channel_list import encode_cursor as encode_cursor
 from api.queries.channel_list import list_channels as list_channels
-from api.queries.scope import LIVE_IDS_SQL, in_scope
+from api.queries.scope import in_scope
 from processors.store import ClickHouse
 
 # Grouped by status in "long form" so ClickHouse answers from the p_minute projection
@@ -77,11 +77,6 @@ _P_CHANNEL = "SETTINGS preferred_optimize_projection_name = 'p_channel'"
 
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
-
-
-async def live_ids(ch: ClickHouse, at: datetime) -> list[str]:
-    """The channels with an order or stream-stats row stored in the ten minutes to ``at``."""
-    return [r["channel_id"] for r in await ch.query(LIVE_IDS_SQL, {"live_since": at - LIVE_WINDOW})]
 
 
 # One channel's parts, each a small read pruned by a primary key, run side by side and
@@ -188,17 +183,6 @@ async def channel_in_scope(ch: ClickHouse, channel_id: str, scope: Scope) -> dic
     """The channel's attributes, or None when it does not exist for this scope."""
     return await channel_row(ch, channel_id, scope)
 
-
-# "Channels with events in the range" [{lo}, {hi}), over a channel row: an order or
-# stream-stats event in it, or a schedule overlapping it (an announced sale belongs to the
-# day it is planned for).
-_IN_RANGE = "occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at < {hi:DateTime64(3, 'UTC')}"
-ACTIVE_IN_RANGE = (
-    f"(channel_id IN (SELECT toString(channel_id) FROM order_steps WHERE {_IN_RANGE}"  # noqa: S608
-    f" UNION DISTINCT SELECT toString(channel_id) FROM stream_stats WHERE {_IN_RANGE})"
-    " OR (scheduled_start < {hi:DateTime64(3, 'UTC')}"
-    " AND coalesce(scheduled_end, scheduled_start) >= {lo:DateTime64(3, 'UTC')}))"
-)
 
 async def minutes(ch: ClickHouse, channel_id: str, scope: Scope, tp: TimeParams) -> list[dict[str, Any]]:
     """The channel's minutes in [from, to); the caller checks that the channel exists for

@@ -13,11 +13,12 @@ import pytest
 from api.auth import Scope
 from api.params import TimeParams
 from api.queries.channel_list import ListFilters, decode_cursor, list_channels
+from api.queries.regions import regions
 from livesales.settings import Settings
 from processors import store as store_module
 from processors.store import ClickHouse
 from schemas.ddl import MIGRATIONS
-from tests.api.channel_reference import reference_list
+from tests.api.channel_reference import reference_list, reference_regions
 from tests.api.conftest import dataset, order, stats, store_events
 from tests.api.test_channels import channel, registry_events
 
@@ -127,6 +128,22 @@ async def test_the_state_list_equals_the_raw_tables_list(clickhouse: ClickHouse)
     # ties of the sort key page by channel_id across page boundaries
     pages = await _assert_same(clickhouse, Scope(), TimeParams(), ListFilters(), 2, now)
     assert sum(len(p) for p, _ in pages) == 34
+
+
+async def test_regions_from_the_state_equal_regions_from_the_raw_tables(clickhouse: ClickHouse) -> None:
+    await store_events(clickhouse, dataset() + registry_events() + many_channels())
+    now = datetime.now(UTC)
+    answered = 0
+    for scope in SCOPES:
+        for level in ("township", "district"):
+            for lo, hi in RANGES:
+                tp = _tp(lo, hi)
+                got = await regions(clickhouse, scope, level, tp, now)
+                assert got == await reference_regions(clickhouse, scope, level, tp, now), (scope, level, lo, hi)
+                answered += bool(got)
+    assert answered >= 12  # the comparison is not of empty answers
+    everything = await regions(clickhouse, Scope(), "district", TimeParams(), now + timedelta(minutes=11))
+    assert sum(r["paid_orders"] for r in everything) == 13 + 26 and not any(r["live_channels"] for r in everything)
 
 
 @pytest.mark.parametrize("upgrade", [True, False])
