@@ -143,7 +143,7 @@ async def test_regions_from_the_state_equal_regions_from_the_raw_tables(clickhou
                 answered += bool(got)
     assert answered >= 12  # the comparison is not of empty answers
     everything = await regions(clickhouse, Scope(), "district", TimeParams(), now + timedelta(minutes=11))
-    assert sum(r["paid_orders"] for r in everything) == 13 + 26 and not any(r["live_channels"] for r in everything)
+    assert sum(r["paid_orders"] for r in everything) == 13 + 35 and not any(r["live_channels"] for r in everything)
 
 
 @pytest.mark.parametrize("upgrade", [True, False])
