@@ -355,6 +355,10 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.soak import bench_soak
 
         await bench_soak(args)
+    elif args.which == "channels":
+        from benchmarks.channels import bench_channels
+
+        await bench_channels(args)
     elif args.which == "live":
         from benchmarks.live import bench_live
 
