@@ -108,22 +108,20 @@ class Placement:
     runs: list[tuple[int, int, int]]  # (records, partition, partition count)
 
     def states(self) -> list[int]:
-        """Per record: MISPLACED, IF_KEYED or TRUSTED."""
+        """Per record: MISPLACED, IF_KEYED or TRUSTED.
+
+        A record without a key (or with one longer than any routing key) is hashed as if
+        empty: either way its key cannot equal its routing key, which check_values asks
+        of every IF_KEYED record, so no per-record test is needed here."""
         n = len(self.keys)
         sizes = np.array([r[0] for r in self.runs], dtype=np.int64)
         partition = np.repeat(np.array([r[1] for r in self.runs], dtype=np.int64), sizes)
         count = np.repeat(np.array([r[2] for r in self.runs], dtype=np.int64), sizes)
         if partition.size != n:
             raise ValueError(f"runs cover {partition.size} records, not {n}")
-        state = np.full(n, TRUSTED, dtype=np.int64)
-        check = np.flatnonzero(count > 0)
-        if check.size:
-            keys = self.keys
-            keyed = [i for i in check.tolist() if (k := keys[i]) is not None and len(k) <= MAX_KEY_BYTES]
-            state[check] = MISPLACED
-            if keyed:
-                rows = np.array(keyed, dtype=np.int64)
-                chosen = partitions_for([keys[i] for i in keyed], count[rows])  # type: ignore[misc]
-                state[rows] = np.where(chosen == partition[rows], IF_KEYED, MISPLACED)
+        keys = self.keys
+        hashable: Sequence[bytes] = keys if None not in keys else [k or b"" for k in keys]  # type: ignore[assignment]
+        chosen = partitions_for(hashable, count)
+        state = np.where(count == 0, TRUSTED, np.where(chosen == partition, IF_KEYED, MISPLACED))
         out: list[int] = state.tolist()
         return out
