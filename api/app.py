@@ -21,6 +21,7 @@ from api.live_hub import LiveHub
 from api.openapi import openapi_json
 from api.routes import channels, events, health, live, pivot, regions
 from api.routes.dashboard import add_dashboard
+from api.summary_cache import SUMMARIES, SummaryReads
 from ingest.producer import Producer
 from livesales.health import Health
 from livesales.metrics import Metrics
@@ -67,6 +68,8 @@ def create_app(
     app[TOKENS] = TokenStore.load(settings.api_tokens_file)
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
     app[live.HUB] = live_hub or LiveHub(store, settings, metrics)
+    reads = store.lane(settings.api_read_threads, "api") if settings.api_read_threads else store
+    app[SUMMARIES] = SummaryReads(reads, app[live.HUB], metrics, settings.summary_max_age_ms)
     for module in (health, channels, pivot, events, live, regions):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_json)

@@ -28,7 +28,10 @@ them for 9-14 s (issue 10). Here:
   dropped, so a slow reader costs at most one frame of memory and then nothing;
 * streams are capped per token and per process (429 / 503), and a watcher stops when
   its last viewer leaves. Peers that vanish are noticed by the poll's sweep, not only at
-  the next keepalive.
+  the next keepalive;
+* a watched view's newest summary is lent to ``GET /summary`` of the same view
+  (``LiveHub.summary``, api.summary_cache) when its computation began recently enough:
+  a room full of screens refreshing the summary costs no query.
 """
 
 from __future__ import annotations
@@ -41,14 +44,15 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from api.auth import Scope
 from api.errors import ApiError
 from api.params import TimeParams
+from api.queries.channels import LIVE_WINDOW
 from api.queries.live import Marker, change_markers, live_payloads
 from livesales.metrics import Metrics
 from livesales.settings import Settings
@@ -62,7 +66,9 @@ log = logging.getLogger(__name__)
 RETRY_S = 1.0  # after a failed computation, while storage is away
 REFRESH_S = 60.0  # a watched view is recomputed at least this often: status and alerts age
 MAX_BATCH = 200  # channels computed in one round of queries
-_LIVE_TABLES = frozenset({"order_steps", "stream_stats"})  # what a live screen shows
+STATUS_MARGIN = timedelta(seconds=5)  # a quiet "live" summary is lent only this far from its window's end
+# what a live screen shows (the registry: title, host, region, schedule)
+_LIVE_TABLES = frozenset({"order_steps", "stream_stats", "channel_registry"})
 
 
 @dataclass(frozen=True)
@@ -128,19 +134,24 @@ class Watcher:
         self.started = asyncio.Event()  # the first computation ended, whatever it gave
         self.due_since: float | None = None  # woken and not computed since
         self.last = -math.inf  # when its last computation began
+        # The summary of ``frame`` and when the computation that made it began (monotonic):
+        # it shows every row stored, by any process, before then.
+        self.summary: dict[str, Any] | None = None
+        self.summary_from = -math.inf
 
     def wake(self) -> None:
         if self.due_since is None and not self.gone:
             self.due_since = time.monotonic()
             self.hub.kick()
 
-    def show(self, payload: dict[str, object] | None, marker: Marker | None) -> None:
+    def show(self, payload: dict[str, Any] | None, marker: Marker | None, began: float) -> None:
         self.error = None
         self.marker = marker
         if payload is None:
             self.missing = True
             self.end()
             return
+        self.summary, self.summary_from = payload["summary"], began
         frame = b"event: update\ndata: " + orjson.dumps(payload) + b"\n\n"
         if frame != self.frame:  # the same state twice is sent once
             self.frame = frame
@@ -178,6 +189,7 @@ class LiveHub:
         self._by_channel: dict[str, set[Watcher]] = {}
         self._needles: dict[str, tuple[bytes, ...]] = {}
         self.markers: dict[str, Marker] = {}  # per watched channel, as the last poll read them
+        self.polled_from = -math.inf  # when the last successful poll's query began (monotonic)
         self._per_token: dict[str, int] = {}
         self._streams = 0
         self._poller: asyncio.Task[None] | None = None
@@ -319,7 +331,40 @@ class LiveHub:
         self.metrics.live_compute_seconds.observe(time.monotonic() - now)
         for w in group:
             if not w.gone:
-                w.show(payloads.get(w.key.channel_id), markers[w])
+                w.show(payloads.get(w.key.channel_id), markers[w], now)
+
+    # -- lending to /summary --------------------------------------------------------------
+    def summary(self, key: ViewKey, since: float) -> tuple[dict[str, Any], float] | None:
+        """The view's newest summary and the moment (monotonic) before which it shows every
+        row stored, if that is at or after ``since``; else None. That moment is when its
+        computation began; or, while it is *quiet* (not woken since, no computation begun
+        since), when the last poll began, if after both: that poll found no change (one
+        would have woken it), so nothing was stored between. The key is the whole view,
+        scope included, so a caller gets only what a query with its own scope would show."""
+        watcher = self._watchers.get(key)
+        if watcher is None or watcher.gone or watcher.summary is None:
+            return None
+        shown = watcher.summary_from
+        if shown >= since:
+            return watcher.summary, shown
+        quiet = watcher.due_since is None and watcher.last == shown
+        if quiet and self.polled_from > shown and self.polled_from >= since and self._still(watcher):
+            return watcher.summary, self.polled_from
+        return None
+
+    def _still(self, watcher: Watcher) -> bool:
+        """Whether a quiet summary's status still holds now, with no row stored since: a
+        channel stays ended; it stays live while its newest order row is within the live
+        window (the order marker); a scheduled one may start at any moment: not lent."""
+        status = (watcher.summary or {}).get("status")
+        if status == "ended":
+            return True
+        newest = self.markers.get(watcher.key.channel_id, (None, None, None))[0]
+        if status != "live" or newest is None:
+            return False
+        if newest.tzinfo is None:
+            newest = newest.replace(tzinfo=UTC)
+        return newest >= datetime.now(UTC) - LIVE_WINDOW + STATUS_MARGIN
 
     # -- what woke us ---------------------------------------------------------------------
     def stored(self, row_sets: Iterable[RowSet]) -> None:
@@ -349,13 +394,14 @@ class LiveHub:
                         viewer.close()  # its handler leaves
             if not self._by_channel:
                 continue
+            began = time.monotonic()
             try:
                 markers = await change_markers(self.store, list(self._by_channel))
             except StorageError as exc:
                 log.warning("live poll failed (%s); retrying", exc)
                 continue
             self.metrics.live_polls.inc()
-            self.markers = markers
+            self.markers, self.polled_from = markers, began
             for channel, watchers in list(self._by_channel.items()):
                 marker = markers.get(channel)
                 for watcher in watchers:

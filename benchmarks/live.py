@@ -137,7 +137,7 @@ async def send(producer: AIOKafkaProducer, topic: str, channel: str, board: Boar
     sent = board.sent.setdefault(channel, [])
     n = len(sent) + 1
     sent.append(time.monotonic())
-    await producer.send(topic, order(channel, n), key=channel.encode())
+    await producer.send(topic, order(channel, n), key=f"{channel}-o{n}".encode())
 
 
 async def flow(producer: AIOKafkaProducer, topic: str, rate: float, seconds: float, board: Board) -> int:
@@ -192,7 +192,7 @@ async def server_metrics(http: aiohttp.ClientSession, base: str) -> dict[str, fl
         text = await resp.text()
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("livesales_live_") and "_bucket" not in line:
+        if line.startswith(("livesales_live_", "livesales_summary_")) and "_bucket" not in line:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
@@ -332,4 +332,7 @@ async def bench_live(args: argparse.Namespace) -> None:
           f"{live.get('livesales_live_dropped_total', 0):.0f} viewers dropped, "
           f"{live.get('livesales_live_watchers', 0):.0f} watchers for "
           f"{live.get('livesales_live_streams', 0):.0f} streams")
+    sources = {k: live.get(f'livesales_summary_answers_total{{source="{k}"}}', 0) for k in ("live_hub", "shared",
+                                                                                            "query")}  # fmt: skip
+    print("/summary answers (all phases, api.summary_cache): " + ", ".join(f"{v:.0f} {k}" for k, v in sources.items()))
     print(f"viewer streams that ended before the end (dropped or refused): {early}")

@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
     benches = ["ingest", "api", "stages", "analytics", "live", "procs", "recovery", "startup", "refresh", "soak"]
+    benches.append("channels")
     bench.add_argument("which", choices=benches)
     bench.add_argument(
         "--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api), 100,000 (procs)"
@@ -138,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--procs", default="1,2,4", help="procs: consume process counts to run")
     bench.add_argument("--kills", type=int, default=3, help="recovery: SIGKILL + restart cycles")
     bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
+    bench.add_argument("--unkeyed", action="store_true", help="ingest: produce without keys (all forwarded)")
     bench.add_argument("--repeat", type=int, default=1, help="ingest --poison: clean/poisoned pairs to run")
     bench.add_argument("--seconds", type=int, default=1800, help="soak: seconds to produce at --rate")
     args = parser.parse_args(argv)

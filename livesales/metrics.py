@@ -17,6 +17,12 @@ class Metrics:
         self.dead_letters = Counter(
             "livesales_dead_letters", "Messages written to the DLQ", ["code"], registry=r
         )
+        self.forwarded = Counter(
+            "livesales_messages_forwarded",
+            "Messages not keyed and partitioned by their routing key, forwarded to <topic>.routed",
+            ["topic"],
+            registry=r,
+        )
         self.slow_validations = Counter(
             "livesales_slow_validations",
             "Messages the fast check was unsure of, validated by pydantic (bad or unusual input)",
@@ -71,4 +77,8 @@ class Metrics:
         )
         self.live_refused = Counter(
             "livesales_live_refused", "Live streams refused by a cap", ["cap"], registry=r
+        )
+        self.summary_answers = Counter(
+            "livesales_summary_answers", "GET /summary answers by source: live_hub (lent by a live watcher),"
+            " shared (a query under way), query (one of its own)", ["source"], registry=r,
         )

@@ -113,6 +113,7 @@ class Runtime:
                             self.settings.kafka_bootstrap,
                             [*self.settings.topics, self.settings.topic_dlq],
                             security=kafka_security(self.settings),
+                            routed_from=self.settings.topics,  # ingest.routing
                         ),
                         self.stopping,
                     )

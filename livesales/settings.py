@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     live_compute_cores: float = Field(default=0.5, gt=0)  # CPU the live computations may use, in cores
     live_send_timeout_s: float = Field(default=10.0, gt=0)  # a viewer this far behind is dropped
     live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0)  # kernel send buffer per stream; 0: default
+    # GET /summary may answer what a query returned at most this long before the request
+    # arrived (the live hub's newest, or a query under way: api/summary_cache.py); 0: always query.
+    summary_max_age_ms: int = Field(default=1000, ge=0, le=10_000)
+    # Storage threads of /summary's own queries (ClickHouse.lane): they queue behind no live
+    # round or insert; 0: share the store's.
+    api_read_threads: int = Field(default=2, ge=0, le=32)
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

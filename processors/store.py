@@ -86,6 +86,7 @@ class ClickHouse:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[Client] = []
+        self._lanes: list[ClickHouse] = []  # lane(): closed with this store
 
     @property
     def is_open(self) -> bool:
@@ -107,6 +108,9 @@ class ClickHouse:
         client, self._client = self._client, None
         pool, self._pool = self._pool, None
         loop = asyncio.get_running_loop()
+        lanes, self._lanes = self._lanes, []
+        for lane in lanes:  # their handles are on this store's data path: closed first
+            await lane.close()
         if pool is not None:  # let the calls in flight finish first
             await loop.run_in_executor(None, functools.partial(pool.shutdown, wait=True))
         with self._lock:
@@ -178,9 +182,37 @@ class ClickHouse:
         result: list[dict[str, Any]] = await self.run_in_thread(run)
         return result
 
+    def lane(self, threads: int, name: str) -> ClickHouse:
+        """This store, with ``threads`` threads (and query handles) of its own for the
+        queries made through it: they wait in no queue behind this store's other calls
+        (a round of live queries, an insert). Open and closed with this store."""
+        lane = _Lane(self, threads, name)
+        self._lanes.append(lane)
+        return lane
+
     async def ping(self) -> bool:
         try:
             await self.query("SELECT 1")
         except StorageError:
             return False
         return True
+
+
+class _Lane(ClickHouse):
+    """ClickHouse.lane: the main store's client and lifetime, a pool and readers of its own."""
+
+    def __init__(self, main: ClickHouse, threads: int, name: str) -> None:
+        super().__init__(main.dsn, threads, main.cluster, main.options)
+        self._main = main
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"clickhouse-{name}")
+
+    @property
+    def is_open(self) -> bool:
+        return self._main.is_open
+
+    @property
+    def client(self) -> Client:
+        return self._main.client
+
+    async def open(self) -> None:
+        """Opened with its main store."""

@@ -20,6 +20,8 @@ the counts exact, and why every client in cluster mode sets ``CLUSTER_SETTINGS``
 * a materialized view (same name) reads the shard's local Null table and writes the
   shard's local table, so a row lands on the shard its event was routed to; the
   source's and the target's sharding keys must agree, or the rewrite refuses;
+* ``INSERT INTO t SELECT … FROM s`` (a backfill) runs once, as it is, over the
+  Distributed tables: it reads every shard and routes each row by ``t``'s sharding key;
 * ``ALTER … COLUMN`` goes to both tables (reads need the column on the Distributed
   one); projections, indexes and mutations to the local table only;
 * ``schema_migrations`` is replicated to every node (no ``{shard}`` in its path), so
@@ -81,6 +83,7 @@ _CREATE_VIEW = re.compile(
     r"^CREATE\s+(?P<head>(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?)(?P<name>\w+)(?P<rest>\s.*)$", re.S
 )
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(?P<name>\w+)(?P<ops>\s.*)$", re.S)
+_INSERT_SELECT = re.compile(r"^INSERT\s+INTO\s+(?P<target>\w+)\s*(?:\([\w\s,]*\))?\s*(?P<select>SELECT\s.*)$", re.S)
 _FROM = re.compile(r"\bFROM\s+(\w+)\b", re.I)
 _JOIN = re.compile(r"\bJOIN\b", re.I)
 _ALTER_KIND = re.compile(
@@ -116,6 +119,7 @@ class _Rewriter:
             (_CREATE_MV, self._create_mv),
             (_CREATE_VIEW, self._create_view),
             (_ALTER, self._alter),
+            (_INSERT_SELECT, self._insert_select),
         ):
             m = pattern.match(sql)
             if m:
@@ -177,6 +181,19 @@ class _Rewriter:
         if column_ops != kinds:
             raise ClusterSchemaError(f"ALTER of {name} mixes column changes with others: split it in schemas/ddl.py")
         return [local, f"ALTER TABLE {name} {self.on}{ops}"]
+
+
+    def _insert_select(self, m: re.Match[str]) -> list[str]:
+        # A backfill: run once, by the node that migrates, over the Distributed tables,
+        # so it reads every shard and each row lands on its channel's shard.
+        target, select = m["target"], m["select"]
+        sources = _FROM.findall(select)
+        if len(sources) != 1 or _JOIN.search(select):
+            raise ClusterSchemaError(f"INSERT INTO {target}: only a backfill from one table has a cluster form")
+        for t in (sources[0], target):
+            if t not in self.tables or self.tables[t].engine == "Null":
+                raise ClusterSchemaError(f"INSERT INTO {target}: {t} is not a stored table of an earlier migration")
+        return [m.string]
 
 
 def _shard_key(table: str, body: str) -> str:

@@ -1,4 +1,4 @@
-"""Per-channel numbers: the list, the per-minute curve, the summary, a change marker.
+"""Per-channel numbers: the per-minute curve, the summary, a change marker (the list: api.queries.channel_list).
 
 Every counted row is stored once (processors.dedupe), so these are plain aggregations;
 channel queries filter on ``channel_id``, the primary key's first column. A channel's
@@ -15,17 +15,21 @@ sums) for the existence check and the summary, ``p_minute`` for the per-minute c
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries.scope import LIVE_IDS_SQL, STATUS_SQL, channel_rows, in_scope, region_condition
+
+# the list lives in api.queries.channel_list; its names stay importable from here
+from api.queries.channel_list import LIVE_WINDOW as LIVE_WINDOW
+from api.queries.channel_list import STATUSES as STATUSES
+from api.queries.channel_list import ListFilters as ListFilters
+from api.queries.channel_list import decode_cursor as decode_cursor
+from api.queries.channel_list import encode_cursor as encode_cursor
+from api.queries.channel_list import list_channels as list_channels
+from api.queries.scope import in_scope
 from processors.store import ClickHouse
 
 # Grouped by status in "long form" so ClickHouse answers from the p_minute projection
@@ -69,17 +73,10 @@ def _utc(value: datetime | None) -> datetime | None:
 
 # Naming the projection spares the optimizer weighing every one of them (~1.5 ms a query).
 _P_CHANNEL = "SETTINGS preferred_optimize_projection_name = 'p_channel'"
-LIVE_WINDOW = timedelta(minutes=10)  # contract §3: live while rows keep being stored
-STATUSES = ("scheduled", "live", "ended")
 
 
 def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
-
-
-async def live_ids(ch: ClickHouse, at: datetime) -> list[str]:
-    """The channels with an order or stream-stats row stored in the ten minutes to ``at``."""
-    return [r["channel_id"] for r in await ch.query(LIVE_IDS_SQL, {"live_since": at - LIVE_WINDOW})]
 
 
 # One channel's parts, each a small read pruned by a primary key, run side by side and
@@ -185,106 +182,6 @@ async def channel_row(
 async def channel_in_scope(ch: ClickHouse, channel_id: str, scope: Scope) -> dict[str, Any] | None:
     """The channel's attributes, or None when it does not exist for this scope."""
     return await channel_row(ch, channel_id, scope)
-
-
-def encode_cursor(key: tuple[int, str]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode().rstrip("=")
-
-
-def decode_cursor(text: str) -> tuple[int, str]:
-    """The keyset ``(last event ms or -1, channel_id)`` of the last row of a page; ValueError if garbage."""
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        key = orjson.loads(raw)
-    except (ValueError, orjson.JSONDecodeError) as exc:
-        raise ValueError("cursor is not one this server gave out") from exc
-    if (
-        not isinstance(key, list) or len(key) != 2 or type(key[0]) is not int or not isinstance(key[1], str)
-        or not -1 <= key[0] < 2**62 or not key[1]
-    ):  # fmt: skip
-        raise ValueError("cursor is not one this server gave out")
-    return key[0], key[1]
-
-
-@dataclass(frozen=True)
-class ListFilters:
-    platform: str | None = None
-    district: str | None = None
-    township: str | None = None
-    status: str | None = None
-    limit: int = 100
-    cursor: tuple[int, str] | None = None
-
-
-# "Channels with events in the range" [{lo}, {hi}), over a channel row: an order or
-# stream-stats event in it, or a schedule overlapping it (an announced sale belongs to the
-# day it is planned for).
-_IN_RANGE = "occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at < {hi:DateTime64(3, 'UTC')}"
-ACTIVE_IN_RANGE = (
-    f"(channel_id IN (SELECT toString(channel_id) FROM order_steps WHERE {_IN_RANGE}"  # noqa: S608
-    f" UNION DISTINCT SELECT toString(channel_id) FROM stream_stats WHERE {_IN_RANGE})"
-    " OR (scheduled_start < {hi:DateTime64(3, 'UTC')}"
-    " AND coalesce(scheduled_end, scheduled_start) >= {lo:DateTime64(3, 'UTC')}))"
-)
-
-# Pages are in a stable order: the most recently active first (last order or stream-stats
-# event, descending; channels without any, i.e. registry-only, last), ties by channel_id.
-_SORT_KEY = "coalesce(toUnixTimestamp64Milli(last_at), toInt64(-1))"
-
-
-async def list_channels(
-    ch: ClickHouse, scope: Scope, tp: TimeParams, filters: ListFilters | None = None, now: datetime | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the channels in scope, and the cursor of the next page (None: last page)."""
-    f = filters or ListFilters()
-    at = _now(now)
-    cond, params = region_condition(scope, "district", "township")
-    params |= {"live_ids": await live_ids(ch, at), "now": at, "n": f.limit + 1}
-    where = [cond]
-    for name in ("platform", "district", "township", "status"):
-        value = getattr(f, name)
-        if value is not None:
-            where.append(f"{name} = {{f_{name}:String}}")
-            params[f"f_{name}"] = value
-    if tp.from_ is not None or tp.to is not None:
-        lo, hi = tp.bounds()
-        params |= {"lo": lo, "hi": hi}
-        where.append(ACTIVE_IN_RANGE)
-    if f.cursor is not None:
-        where.append("(k < {ck:Int64} OR (k = {ck:Int64} AND channel_id > {cc:String}))")
-        params |= {"ck": f.cursor[0], "cc": f.cursor[1]}
-    sql = f"""
-        SELECT * FROM (
-            SELECT *, {STATUS_SQL} AS status, {_SORT_KEY} AS k FROM ({channel_rows()})
-        )
-        WHERE {" AND ".join(where)}
-        ORDER BY k DESC, channel_id
-        LIMIT {{n:UInt32}}
-        {_P_CHANNEL}
-    """  # noqa: S608 - fixed SQL; filters, scope and cursor are bound parameters
-    rows = await ch.query(sql, params)
-    more = len(rows) > f.limit
-    rows = rows[: f.limit]
-    page = [
-        {
-            "channel_id": r["channel_id"],
-            "platform": r["platform"],
-            "district": _none_if_empty(r["district"]),
-            "township": _none_if_empty(r["township"]),
-            "paid_orders": int(r["paid_orders"]),
-            "gmv_fen": int(r["gmv_fen"]),
-            "first_event_at": tp.render(_utc(r["first_at"])),
-            "last_event_at": tp.render(_utc(r["last_at"])),
-            "title": r["title"],
-            "host": r["host"],
-            "status": r["status"],
-            "scheduled_start": tp.render(_utc(r["scheduled_start"])),
-            "scheduled_end": tp.render(_utc(r["scheduled_end"])),
-        }
-        for r in rows
-    ]
-    cursor = encode_cursor((int(rows[-1]["k"]), rows[-1]["channel_id"])) if more and rows else None
-    return page, cursor
 
 
 async def minutes(ch: ClickHouse, channel_id: str, scope: Scope, tp: TimeParams) -> list[dict[str, Any]]:

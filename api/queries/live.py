@@ -26,7 +26,8 @@ from api.queries.channels import _BY_STATUS, ZERO, _ceil_minute, fold, summaries
 from livesales.settings import Settings
 from processors.store import ClickHouse
 
-Marker = tuple[datetime | None, datetime | None]  # newest stored_at of the channel's orders, stats
+# newest stored_at of the channel's orders, stream stats and registry entries
+Marker = tuple[datetime | None, datetime | None, datetime | None]
 Payload = dict[str, Any]
 
 async def live_payloads(
@@ -85,18 +86,22 @@ async def _minutes(ch: ClickHouse, ids: Sequence[str], tp: TimeParams) -> dict[s
 
 
 async def change_markers(ch: ClickHouse, channel_ids: Collection[str]) -> dict[str, Marker]:
-    """Per channel, the newest ``stored_at`` of its order rows and of its stream stats:
+    """Per channel, the newest ``stored_at`` of its order rows, of its stream stats and of
+    its registry entries (title, host, region, schedule: a move changes who may see it):
     it moves whenever any process stores a row of the channel. One query for all the
     channels watched, each a primary-key range; a channel without rows is left out."""
     rows = await ch.query(
-        "SELECT channel_id, max(stored_at) AS at, 0 AS stats FROM order_steps"
+        "SELECT channel_id, max(stored_at) AS at, 0 AS part FROM order_steps"
         " WHERE channel_id IN {ids:Array(String)} GROUP BY channel_id"
         " UNION ALL"
-        " SELECT channel_id, max(stored_at) AS at, 1 AS stats FROM stream_stats"
+        " SELECT channel_id, max(stored_at) AS at, 1 AS part FROM stream_stats"
+        " WHERE channel_id IN {ids:Array(String)} GROUP BY channel_id"
+        " UNION ALL"
+        " SELECT channel_id, max(stored_at) AS at, 2 AS part FROM channel_registry"
         " WHERE channel_id IN {ids:Array(String)} GROUP BY channel_id",
         {"ids": list(channel_ids)},
     )
     markers: dict[str, list[datetime | None]] = {}
     for r in rows:
-        markers.setdefault(r["channel_id"], [None, None])[int(r["stats"])] = r["at"]
-    return {c: (m[0], m[1]) for c, m in markers.items()}
+        markers.setdefault(r["channel_id"], [None, None, None])[int(r["part"])] = r["at"]
+    return {c: (m[0], m[1], m[2]) for c, m in markers.items()}

@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.producer import Producer
+from ingest.routing import routed_topics
 from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.conftest import wait_for
@@ -42,14 +43,18 @@ def spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
 
 
 async def all_committed(settings: Settings) -> bool:
+    """Every source offset committed, and then every ``.routed`` one: a source offset is
+    committed only once its forward is acknowledged (ingest.routing), so the second ends
+    are read after the first are done."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in settings.topics for p in range(4)]
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            if (await consumer.committed(tp) or 0) < ends[tp]:
-                return False
+        for topics in (settings.topics, routed_topics(settings.topics)):
+            tps = [TopicPartition(t, p) for t in topics for p in range(4)]
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                if (await consumer.committed(tp) or 0) < ends[tp]:
+                    return False
         return True
     finally:
         await consumer.stop()

@@ -61,10 +61,13 @@ def test_every_cluster_statement_parses_in_clickhouse() -> None:
     errors = [(s[:100], p["error"]) for s, p in zip(statements, parsed, strict=True) if "error" in p]
     assert not errors
     for text in (p["ok"] for p in parsed):
+        if text.startswith("INSERT INTO"):  # a backfill: once, over the Distributed tables
+            assert "_local" not in text
+            continue
         assert "ON CLUSTER c" in text
         assert "non_replicated" not in text
         if "MergeTree" in text:
-            assert "ReplicatedMergeTree('/clickhouse/tables/" in text
+            assert re.search(r"Replicated\w*MergeTree\('/clickhouse/tables/", text)
 
 
 def _assert_same_schema(migrations: tuple[Migration, ...]) -> None:
@@ -120,6 +123,12 @@ def test_the_writer_counts_the_same_through_distributed_tables() -> None:
         event_ids = [row[single_event_id(table)] for row in single[table]]
         assert len(event_ids) == len(set(event_ids)) > 0  # stored once each, replay and blind retry included
     assert sum(1 for r in cluster["order_steps"] if "blind-1" in r) == 1
+    # the per-channel state (migration 5) is kept the same through the shards' local views,
+    # and a block the dedup token drops feeds none of them
+    for table in ("channel_state", "channel_minutes"):
+        assert cluster[table] == single[table] and single[table], table
+    blind = [r for r in cluster["channel_state"] if r[0] == "nh-blind"]
+    assert len(blind) == 1 and blind[0][3] == "1"  # one order row, counted once
 
 
 def single_event_id(table: str) -> int:
@@ -142,6 +151,8 @@ def test_sharding_keeps_a_channel_or_a_firm_on_one_shard() -> None:
         "onboarding_events_in": "cityHash64(firm_id)",
         "channel_registry": "cityHash64(channel_id)",
         "channel_events_in": "cityHash64(channel_id)",
+        "channel_state": "cityHash64(channel_id)",  # a channel's state on the shard of its rows
+        "channel_minutes": "cityHash64(channel_id)",
     }
 
 
@@ -186,6 +197,10 @@ def test_a_later_migration_is_clustered_generically() -> None:
          "rows would land off their shard"),
         ("ALTER TABLE order_steps ADD COLUMN x UInt8, ADD INDEX ix x TYPE minmax", "mixes column changes"),
         ("ALTER TABLE nowhere ADD COLUMN x UInt8", "no earlier migration"),
+        ("INSERT INTO channel_state (channel_id) SELECT channel_id FROM order_events_in", "not a stored table"),
+        ("INSERT INTO nowhere SELECT channel_id FROM order_steps", "not a stored table"),
+        ("INSERT INTO channel_state (channel_id) SELECT channel_id FROM order_steps JOIN stream_stats USING channel_id",
+         "from one table"),
         ("DROP TABLE order_steps", "no cluster form"),
     ],
 )
@@ -248,3 +263,17 @@ def test_a_process_on_an_up_to_date_cluster_sends_no_ddl() -> None:
     store._client = fake  # type: ignore[assignment]
     assert store.migrate_sync() == []
     assert not [c for c in fake.commands if c.lstrip().startswith(("CREATE", "ALTER"))]
+
+
+def test_the_channel_state_views_are_local_and_the_backfills_global() -> None:
+    """Migration 5 on a cluster: each shard's views fold the rows stored on that shard
+    into its local state; the backfill runs once, over the Distributed tables."""
+    (single,) = [m for m in MIGRATIONS if m.version == 5]
+    (clustered,) = [m for m in CLUSTER if m.version == 5]
+    inserts = [s for s in clustered.statements if s.startswith("INSERT")]
+    assert inserts == [s.strip() for s in single.statements if s.lstrip().startswith("INSERT")] and len(inserts) == 5
+    views = [s for s in clustered.statements if "MATERIALIZED VIEW" in s]
+    assert len(views) == 5
+    for view in views:
+        assert re.search(r"TO channel_(state|minutes)_local AS", view)
+        assert re.search(r"FROM (order_steps|stream_stats|channel_registry)_local GROUP BY", view)

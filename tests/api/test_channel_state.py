@@ -1,0 +1,179 @@
+"""The state-backed channel list (migration 5) against the list computed from the raw
+tables (tests/api/channel_reference.py) on a store with many channels, places, platforms,
+registry entries and stream stats: every page, cursor and filter, for scoped tokens too;
+and a store upgraded from migration 4 gets its state backfilled."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from api.auth import Scope
+from api.params import TimeParams
+from api.queries.channel_list import ListFilters, decode_cursor, list_channels
+from api.queries.regions import regions
+from livesales.settings import Settings
+from processors import store as store_module
+from processors.store import ClickHouse
+from schemas.ddl import MIGRATIONS
+from tests.api.channel_reference import reference_list, reference_regions
+from tests.api.conftest import dataset, order, stats, store_events
+from tests.api.test_channels import channel, registry_events
+
+ONE = ("tea", "望海茶", 1, 1500, 100)
+PLACES = [("宁海县", "长街镇"), ("宁海县", "桃源街道"), ("象山县", "石浦镇"), ("北仑区", None)]
+PLATFORMS = ["douyin", "kuaishou", "taobao"]
+
+
+def many_channels() -> list[dict[str, Any]]:
+    """Beyond the API tests' data set: 24 channels over places and platforms, some with
+    equal last event times (ties by channel_id), some registered where they do not sell,
+    a late-arriving earlier order that moves a channel, an exact tie of earliest orders,
+    registry entries tied on time, and one channel known from stream stats only."""
+    events: list[dict[str, Any]] = []
+    for i in range(24):
+        cid = f"m{i:02d}"
+        district, township = PLACES[i % 4]
+        platform = PLATFORMS[i % 3]
+        minute = i // 3  # three channels per minute: equal clocks
+        for j in range(1 + i % 3):
+            at = f"2020-03-02T10:{minute:02d}:{10 * j + 5:02d}+08:00"
+            status = "paid" if j != 1 else "created"
+            events.append(order(f"m-{i}-{j}", f"mo{i}-{j}", status, at, cid, [ONE], platform=platform,
+                                district=district, township=township))  # fmt: skip
+        if i % 5 == 0:  # registered elsewhere: the registry's place wins
+            events.append(channel(f"mr-{i}", cid, "2020-03-01T00:00:00+08:00", f"直播{i}", platform="taobao",
+                                  district="象山县", township="石浦镇",
+                                  start="2020-03-02T10:30:00+08:00" if i % 10 == 0 else None))  # fmt: skip
+    # m01's earliest order arrives last and moves it (not registered)
+    events.append(order("m-late", "mo-late", "paid", "2020-03-02T09:00:00+08:00", "m01", [ONE], platform="jd",
+                        district="北仑区", township=None))  # fmt: skip
+    # m02: two earliest orders at the same instant: the least (district, township, platform)
+    for eid, d, t in (("m-tie-a", "象山县", "石浦镇"), ("m-tie-b", "宁海县", "长街镇")):
+        events.append(order(eid, eid, "paid", "2020-03-02T08:00:00+08:00", "m02", [ONE], district=d, township=t))
+    # m03: two registry entries at the same instant: the greater event id wins
+    for eid, title in (("mr-3-a", "甲"), ("mr-3-b", "乙")):
+        events.append(channel(eid, "m03", "2020-03-01T00:00:00+08:00", title, township="桃源街道"))
+    events.append(stats("only-stats", "2020-03-02T10:20:30+08:00", "stats-only", 5, 9))
+    return events
+
+
+RANGES: list[tuple[str | None, str | None]] = [
+    (None, None),
+    ("2020-03-02T00:00:00+08:00", "2020-03-03T00:00:00+08:00"),  # a day, on minutes
+    ("2020-03-02T10:02:07+08:00", "2020-03-02T10:04:06+08:00"),  # across minutes, off them
+    ("2020-03-02T10:01:06+08:00", "2020-03-02T10:01:16+08:00"),  # inside one minute
+    ("2020-03-02T10:35:00+08:00", None),  # schedules only
+    ("2020-02-29T10:02:00+08:00", "2020-02-29T10:03:00+08:00"),
+]
+SCOPES = [Scope(), Scope(district="宁海县"), Scope(district="宁海县", township="长街镇"), Scope(district="象山县")]
+FILTERS = [
+    ListFilters(),
+    ListFilters(platform="taobao"),
+    ListFilters(district="象山县"),
+    ListFilters(township="桃源街道"),
+    ListFilters(status="live"),
+    ListFilters(status="ended", platform="douyin"),
+    ListFilters(status="scheduled"),
+]
+
+
+def _tp(lo: str | None, hi: str | None) -> TimeParams:
+    return TimeParams.model_validate({"from_": lo, "to": hi})
+
+
+async def _walk(fn: Any, ch: ClickHouse, scope: Scope, tp: TimeParams, f: ListFilters, limit: int,
+                now: datetime) -> list[Any]:  # fmt: skip
+    """Every page with its cursor, following the cursors."""
+    pages: list[Any] = []
+    cursor = None
+    for _ in range(50):
+        page, nxt = await fn(ch, scope, tp, ListFilters(**{**f.__dict__, "limit": limit, "cursor": cursor}), now)
+        pages.append((page, nxt))
+        if nxt is None:
+            return pages
+        cursor = decode_cursor(nxt)
+    raise AssertionError("the cursors did not end")
+
+
+async def _assert_same(ch: ClickHouse, scope: Scope, tp: TimeParams, f: ListFilters, limit: int,
+                       now: datetime) -> list[Any]:  # fmt: skip
+    got = await _walk(list_channels, ch, scope, tp, f, limit, now)
+    want = await _walk(reference_list, ch, scope, tp, f, limit, now)
+    assert got == want, (scope, tp, f, limit)
+    return got
+
+
+async def test_the_state_list_equals_the_raw_tables_list(clickhouse: ClickHouse) -> None:
+    await store_events(clickhouse, dataset() + registry_events() + many_channels())
+    now = datetime.now(UTC)
+    later = now + timedelta(minutes=11)  # nothing stored in the last ten minutes: no channel live
+    everything = await _assert_same(clickhouse, Scope(), TimeParams(), ListFilters(), 1000, now)
+    (page, _), = everything
+    assert len(page) == 34 and {"stats-only", "upcoming", "m02", "m03"} <= {c["channel_id"] for c in page}
+    by_id = {c["channel_id"]: c for c in page}
+    assert (by_id["m01"]["platform"], by_id["m01"]["district"]) == ("jd", "北仑区")  # the earliest order
+    assert (by_id["m02"]["district"], by_id["m02"]["township"]) == ("宁海县", "长街镇")  # the tie rule
+    assert by_id["m03"]["title"] == "乙" and by_id["m05"]["district"] == "象山县"  # registry
+    assert by_id["stats-only"]["district"] is None and by_id["stats-only"]["paid_orders"] == 0
+    for scope in SCOPES:
+        for lo, hi in RANGES:
+            await _assert_same(clickhouse, scope, _tp(lo, hi), ListFilters(), 7, now)
+    for f in FILTERS:
+        for scope in SCOPES[:3]:
+            await _assert_same(clickhouse, scope, TimeParams(), f, 3, later if f.status == "ended" else now)
+        await _assert_same(clickhouse, Scope(), _tp(*RANGES[2]), f, 1000, later)
+    # ties of the sort key page by channel_id across page boundaries
+    pages = await _assert_same(clickhouse, Scope(), TimeParams(), ListFilters(), 2, now)
+    assert sum(len(p) for p, _ in pages) == 34
+
+
+async def test_regions_from_the_state_equal_regions_from_the_raw_tables(clickhouse: ClickHouse) -> None:
+    await store_events(clickhouse, dataset() + registry_events() + many_channels())
+    now = datetime.now(UTC)
+    answered = 0
+    for scope in SCOPES:
+        for level in ("township", "district"):
+            for lo, hi in RANGES:
+                tp = _tp(lo, hi)
+                got = await regions(clickhouse, scope, level, tp, now)
+                assert got == await reference_regions(clickhouse, scope, level, tp, now), (scope, level, lo, hi)
+                answered += bool(got)
+    assert answered >= 12  # the comparison is not of empty answers
+    everything = await regions(clickhouse, Scope(), "district", TimeParams(), now + timedelta(minutes=11))
+    assert sum(r["paid_orders"] for r in everything) == 13 + 35 and not any(r["live_channels"] for r in everything)
+
+
+@pytest.mark.parametrize("upgrade", [True, False])
+async def test_an_upgraded_store_gets_its_state_backfilled(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, upgrade: bool
+) -> None:
+    """Rows stored under migration 4 (no state) show in the list once 5 has run; rows
+    stored after it are kept by the views, and nothing is counted twice."""
+    first, second = dataset() + registry_events(), many_channels()
+    if upgrade:
+        monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:4])
+    ch = ClickHouse(settings.clickhouse_dsn)
+    await ch.open()
+    try:
+        await store_events(ch, first)
+        assert await ch.query("EXISTS TABLE channel_state") == [{"result": 0 if upgrade else 1}]
+    finally:
+        await ch.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    ch = ClickHouse(settings.clickhouse_dsn)
+    await ch.open()
+    try:
+        assert await ch.query("SELECT max(version) AS v FROM schema_migrations") == [{"v": MIGRATIONS[-1].version}]
+        now = datetime.now(UTC)
+        (page, _), = await _assert_same(ch, Scope(), TimeParams(), ListFilters(), 1000, now)
+        assert len(page) == 9 and sum(c["paid_orders"] for c in page) == 13
+        await _assert_same(ch, Scope(), _tp(*RANGES[5]), ListFilters(), 1000, now)
+        await store_events(ch, second)
+        (page, _), = await _assert_same(ch, Scope(), TimeParams(), ListFilters(), 1000, now)
+        assert len(page) == 34
+        await _assert_same(ch, Scope(district="宁海县"), _tp(*RANGES[2]), ListFilters(), 3, now)
+    finally:
+        await ch.close()
