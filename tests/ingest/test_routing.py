@@ -13,10 +13,10 @@ from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
 from livesales.settings import Settings
 from tests.conftest import wait_for
-from tests.ingest.test_crash import all_committed
 from tests.ingest.test_pipeline import assert_exact, wait_counted
 from tests.livesales.test_startup_errors import livesales
 from tests.reference import encode, generate
+from tests.support.offsets import all_committed
 
 
 def routing_key(event: dict[str, Any]) -> bytes:

@@ -16,7 +16,6 @@ from ingest.producer import Producer
 from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.conftest import wait_for
-from tests.ingest.test_crash import all_committed
 from tests.livesales.roles_support import (
     Role,
     api_totals,
@@ -27,6 +26,7 @@ from tests.livesales.roles_support import (
     write_tokens,
 )
 from tests.reference import distinct_counts, encode, generate, stored_counts
+from tests.support.offsets import all_committed
 from tests.support.process import ClickHouseHTTPProcess
 
 
