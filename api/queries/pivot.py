@@ -8,12 +8,13 @@ do not add up, like ``firms_with_sales``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from api.auth import Scope
 from api.params import TimeParams
+from api.queries import domestic
 from api.queries.scope import channel_scope, region_condition
 from processors.store import ClickHouse
 
@@ -212,6 +213,21 @@ async def _run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimePa
         return shape(req, linear, *_add_up(linear))
     ds = DATASETS[req.dataset]
     dims = [*req.rows, *req.cols]
+    lo, hi = tp.bounds()
+    sums = None
+    if req.dataset == "domestic_sales" and domestic.applies(dims, tp.offset_seconds, tp.from_, tp.to):
+        sums = await domestic.firm_sums(ch, dims, tp.offset_seconds, lo, hi)
+    if sums is not None:  # per-firm sums from the projections, bounds applied inside
+        ds = replace(ds, source=sums[0], dims=domestic.DIMS, measures=domestic.MEASURES)
+    return await _grouped(ch, req, scope, tp, ds, sums[1] if sums else None)
+
+
+async def _grouped(
+    ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams, ds: Dataset, bounded: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The pivot as GROUPING SETS over ``ds.source``; ``bounded``: the parameters of a
+    source that applies the time bounds itself (else they are applied to occurred_at)."""
+    dims = [*req.rows, *req.cols]
     aliases = {d: f"d{i}" for i, d in enumerate(dims)}
     select = ", ".join(f"{ds.dims[d]} AS {aliases[d]}" for d in dims)
     sets = []
@@ -222,10 +238,11 @@ async def _run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimePa
     cond, params = region_condition(scope, ds.district_col, ds.township_col)
     lo, hi = tp.bounds()
     # only the bounds asked for: an always-true range test still costs a pass over 10^7 rows
-    if tp.from_ is not None:
+    if tp.from_ is not None and bounded is None:
         cond += " AND occurred_at >= {lo:DateTime64(3, 'UTC')}"
-    if tp.to is not None:
+    if tp.to is not None and bounded is None:
         cond += " AND occurred_at < {hi:DateTime64(3, 'UTC')}"
+    params.update(bounded or {})
     sql = f"""
         SELECT {select + ", " if select else ""}{ds.measures[req.measure]} AS v
         FROM {ds.source} AS src
