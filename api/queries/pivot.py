@@ -219,10 +219,10 @@ async def _run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimePa
         sums = await domestic.firm_sums(ch, dims, tp.offset_seconds, lo, hi)
     if sums is not None:  # per-firm sums from the projections, bounds applied inside
         ds = replace(ds, source=sums[0], dims=domestic.DIMS, measures=domestic.MEASURES)
-    return await _grouped(ch, req, scope, tp, ds, sums[1] if sums else None)
+    return await grouped_pivot(ch, req, scope, tp, ds, sums[1] if sums else None)
 
 
-async def _grouped(
+async def grouped_pivot(
     ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams, ds: Dataset, bounded: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The pivot as GROUPING SETS over ``ds.source``; ``bounded``: the parameters of a
