@@ -75,7 +75,8 @@ DATASETS: dict[str, Dataset] = {
         district_col="district",
         township_col=None,
     ),
-    # Paid orders of export-oriented onboarded firms; the district is the firm's.
+    # Paid orders of export-oriented onboarded firms; the district is the firm's. The plain
+    # form, over rows: api.queries.domestic answers most pivots from per-firm sums instead.
     "domestic_sales": Dataset(
         source="""(
             SELECT o.platform AS platform, f.firm_district AS district, o.occurred_at AS occurred_at,
