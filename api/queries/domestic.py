@@ -14,7 +14,8 @@ Which orders come from where, for a range [from, to) on whole UTC hours:
 * with a month dimension and an offset of k whole hours, the k hours at the end (k > 0)
   or the start (k < 0) of such a month lie in the next (previous) month in the caller's
   offset: p_firm_hour adds them under their own label and takes them off the UTC month's;
-* the hours of a month only partly inside the range: p_firm_hour, under their own label.
+* the hours of a month only partly inside the range: p_firm_hour, under their own label;
+* with neither bounds nor a month dimension, simply every row of p_firm_month.
 
 Day and week dimensions, a month dimension in an offset that is not a whole hour, and
 bounds off the hour return ``None``: the caller reads rows the plain way. (Per-firm
@@ -39,12 +40,13 @@ MONTHS_SQL = (
     "SELECT toStartOfMonth(occurred_at) AS m, count() AS c FROM order_steps WHERE status = 'paid' GROUP BY m"
 )
 _HOUR = "toStartOfHour(occurred_at)"
-# Month labels, each from a projection key: a UTC month's own, an hour's in the caller's
-# offset (pivot.TIME_DIMS["month"] of the hour) and an hour's in UTC.
-MONTH_OF_MONTH = "formatDateTime(toStartOfMonth(occurred_at), '%Y-%m')"
-MONTH_OF_HOUR = f"formatDateTime(({_HOUR} + toIntervalSecond({{off:Int32}})), '%Y-%m', 'UTC')"
-MONTH_OF_HOUR_UTC = f"formatDateTime({_HOUR}, '%Y-%m', 'UTC')"
-DIMS = {"platform": "platform", "district": "district", "firm_id": "firm_id", "month": "month"}
+# Months (their first days), each from a projection key: a UTC month itself, an hour's
+# month in the caller's offset and an hour's in UTC. Formatted as pivot.TIME_DIMS["month"]
+# only once summed per firm: formatting every projection row costs more than the sums.
+MONTH_OF_MONTH = "toStartOfMonth(occurred_at)"
+MONTH_OF_HOUR = f"toStartOfMonth({_HOUR} + toIntervalSecond({{off:Int32}}))"
+MONTH_OF_HOUR_UTC = f"toStartOfMonth({_HOUR})"
+DIMS = {"platform": "platform", "district": "district", "firm_id": "firm_id", "month": "formatDateTime(month, '%Y-%m')"}
 MEASURES = {"gmv_fen": "sum(a)", "paid_orders": "sum(n)", "firms_with_sales": "uniqExact(firm_id)"}
 TIME_DIMS = ("day", "week", "month")
 
@@ -95,6 +97,13 @@ def plan(
     return whole, hours, moved
 
 
+def sums(label: str | None, cond: str, sign: str = "") -> str:
+    """Paid orders' count and GMV per firm (and month ``label``, if any) where ``cond``."""
+    lab, grp = (f"{label} AS month, ", ", month") if label else ("", "")
+    agg = f"{sign}toInt64(count()) AS dn, {sign}toInt64(sum(amount_fen)) AS da"
+    return f"SELECT platform, merchant_id, {lab}{agg} FROM order_steps WHERE status = 'paid' AND {cond} GROUP BY platform, merchant_id{grp}"  # noqa: S608, E501 - fixed SQL; values are bound
+
+
 def branches(
     whole: list[date], hours: list[tuple[datetime, datetime]], moved: list[tuple[datetime, datetime]], by_month: bool
 ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
@@ -110,19 +119,15 @@ def branches(
             conds.append(f"({_HOUR} >= {{{name}{i}a:DateTime('UTC')}} AND {_HOUR} < {{{name}{i}b:DateTime('UTC')}})")
         return "(" + " OR ".join(conds) + ")"
 
-    def select(label: str, cond: str, sign: str) -> str:
-        lab, grp = (f"{label} AS month, ", ", month") if by_month else ("", "")
-        sums = f"{sign}toInt64(count()) AS dn, {sign}toInt64(sum(amount_fen)) AS da"
-        return f"SELECT platform, merchant_id, {lab}{sums} FROM order_steps WHERE status = 'paid' AND {cond} GROUP BY platform, merchant_id{grp}"  # noqa: S608, E501 - fixed SQL; values are bound
-
+    month, hour, hour_utc = (MONTH_OF_MONTH, MONTH_OF_HOUR, MONTH_OF_HOUR_UTC) if by_month else (None, None, None)
     if whole:
-        out.append((select(MONTH_OF_MONTH, "toStartOfMonth(occurred_at) IN {months:Array(Date)}", ""), "p_firm_month"))
+        out.append((sums(month, "toStartOfMonth(occurred_at) IN {months:Array(Date)}"), "p_firm_month"))
     if hours or moved:
-        out.append((select(MONTH_OF_HOUR, ranges("h", [*hours, *moved]), ""), "p_firm_hour"))
+        out.append((sums(hour, ranges("h", [*hours, *moved])), "p_firm_hour"))
     if moved:
-        out.append((select(MONTH_OF_HOUR_UTC, ranges("m", moved), "-"), "p_firm_hour"))
+        out.append((sums(hour_utc, ranges("m", moved), "-"), "p_firm_hour"))
     if not out:  # no paid orders in the range
-        out.append((select(MONTH_OF_MONTH, "0", ""), "p_firm_month"))
+        out.append((sums(month, "0"), "p_firm_month"))
     return out, params
 
 
@@ -142,15 +147,19 @@ def source(selects: list[str], by_month: bool) -> str:
 
 
 async def firm_sums(
-    ch: ClickHouse, dims: list[str], offset_seconds: int, lo: datetime, hi: datetime
+    ch: ClickHouse, dims: list[str], offset_seconds: int, bounds: tuple[datetime, datetime] | None
 ) -> tuple[str, dict[str, Any]] | None:
-    """(FROM clause, its parameters) for a request that ``applies``; None when a stored
-    time lies outside what the projections' Date and DateTime keys hold (bulk loads
-    can store such; the validator would not)."""
+    """(FROM clause, its parameters) for a request that ``applies``, over [lo, hi) or,
+    with no ``bounds``, all time; None when a stored time lies outside what the
+    projections' Date and DateTime keys hold (bulk loads can store such; the validator
+    would not)."""
     by_month = "month" in dims
+    if bounds is None and not by_month:  # every firm's sum over all months: one read
+        return source([sums(None, "1")], by_month=False), {}
     months: list[date] = [r["m"] for r in await ch.query(MONTHS_SQL)]
     if any(not 1970 < m.year < 2106 for m in months):
         return None
+    lo, hi = bounds or (datetime(1970, 1, 1, tzinfo=UTC), datetime(2262, 1, 1, tzinfo=UTC))
     whole, hours, moved = plan(months, lo, hi, offset_seconds, by_month)
     selects, params = branches(whole, hours, moved, by_month)
     return source([s for s, _ in selects], by_month), params

@@ -214,10 +214,10 @@ async def _run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimePa
         return shape(req, linear, *_add_up(linear))
     ds = DATASETS[req.dataset]
     dims = [*req.rows, *req.cols]
-    lo, hi = tp.bounds()
     sums = None
     if req.dataset == "domestic_sales" and domestic.applies(dims, tp.offset_seconds, tp.from_, tp.to):
-        sums = await domestic.firm_sums(ch, dims, tp.offset_seconds, lo, hi)
+        bounds = None if tp.from_ is None and tp.to is None else tp.bounds()
+        sums = await domestic.firm_sums(ch, dims, tp.offset_seconds, bounds)
     if sums is not None:  # per-firm sums from the projections, bounds applied inside
         ds = replace(ds, source=sums[0], dims=domestic.DIMS, measures=domestic.MEASURES)
     return await grouped_pivot(ch, req, scope, tp, ds, sums[1] if sums else None)

@@ -180,6 +180,6 @@ async def test_the_projections_answer_the_per_firm_sums(store: ClickHouse) -> No
         plan = domestic.plan(months, lo, hi, 8 * 3600, by_month)
         selects, params = domestic.branches(*plan, by_month=by_month)
         assert [p for _, p in selects] == ["p_firm_month", "p_firm_hour", "p_firm_hour"][: 3 if by_month else 2]
-        for sql, projection in selects:
+        for sql, projection in [*selects, (domestic.sums(None, "1"), "p_firm_month")]:
             forced = f"{sql} SETTINGS force_optimize_projection_name = '{projection}'"
             assert await store.query(forced, {**params, "off": 8 * 3600})
