@@ -184,15 +184,19 @@ async def _orders_cells(
     return {(key[:nr], key[nr:]): int(measure(s)) for key, s in acc.items()}
 
 
+_NAMES = "SELECT firm_id, argMax(firm_name, occurred_at) AS name FROM onboarding_steps"
+MANY_FIRMS = 1000
+
+
 async def firm_names(ch: ClickHouse, firm_ids: list[str]) -> dict[str, str]:
     """Each firm's latest name (of its onboarding steps), for the ids a pivot shows."""
     if not firm_ids:
         return {}
-    rows = await ch.query(
-        "SELECT firm_id, argMax(firm_name, occurred_at) AS name FROM onboarding_steps"
-        " WHERE firm_id IN {ids:Array(String)} GROUP BY firm_id",
-        {"ids": firm_ids},
-    )
+    if len(firm_ids) > MANY_FIRMS:  # binding 10^4 ids costs ~3x reading every firm's name
+        wanted = set(firm_ids)
+        rows = await ch.query(f"{_NAMES} GROUP BY firm_id")
+        return {r["firm_id"]: r["name"] for r in rows if r["firm_id"] in wanted}
+    rows = await ch.query(f"{_NAMES} WHERE firm_id IN {{ids:Array(String)}} GROUP BY firm_id", {"ids": firm_ids})
     return {r["firm_id"]: r["name"] for r in rows}
 
 

@@ -12,7 +12,7 @@ import pytest
 from api.auth import Scope
 from api.params import TimeParams
 from api.queries import domestic
-from api.queries.pivot import TIME_DIMS, PivotRequest, run_pivot
+from api.queries.pivot import MANY_FIRMS, TIME_DIMS, PivotRequest, firm_names, run_pivot
 from api.queries.scope import region_condition
 from processors.store import ClickHouse
 
@@ -183,3 +183,11 @@ async def test_the_projections_answer_the_per_firm_sums(store: ClickHouse) -> No
         for sql, projection in [*selects, (domestic.sums(None, "1"), "p_firm_month")]:
             forced = f"{sql} SETTINGS force_optimize_projection_name = '{projection}'"
             assert await store.query(forced, {**params, "off": 8 * 3600})
+
+
+async def test_names_of_many_firms_are_read_all_at_once_the_same(store: ClickHouse) -> None:
+    few = await firm_names(store, ["f1", "f12", "f99"])
+    assert few == {"f1": "企业1", "f12": "企业12"}
+    many = [f"f{i}" for i in range(MANY_FIRMS + 1)]
+    assert await firm_names(store, many) == await firm_names(store, many[:13]) == {f"f{i}": f"企业{i}" for i in range(13)}
+    assert await firm_names(store, [*many[13:], "f1"]) == {"f1": "企业1"}
