@@ -36,9 +36,7 @@ FIRMS = """(
     FROM onboarding_steps WHERE status = 'onboarded' AND export_oriented
     GROUP BY platform, firm_id
 )"""
-MONTHS_SQL = (
-    "SELECT toStartOfMonth(occurred_at) AS m, count() AS c FROM order_steps WHERE status = 'paid' GROUP BY m"
-)
+MONTHS_SQL = "SELECT toStartOfMonth(occurred_at) AS m, count() AS c FROM order_steps WHERE status = 'paid' GROUP BY m"
 _HOUR = "toStartOfHour(occurred_at)"
 # Months (their first days), each from a projection key: a UTC month itself, an hour's
 # month in the caller's offset and an hour's in UTC. Formatted as pivot.TIME_DIMS["month"]

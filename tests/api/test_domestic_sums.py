@@ -189,5 +189,7 @@ async def test_names_of_many_firms_are_read_all_at_once_the_same(store: ClickHou
     few = await firm_names(store, ["f1", "f12", "f99"])
     assert few == {"f1": "企业1", "f12": "企业12"}
     many = [f"f{i}" for i in range(MANY_FIRMS + 1)]
-    assert await firm_names(store, many) == await firm_names(store, many[:13]) == {f"f{i}": f"企业{i}" for i in range(13)}
+    assert (
+        await firm_names(store, many) == await firm_names(store, many[:13]) == {f"f{i}": f"企业{i}" for i in range(13)}
+    )
     assert await firm_names(store, [*many[13:], "f1"]) == {"f1": "企业1"}
