@@ -13,7 +13,8 @@ Which orders come from where, for a range [from, to) on whole UTC hours:
 * every UTC month wholly inside the range: p_firm_month, labelled with that month;
 * with a month dimension and an offset of k whole hours, the k hours at the end (k > 0)
   or the start (k < 0) of such a month lie in the next (previous) month in the caller's
-  offset: p_firm_hour adds them under their own label and takes them off the UTC month's;
+  offset: one read of p_firm_hour adds them under that month and takes them off the UTC
+  month's;
 * the hours of a month only partly inside the range: p_firm_hour, under their own label;
 * with neither bounds nor a month dimension, simply every row of p_firm_month.
 
@@ -102,6 +103,20 @@ def sums(label: str | None, cond: str, sign: str = "") -> str:
     return f"SELECT platform, merchant_id, {lab}{agg} FROM order_steps WHERE status = 'paid' AND {cond} GROUP BY platform, merchant_id{grp}"  # noqa: S608, E501 - fixed SQL; values are bound
 
 
+def moved_sums(cond: str) -> str:
+    """Per firm, the hours where ``cond`` (those whose month in the caller's offset is not
+    their UTC month), read once: each sum is added under the first month, taken off the second."""
+    inner = (
+        f"SELECT platform, merchant_id, {MONTH_OF_HOUR} AS tz_month, {MONTH_OF_HOUR_UTC} AS utc_month,"  # noqa: S608
+        f" toInt64(count()) AS c, toInt64(sum(amount_fen)) AS s FROM order_steps WHERE status = 'paid' AND {cond}"
+        " GROUP BY platform, merchant_id, tz_month, utc_month"
+    )  # fixed SQL; values are bound
+    return (
+        f"SELECT platform, merchant_id, side.1 AS month, side.2 * c AS dn, side.2 * s AS da FROM ({inner})"  # noqa: S608
+        " ARRAY JOIN [(tz_month, toInt64(1)), (utc_month, toInt64(-1))] AS side"
+    )
+
+
 def branches(
     whole: list[date], hours: list[tuple[datetime, datetime]], moved: list[tuple[datetime, datetime]], by_month: bool
 ) -> tuple[list[tuple[str, str]], dict[str, Any]]:
@@ -117,13 +132,13 @@ def branches(
             conds.append(f"({_HOUR} >= {{{name}{i}a:DateTime('UTC')}} AND {_HOUR} < {{{name}{i}b:DateTime('UTC')}})")
         return "(" + " OR ".join(conds) + ")"
 
-    month, hour, hour_utc = (MONTH_OF_MONTH, MONTH_OF_HOUR, MONTH_OF_HOUR_UTC) if by_month else (None, None, None)
+    month, hour = (MONTH_OF_MONTH, MONTH_OF_HOUR) if by_month else (None, None)
     if whole:
         out.append((sums(month, "toStartOfMonth(occurred_at) IN {months:Array(Date)}"), "p_firm_month"))
-    if hours or moved:
-        out.append((sums(hour, ranges("h", [*hours, *moved])), "p_firm_hour"))
+    if hours:
+        out.append((sums(hour, ranges("h", hours)), "p_firm_hour"))
     if moved:
-        out.append((sums(hour_utc, ranges("m", moved), "-"), "p_firm_hour"))
+        out.append((moved_sums(ranges("m", moved)), "p_firm_hour"))
     if not out:  # no paid orders in the range
         out.append((sums(month, "0"), "p_firm_month"))
     return out, params
