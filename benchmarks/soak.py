@@ -57,6 +57,7 @@ class Sample:
     stored: int | None
     rss_parent: int  # bytes
     rss_child: int  # bytes, all children together (the validation process)
+    chdb: dict[str, int] | None = None  # livesales_clickhouse_memory_bytes by kind
 
     @property
     def rss(self) -> int:
@@ -93,17 +94,31 @@ def children(pid: int) -> list[int]:
     return out
 
 
-async def stored_rows(session: aiohttp.ClientSession, port: int) -> int | None:
-    """order_steps rows the service has stored, from its /metrics (None if it did not answer)."""
+# chDB's figures printed beside RSS (livesales_clickhouse_memory_bytes{kind}), short names.
+CHDB_KINDS = {"MemoryTracking": "tracked", "MarkCacheBytes": "marks", "PrimaryIndexCacheBytes": "pk",
+              "QueryConditionCacheBytes": "qcond"}  # fmt: skip
+
+
+async def service_metrics(session: aiohttp.ClientSession, port: int) -> tuple[int | None, dict[str, int]]:
+    """order_steps rows the service has stored (None if it did not answer) and chDB's
+    memory figures by kind, from its /metrics."""
     try:
         async with session.get(f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as r:
             text = await r.text()
     except (aiohttp.ClientError, TimeoutError):
-        return None
+        return None, {}
+    stored, chdb = 0, {}
     for line in text.splitlines():
         if line.startswith('livesales_rows_stored_total{table="order_steps"}'):
-            return int(float(line.split()[-1]))
-    return 0
+            stored = int(float(line.split()[-1]))
+        elif line.startswith('livesales_clickhouse_memory_bytes{kind="'):
+            chdb[line.split('"')[1]] = int(float(line.split()[-1]))
+    return stored, chdb
+
+
+async def stored_rows(session: aiohttp.ClientSession, port: int) -> int | None:
+    """order_steps rows the service has stored, from its /metrics (None if it did not answer)."""
+    return (await service_metrics(session, port))[0]
 
 
 async def wait_ready(session: aiohttp.ClientSession, port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -145,14 +160,15 @@ async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, st
 
 async def sample(session: aiohttp.ClientSession, pid: int, port: int, t0: float, sent: int) -> Sample:
     kids = children(pid)
-    return Sample(time.monotonic() - t0, sent, await stored_rows(session, port), rss_bytes(pid),
-                  sum(rss_bytes(k) for k in kids))  # fmt: skip
+    stored, chdb = await service_metrics(session, port)
+    return Sample(time.monotonic() - t0, sent, stored, rss_bytes(pid), sum(rss_bytes(k) for k in kids), chdb)
 
 
 def print_sample(s: Sample) -> None:
     stored = f"{s.stored:>12,}" if s.stored is not None else f"{'?':>12}"
+    chdb = " ".join(f"{(s.chdb or {}).get(k, 0) / _MIB:>7.1f}" for k in CHDB_KINDS)
     print(f"{s.elapsed:>8.0f} {s.sent:>12,} {stored} {s.rss_parent / _MIB:>11.1f} {s.rss_child / _MIB:>10.1f}"
-          f" {s.rss / _MIB:>10.1f}", flush=True)  # fmt: skip
+          f" {s.rss / _MIB:>10.1f} {chdb}", flush=True)  # fmt: skip
 
 
 def summary(samples: list[Sample], warmup: float) -> list[str]:
@@ -201,7 +217,9 @@ async def bench_soak(args: argparse.Namespace) -> None:
         settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
         await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("LIVESALES_")}
+        # LIVESALES_CHDB_CACHE_MB passes through: a soak compares cache budgets (0: ClickHouse's defaults)
+        env = {k: v for k, v in os.environ.items()
+               if not k.upper().startswith("LIVESALES_") or k == "LIVESALES_CHDB_CACHE_MB"}  # fmt: skip
         env.update({
             "LIVESALES_KAFKA_BOOTSTRAP": broker.bootstrap, "LIVESALES_CLICKHOUSE_DSN": settings.clickhouse_dsn,
             "LIVESALES_API_HOST": "127.0.0.1", "LIVESALES_API_PORT": str(port),
@@ -220,10 +238,12 @@ async def bench_soak(args: argparse.Namespace) -> None:
                     print(f"service not ready within 180 s (exit code {proc.poll()}); its log:", flush=True)
                     print(log_path.read_text(errors="replace")[-4000:], flush=True)
                     return
+                print(f"LIVESALES_CHDB_CACHE_MB={env.get('LIVESALES_CHDB_CACHE_MB', 'default')}", flush=True)
                 print(f"service pid {proc.pid} ready on :{port}; producing {rate:,}/s for {seconds:,} s,"
                       f" a sample every {every:.0f} s, warm-up {warmup:.0f} s", flush=True)  # fmt: skip
                 print(f"{'elapsed':>8} {'sent':>12} {'stored':>12} {'RSS svc MiB':>11} {'child MiB':>10}"
-                      f" {'total MiB':>10}", flush=True)  # fmt: skip
+                      f" {'total MiB':>10} " + " ".join(f"{v:>7}" for v in CHDB_KINDS.values())
+                      + "  (chDB MiB)", flush=True)  # fmt: skip
                 counter = [0]
                 t0 = time.monotonic()
                 samples.append(await sample(session, proc.pid, port, t0, 0))
