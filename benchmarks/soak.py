@@ -107,6 +107,11 @@ async def service_metrics(session: aiohttp.ClientSession, port: int) -> tuple[in
             text = await r.text()
     except (aiohttp.ClientError, TimeoutError):
         return None, {}
+    return parse_metrics(text)
+
+
+def parse_metrics(text: str) -> tuple[int, dict[str, int]]:
+    """Stored order_steps rows and chDB's memory figures by kind, from a /metrics text."""
     stored, chdb = 0, {}
     for line in text.splitlines():
         if line.startswith('livesales_rows_stored_total{table="order_steps"}'):
