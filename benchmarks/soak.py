@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -48,6 +49,11 @@ _WARMUP_S = 300.0
 # when fetches stopped returning records. 100 ms (a relay batching webhooks) makes ~10x
 # fewer, larger batches: the events, their rate and the service's work are the same.
 LINGER_MS = 100
+# A dashboard beside the ingest: every READ_EVERY_S one channel's summary (the channels in
+# turn), the channel list and a pivot, as a live sale's screens read them. Reads are what
+# fill chDB's mark and primary-index caches (ingest alone reads no marks).
+READ_EVERY_S = 2.0
+TOKEN = "soak-token-0000"  # noqa: S105 - a throwaway token for a loopback benchmark
 
 
 @dataclass
@@ -135,6 +141,26 @@ async def wait_ready(session: aiohttp.ClientSession, port: int, proc: subprocess
                     return True
         await asyncio.sleep(0.5)
     return False
+
+
+async def read_like_a_dashboard(port: int, stop: asyncio.Event, counts: dict[str, int]) -> None:
+    """What READ_EVERY_S says, until ``stop``; ``counts``: answers by status (``error``: no answer)."""
+    base = f"http://127.0.0.1:{port}"
+    paths = ["/v1/channels", "/v1/pivot?dataset=orders&rows=platform&cols=district"]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    k = 0
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        while not stop.is_set():
+            for path in [f"/v1/channels/soak-{k % 50}/summary", *paths]:
+                try:
+                    async with session.get(base + path) as r:
+                        await r.read()
+                        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+                except (aiohttp.ClientError, TimeoutError):
+                    counts["error"] = counts.get("error", 0) + 1
+            k += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), READ_EVERY_S)
 
 
 async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, stop: asyncio.Event,
@@ -228,8 +254,10 @@ async def bench_soak(args: argparse.Namespace) -> None:
         env.update({
             "LIVESALES_KAFKA_BOOTSTRAP": broker.bootstrap, "LIVESALES_CLICKHOUSE_DSN": settings.clickhouse_dsn,
             "LIVESALES_API_HOST": "127.0.0.1", "LIVESALES_API_PORT": str(port),
-            "LIVESALES_HEALTH_PORT": str(free_port()),
+            "LIVESALES_HEALTH_PORT": str(free_port()), "LIVESALES_API_TOKENS_FILE": str(Path(tmp) / "tokens.json"),
         })  # fmt: skip
+        tokens = {"tokens": [{"token": TOKEN, "name": "soak", "scope": "all"}]}
+        (Path(tmp) / "tokens.json").write_text(json.dumps(tokens))
         log_path = Path(tmp) / "service.log"
         with open(log_path, "ab") as out:
             # its own session: a Ctrl-C here reaches it only as our SIGTERM, after the last sample
@@ -256,6 +284,9 @@ async def bench_soak(args: argparse.Namespace) -> None:
                 producing = asyncio.create_task(
                     produce_steady(broker.bootstrap, settings.topic_orders, rate, seconds, stop, counter)
                 )
+                reads: dict[str, int] = {}
+                reading_done = asyncio.Event()
+                reading = asyncio.create_task(read_like_a_dashboard(port, reading_done, reads))
                 k = 1
                 while not producing.done():
                     wait = t0 + k * every - time.monotonic()
@@ -265,6 +296,8 @@ async def bench_soak(args: argparse.Namespace) -> None:
                     samples.append(await sample(session, proc.pid, port, t0, counter[0]))
                     print_sample(samples[-1])
                     k += 1
+                reading_done.set()
+                await reading
                 if (exc := producing.exception()) is not None:
                     print(f"producer failed: {exc!r}", flush=True)
                 # let the service catch up (at most 60 s), so the last line shows the count exact
@@ -280,6 +313,7 @@ async def bench_soak(args: argparse.Namespace) -> None:
                     print(line, flush=True)
                 if last.stored is not None and last.stored != counter[0]:
                     print(f"stored {last.stored:,} of {counter[0]:,} sent at the end", flush=True)
+                print(f"dashboard reads (every {READ_EVERY_S:.0f} s) by status: {reads}", flush=True)
                 print(f"broker (Tansu, all in memory): RSS {rss_bytes(broker.pid) / _MIB:,.0f} MiB,"
                       f" {cpu_seconds(broker.pid):,.0f} CPU s; producer linger {LINGER_MS} ms", flush=True)  # fmt: skip
         finally:
