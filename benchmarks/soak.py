@@ -64,17 +64,18 @@ class Sample:
     rss_parent: int  # bytes
     rss_child: int  # bytes, all children together (the validation process)
     chdb: dict[str, int] | None = None  # livesales_clickhouse_memory_bytes by kind
+    rss_file: int = 0  # bytes of the service's RSS backed by files (chDB's 400+ MiB library, mapped parts)
 
     @property
     def rss(self) -> int:
         return self.rss_parent + self.rss_child
 
 
-def rss_bytes(pid: int) -> int:
-    """VmRSS of one process, 0 if it is gone."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """VmRSS (or RssFile, RssAnon) of one process, 0 if it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -192,14 +193,15 @@ async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, st
 async def sample(session: aiohttp.ClientSession, pid: int, port: int, t0: float, sent: int) -> Sample:
     kids = children(pid)
     stored, chdb = await service_metrics(session, port)
-    return Sample(time.monotonic() - t0, sent, stored, rss_bytes(pid), sum(rss_bytes(k) for k in kids), chdb)
+    return Sample(time.monotonic() - t0, sent, stored, rss_bytes(pid), sum(rss_bytes(k) for k in kids), chdb,
+                  rss_bytes(pid, "RssFile"))  # fmt: skip
 
 
 def print_sample(s: Sample) -> None:
     stored = f"{s.stored:>12,}" if s.stored is not None else f"{'?':>12}"
     chdb = " ".join(f"{(s.chdb or {}).get(k, 0) / _MIB:>7.1f}" for k in CHDB_KINDS)
     print(f"{s.elapsed:>8.0f} {s.sent:>12,} {stored} {s.rss_parent / _MIB:>11.1f} {s.rss_child / _MIB:>10.1f}"
-          f" {s.rss / _MIB:>10.1f} {chdb}", flush=True)  # fmt: skip
+          f" {s.rss / _MIB:>10.1f} {s.rss_file / _MIB:>8.1f} {chdb}", flush=True)  # fmt: skip
 
 
 def summary(samples: list[Sample], warmup: float) -> list[str]:
@@ -275,7 +277,7 @@ async def bench_soak(args: argparse.Namespace) -> None:
                 print(f"service pid {proc.pid} ready on :{port}; producing {rate:,}/s for {seconds:,} s,"
                       f" a sample every {every:.0f} s, warm-up {warmup:.0f} s", flush=True)  # fmt: skip
                 print(f"{'elapsed':>8} {'sent':>12} {'stored':>12} {'RSS svc MiB':>11} {'child MiB':>10}"
-                      f" {'total MiB':>10} " + " ".join(f"{v:>7}" for v in CHDB_KINDS.values())
+                      f" {'total MiB':>10} {'svc file':>8} " + " ".join(f"{v:>7}" for v in CHDB_KINDS.values())
                       + "  (chDB MiB)", flush=True)  # fmt: skip
                 counter = [0]
                 t0 = time.monotonic()
