@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -48,6 +49,11 @@ _WARMUP_S = 300.0
 # when fetches stopped returning records. 100 ms (a relay batching webhooks) makes ~10x
 # fewer, larger batches: the events, their rate and the service's work are the same.
 LINGER_MS = 100
+# A dashboard beside the ingest: every READ_EVERY_S one channel's summary (the channels in
+# turn), the channel list and a pivot, as a live sale's screens read them. Reads are what
+# fill chDB's mark and primary-index caches (ingest alone reads no marks).
+READ_EVERY_S = 2.0
+TOKEN = "soak-token-0000"  # noqa: S105 - a throwaway token for a loopback benchmark
 
 
 @dataclass
@@ -57,17 +63,19 @@ class Sample:
     stored: int | None
     rss_parent: int  # bytes
     rss_child: int  # bytes, all children together (the validation process)
+    chdb: dict[str, int] | None = None  # livesales_clickhouse_memory_bytes by kind
+    rss_file: int = 0  # bytes of the service's RSS backed by files (chDB's 400+ MiB library, mapped parts)
 
     @property
     def rss(self) -> int:
         return self.rss_parent + self.rss_child
 
 
-def rss_bytes(pid: int) -> int:
-    """VmRSS of one process, 0 if it is gone."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """VmRSS (or RssFile, RssAnon) of one process, 0 if it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -93,17 +101,36 @@ def children(pid: int) -> list[int]:
     return out
 
 
-async def stored_rows(session: aiohttp.ClientSession, port: int) -> int | None:
-    """order_steps rows the service has stored, from its /metrics (None if it did not answer)."""
+# chDB's figures printed beside RSS (livesales_clickhouse_memory_bytes{kind}), short names.
+CHDB_KINDS = {"MemoryTracking": "tracked", "MarkCacheBytes": "marks", "PrimaryIndexCacheBytes": "pk",
+              "QueryConditionCacheBytes": "qcond"}  # fmt: skip
+
+
+async def service_metrics(session: aiohttp.ClientSession, port: int) -> tuple[int | None, dict[str, int]]:
+    """order_steps rows the service has stored (None if it did not answer) and chDB's
+    memory figures by kind, from its /metrics."""
     try:
         async with session.get(f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as r:
             text = await r.text()
     except (aiohttp.ClientError, TimeoutError):
-        return None
+        return None, {}
+    return parse_metrics(text)
+
+
+def parse_metrics(text: str) -> tuple[int, dict[str, int]]:
+    """Stored order_steps rows and chDB's memory figures by kind, from a /metrics text."""
+    stored, chdb = 0, {}
     for line in text.splitlines():
         if line.startswith('livesales_rows_stored_total{table="order_steps"}'):
-            return int(float(line.split()[-1]))
-    return 0
+            stored = int(float(line.split()[-1]))
+        elif line.startswith('livesales_clickhouse_memory_bytes{kind="'):
+            chdb[line.split('"')[1]] = int(float(line.split()[-1]))
+    return stored, chdb
+
+
+async def stored_rows(session: aiohttp.ClientSession, port: int) -> int | None:
+    """order_steps rows the service has stored, from its /metrics (None if it did not answer)."""
+    return (await service_metrics(session, port))[0]
 
 
 async def wait_ready(session: aiohttp.ClientSession, port: int, proc: subprocess.Popen[bytes], timeout: float) -> bool:
@@ -115,6 +142,26 @@ async def wait_ready(session: aiohttp.ClientSession, port: int, proc: subprocess
                     return True
         await asyncio.sleep(0.5)
     return False
+
+
+async def read_like_a_dashboard(port: int, stop: asyncio.Event, counts: dict[str, int]) -> None:
+    """What READ_EVERY_S says, until ``stop``; ``counts``: answers by status (``error``: no answer)."""
+    base = f"http://127.0.0.1:{port}"
+    paths = ["/v1/channels", "/v1/pivot?dataset=orders&rows=platform&cols=district"]
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    k = 0
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as session:
+        while not stop.is_set():
+            for path in [f"/v1/channels/soak-{k % 50}/summary", *paths]:
+                try:
+                    async with session.get(base + path) as r:
+                        await r.read()
+                        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+                except (aiohttp.ClientError, TimeoutError):
+                    counts["error"] = counts.get("error", 0) + 1
+            k += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), READ_EVERY_S)
 
 
 async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, stop: asyncio.Event,
@@ -145,14 +192,16 @@ async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, st
 
 async def sample(session: aiohttp.ClientSession, pid: int, port: int, t0: float, sent: int) -> Sample:
     kids = children(pid)
-    return Sample(time.monotonic() - t0, sent, await stored_rows(session, port), rss_bytes(pid),
-                  sum(rss_bytes(k) for k in kids))  # fmt: skip
+    stored, chdb = await service_metrics(session, port)
+    return Sample(time.monotonic() - t0, sent, stored, rss_bytes(pid), sum(rss_bytes(k) for k in kids), chdb,
+                  rss_bytes(pid, "RssFile"))  # fmt: skip
 
 
 def print_sample(s: Sample) -> None:
     stored = f"{s.stored:>12,}" if s.stored is not None else f"{'?':>12}"
+    chdb = " ".join(f"{(s.chdb or {}).get(k, 0) / _MIB:>7.1f}" for k in CHDB_KINDS)
     print(f"{s.elapsed:>8.0f} {s.sent:>12,} {stored} {s.rss_parent / _MIB:>11.1f} {s.rss_child / _MIB:>10.1f}"
-          f" {s.rss / _MIB:>10.1f}", flush=True)  # fmt: skip
+          f" {s.rss / _MIB:>10.1f} {s.rss_file / _MIB:>8.1f} {chdb}", flush=True)  # fmt: skip
 
 
 def summary(samples: list[Sample], warmup: float) -> list[str]:
@@ -201,12 +250,16 @@ async def bench_soak(args: argparse.Namespace) -> None:
         settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
         await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("LIVESALES_")}
+        # LIVESALES_CHDB_CACHE_MB passes through: a soak compares cache budgets (0: ClickHouse's defaults)
+        env = {k: v for k, v in os.environ.items()
+               if not k.upper().startswith("LIVESALES_") or k == "LIVESALES_CHDB_CACHE_MB"}  # fmt: skip
         env.update({
             "LIVESALES_KAFKA_BOOTSTRAP": broker.bootstrap, "LIVESALES_CLICKHOUSE_DSN": settings.clickhouse_dsn,
             "LIVESALES_API_HOST": "127.0.0.1", "LIVESALES_API_PORT": str(port),
-            "LIVESALES_HEALTH_PORT": str(free_port()),
+            "LIVESALES_HEALTH_PORT": str(free_port()), "LIVESALES_API_TOKENS_FILE": str(Path(tmp) / "tokens.json"),
         })  # fmt: skip
+        tokens = {"tokens": [{"token": TOKEN, "name": "soak", "scope": "all"}]}
+        (Path(tmp) / "tokens.json").write_text(json.dumps(tokens))
         log_path = Path(tmp) / "service.log"
         with open(log_path, "ab") as out:
             # its own session: a Ctrl-C here reaches it only as our SIGTERM, after the last sample
@@ -220,10 +273,12 @@ async def bench_soak(args: argparse.Namespace) -> None:
                     print(f"service not ready within 180 s (exit code {proc.poll()}); its log:", flush=True)
                     print(log_path.read_text(errors="replace")[-4000:], flush=True)
                     return
+                print(f"LIVESALES_CHDB_CACHE_MB={env.get('LIVESALES_CHDB_CACHE_MB', 'default')}", flush=True)
                 print(f"service pid {proc.pid} ready on :{port}; producing {rate:,}/s for {seconds:,} s,"
                       f" a sample every {every:.0f} s, warm-up {warmup:.0f} s", flush=True)  # fmt: skip
                 print(f"{'elapsed':>8} {'sent':>12} {'stored':>12} {'RSS svc MiB':>11} {'child MiB':>10}"
-                      f" {'total MiB':>10}", flush=True)  # fmt: skip
+                      f" {'total MiB':>10} {'svc file':>8} " + " ".join(f"{v:>7}" for v in CHDB_KINDS.values())
+                      + "  (chDB MiB)", flush=True)  # fmt: skip
                 counter = [0]
                 t0 = time.monotonic()
                 samples.append(await sample(session, proc.pid, port, t0, 0))
@@ -231,6 +286,9 @@ async def bench_soak(args: argparse.Namespace) -> None:
                 producing = asyncio.create_task(
                     produce_steady(broker.bootstrap, settings.topic_orders, rate, seconds, stop, counter)
                 )
+                reads: dict[str, int] = {}
+                reading_done = asyncio.Event()
+                reading = asyncio.create_task(read_like_a_dashboard(port, reading_done, reads))
                 k = 1
                 while not producing.done():
                     wait = t0 + k * every - time.monotonic()
@@ -240,6 +298,8 @@ async def bench_soak(args: argparse.Namespace) -> None:
                     samples.append(await sample(session, proc.pid, port, t0, counter[0]))
                     print_sample(samples[-1])
                     k += 1
+                reading_done.set()
+                await reading
                 if (exc := producing.exception()) is not None:
                     print(f"producer failed: {exc!r}", flush=True)
                 # let the service catch up (at most 60 s), so the last line shows the count exact
@@ -255,6 +315,7 @@ async def bench_soak(args: argparse.Namespace) -> None:
                     print(line, flush=True)
                 if last.stored is not None and last.stored != counter[0]:
                     print(f"stored {last.stored:,} of {counter[0]:,} sent at the end", flush=True)
+                print(f"dashboard reads (every {READ_EVERY_S:.0f} s) by status: {reads}", flush=True)
                 print(f"broker (Tansu, all in memory): RSS {rss_bytes(broker.pid) / _MIB:,.0f} MiB,"
                       f" {cpu_seconds(broker.pid):,.0f} CPU s; producer linger {LINGER_MS} ms", flush=True)  # fmt: skip
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 
 class Metrics:
@@ -82,3 +82,9 @@ class Metrics:
             "livesales_summary_answers", "GET /summary answers by source: live_hub (lent by a live watcher),"
             " shared (a query under way), query (one of its own)", ["source"], registry=r,
         )
+        self.clickhouse_memory = Gauge(
+            "livesales_clickhouse_memory_bytes", "Embedded chDB's memory by kind, from its system.metrics"
+            " (MemoryTracking: all it tracks; *CacheBytes: its caches), sampled every 15 s", ["kind"], registry=r,
+        )
+        # livesales_process_resident_memory_bytes, _cpu_seconds_total, ... (Linux /proc)
+        ProcessCollector(namespace="livesales", registry=r)

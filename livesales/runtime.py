@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import tracemalloc
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
@@ -54,7 +55,8 @@ class Runtime:
         self.stopping = stop or asyncio.Event()
         self.metrics = Metrics()
         self.store = ClickHouse(
-            settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings)
+            settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings),
+            chdb_cache_mb=settings.chdb_cache_mb,
         )
         self.writer = Writer(
             self.store,
@@ -72,6 +74,7 @@ class Runtime:
         self.health_port: int | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._checks_task: asyncio.Task[None] | None = None
+        self._memory_task: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.health = Health(
             role or ("run" if consumers else "serve"), settings, self.store, self.producer, self.consumers, self.metrics
@@ -97,6 +100,8 @@ class Runtime:
                 log.warning("ClickHouse unavailable (%s); retrying", (str(exc) or repr(exc)).splitlines()[0][:200])
                 await self.store.close()
                 await sleep_unless_stopped(backoff.next(), self.stopping)
+        if self._memory_task is None and self.settings.clickhouse_dsn.startswith("chdb:"):
+            self._memory_task = asyncio.create_task(self._watch_memory())
         if self._n_consumers:  # `serve` writes nothing: no dedupe state to load
             await self.writer.open()
 
@@ -208,6 +213,11 @@ class Runtime:
             raise
 
     async def stop(self) -> None:
+        if self._memory_task is not None:
+            self._memory_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._memory_task
+            self._memory_task = None
         if self._lag_task is not None:
             self._lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -233,3 +243,33 @@ class Runtime:
             await asyncio.sleep(5.0)
             for consumer in self.consumers:
                 await consumer.update_lag()
+
+    async def _watch_memory(self) -> None:
+        """livesales_clickhouse_memory_bytes{kind}: chDB's caches live in this process's
+        RSS, so an operator can tell them from Python's share (docs/BENCHMARKS.md).
+
+        Run with PYTHONTRACEMALLOC=1 (Python's own switch), it also logs every minute the
+        Python allocations that grew most since the first minute: what a soak needs to
+        find a Python-side leak (slow: tracing costs every allocation)."""
+        first: tracemalloc.Snapshot | None = None
+        tick = 0
+        while True:
+            try:
+                for kind, value in (await self.store.memory_bytes()).items():
+                    self.metrics.clickhouse_memory.labels(kind).set(value)
+            except Exception as exc:  # a sample missed is no reason to stop sampling
+                log.debug("chDB memory figures unavailable: %s", exc)
+            if tracemalloc.is_tracing() and tick % 4 == 0:
+                snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
+                if first is None:
+                    first = snap
+                else:
+                    top = snap.compare_to(first, "lineno")[:12]
+                    traced, _peak = tracemalloc.get_traced_memory()
+                    grew = "; ".join(f"{st.traceback[0].filename}:{st.traceback[0].lineno}"
+                                     f" {st.size_diff / 2**20:+.2f} MiB ({st.count_diff:+d})"
+                                     for st in top)  # fmt: skip
+                    log.info("tracemalloc: %.1f MiB traced; grew most since the first minute: %s",
+                             traced / 2**20, grew)  # fmt: skip
+            tick += 1
+            await asyncio.sleep(15.0)

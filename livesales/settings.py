@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # The dedupe filters' memory per process (processors/filter_ring.py): the event times
     # they cover shrink below the horizon when it is full; older events take the look-up.
     dedupe_memory_mb: float = Field(default=32.0, gt=0)
+    # chDB's caches (mark, primary index, query condition, ...) together, in MiB
+    # (processors/store.py CHDB_CACHE_SHARES; chdb:// only); 0: ClickHouse's defaults, 5 GiB each.
+    chdb_cache_mb: float = Field(default=256.0, ge=0)
     # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
     alert_refund_spike_pct: float = Field(default=20.0, ge=0)

@@ -43,11 +43,45 @@ class ServerOptions:
     ca_file: str | None = None
 
 
-def open_client(dsn: str, options: ServerOptions | None = None) -> Client:
-    """Open a client for ``chdb:///path`` or ``http(s)://user:pass@host:port/db``."""
+# How LIVESALES_CHDB_CACHE_MB is shared among chDB's caches. Left to ClickHouse's
+# defaults the mark and primary-index caches may each reach 5 GiB (and hold every mark
+# of every part ingest writes: docs/BENCHMARKS.md "Memory soak"). The uncompressed cache
+# is off by default and stays off; no system log tables exist in chDB.
+CHDB_CACHE_SHARES: dict[str, float] = {
+    "mark_cache_size": 0.5,
+    "primary_index_cache_size": 0.25,
+    "query_condition_cache_size": 0.125,
+    "index_mark_cache_size": 0.0625,
+    "compiled_expression_cache_size": 0.0625,
+}
+# chDB's system.metrics figures published as livesales_clickhouse_memory_bytes{kind}.
+CHDB_MEMORY_METRICS = (
+    "MemoryTracking", "MergesMutationsMemoryTracking", "MarkCacheBytes", "PrimaryIndexCacheBytes",
+    "UncompressedCacheBytes", "QueryConditionCacheBytes", "QueryCacheBytes", "IndexMarkCacheBytes",
+    "CompiledExpressionCacheBytes",
+)  # fmt: skip
+
+
+def chdb_cache_options(cache_mb: float) -> dict[str, int]:
+    """Server settings for chDB's caches from one budget in MiB; 0: ClickHouse's defaults."""
+    if cache_mb <= 0:
+        return {}
+    total = cache_mb * 1024 * 1024
+    return {name: max(1 << 20, int(total * share)) for name, share in CHDB_CACHE_SHARES.items()}
+
+
+def open_client(dsn: str, options: ServerOptions | None = None, chdb_cache_mb: float = 0) -> Client:
+    """Open a client for ``chdb:///path`` or ``http(s)://user:pass@host:port/db``.
+
+    ``chdb_cache_mb`` bounds chDB's caches (chdb:// only). chDB runs one engine per
+    process and takes its server settings from the first handle opened on a path; the
+    store opens all of its handles with the same ones."""
     url = urlparse(dsn)
     if url.scheme == "chdb":
         Path(url.path).mkdir(parents=True, exist_ok=True)
+        chdb_options = chdb_cache_options(chdb_cache_mb)
+        if chdb_options:
+            return clickhouse_connect.get_client(dsn=dsn, chdb_options=chdb_options)
         return clickhouse_connect.get_client(dsn=dsn)
     if url.scheme in ("http", "https"):
         o = options or ServerOptions()
@@ -75,9 +109,11 @@ class ClickHouse:
     """
 
     def __init__(
-        self, dsn: str, threads: int = 4, cluster: str | None = None, options: ServerOptions | None = None
+        self, dsn: str, threads: int = 4, cluster: str | None = None, options: ServerOptions | None = None,
+        chdb_cache_mb: float = 0,
     ) -> None:
         self.dsn = dsn
+        self.chdb_cache_mb = chdb_cache_mb  # LIVESALES_CHDB_CACHE_MB; 0: ClickHouse's defaults
         self.cluster = cluster  # LIVESALES_CLICKHOUSE_CLUSTER: schemas.cluster's layout and settings
         self.options = options
         self._threads = threads
@@ -100,7 +136,7 @@ class ClickHouse:
 
     async def open(self) -> None:
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="clickhouse")
-        self._client = await self.run_in_thread(open_client, self.dsn, self.options)
+        self._client = await self.run_in_thread(open_client, self.dsn, self.options, self.chdb_cache_mb)
         self._cluster_settings(self._client)
         await self.run_in_thread(self.migrate_sync)
 
@@ -125,7 +161,7 @@ class ClickHouse:
         self.client  # noqa: B018 - raises StorageError once closed, before a handle is opened
         reader: Client | None = getattr(self._local, "client", None)
         if reader is None:
-            reader = open_client(self.dsn, self.options)
+            reader = open_client(self.dsn, self.options, self.chdb_cache_mb)
             self._cluster_settings(reader)
             with self._lock:
                 self._readers.append(reader)
@@ -190,6 +226,17 @@ class ClickHouse:
         self._lanes.append(lane)
         return lane
 
+    async def memory_bytes(self) -> dict[str, int]:
+        """chDB's memory figures (CHDB_MEMORY_METRICS) from system.metrics; empty for a
+        server over HTTP, whose memory is not this process's."""
+        if not self.dsn.startswith("chdb:"):
+            return {}
+        rows = await self.query(
+            "SELECT metric, value FROM system.metrics WHERE metric IN {names:Array(String)}",
+            {"names": list(CHDB_MEMORY_METRICS)},
+        )
+        return {str(r["metric"]): int(r["value"]) for r in rows}
+
     async def ping(self) -> bool:
         try:
             await self.query("SELECT 1")
@@ -202,7 +249,7 @@ class _Lane(ClickHouse):
     """ClickHouse.lane: the main store's client and lifetime, a pool and readers of its own."""
 
     def __init__(self, main: ClickHouse, threads: int, name: str) -> None:
-        super().__init__(main.dsn, threads, main.cluster, main.options)
+        super().__init__(main.dsn, threads, main.cluster, main.options, main.chdb_cache_mb)
         self._main = main
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"clickhouse-{name}")
 

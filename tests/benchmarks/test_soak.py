@@ -31,3 +31,21 @@ def test_growth_after_warm_up_is_reported_as_drift() -> None:
 
 def test_too_few_samples_give_no_drift() -> None:
     assert "no drift figure" in summary(_samples(1.0)[:3], warmup=60.0)[0]
+
+
+def test_the_soak_reads_the_services_own_metrics_text() -> None:
+    """parse_metrics reads what livesales.metrics writes: a renamed metric fails here."""
+    from prometheus_client import generate_latest
+
+    from benchmarks.soak import parse_metrics
+    from livesales.metrics import Metrics
+
+    m = Metrics()
+    m.stored.labels("order_steps").inc(1234)
+    m.stored.labels("stream_stats").inc(7)
+    m.clickhouse_memory.labels("MarkCacheBytes").set(3 * _MIB)
+    m.clickhouse_memory.labels("MemoryTracking").set(40 * _MIB)
+    text = generate_latest(m.registry).decode()
+    assert parse_metrics(text) == (1234, {"MarkCacheBytes": 3 * _MIB, "MemoryTracking": 40 * _MIB})
+    rss = m.registry.get_sample_value("livesales_process_resident_memory_bytes")
+    assert rss is not None and rss > 10 * _MIB  # this process's own RSS, from /proc

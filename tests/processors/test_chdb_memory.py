@@ -1,0 +1,43 @@
+"""chDB's caches are bounded by LIVESALES_CHDB_CACHE_MB (docs/BENCHMARKS.md "Memory soak"):
+left to ClickHouse's defaults the mark and primary-index caches may each reach 5 GiB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from processors.store import CHDB_CACHE_SHARES, ClickHouse, chdb_cache_options
+
+_MIB = 1024 * 1024
+
+
+def test_cache_budget_is_shared_out_and_zero_keeps_clickhouse_defaults() -> None:
+    options = chdb_cache_options(256)
+    assert options["mark_cache_size"] == 128 * _MIB
+    assert sum(options.values()) <= 256 * _MIB
+    assert set(options) == set(CHDB_CACHE_SHARES)
+    assert chdb_cache_options(0) == {}
+
+
+async def _server_setting(ch: ClickHouse, name: str) -> int:
+    rows = await ch.query("SELECT value FROM system.server_settings WHERE name = {n:String}", {"n": name})
+    return int(rows[0]["value"])
+
+
+async def test_the_budget_reaches_the_engine_and_its_figures_are_read(tmp_path: Path) -> None:
+    bounded = ClickHouse(f"chdb://{tmp_path / 'bounded'}", chdb_cache_mb=64)
+    await bounded.open()
+    try:
+        assert await _server_setting(bounded, "mark_cache_size") == 32 * _MIB
+        assert await _server_setting(bounded, "primary_index_cache_size") == 16 * _MIB
+        assert await _server_setting(bounded, "query_condition_cache_size") == 8 * _MIB
+        figures = await bounded.memory_bytes()
+        assert {"MemoryTracking", "MarkCacheBytes", "PrimaryIndexCacheBytes"} <= set(figures)
+        assert figures["MemoryTracking"] > 0
+    finally:
+        await bounded.close()
+    unbounded = ClickHouse(f"chdb://{tmp_path / 'defaults'}")  # 0: ClickHouse's own, 5 GiB of marks
+    await unbounded.open()
+    try:
+        assert await _server_setting(unbounded, "mark_cache_size") == 5 * 1024 * _MIB
+    finally:
+        await unbounded.close()
