@@ -210,6 +210,8 @@ class ChannelSnapshots:
         self._seen = 0  # the highest block number folded in
         self._asked = -float("inf")  # monotonic time of the last page asked for
         self._wake = asyncio.Event()
+        self._refreshing = asyncio.Lock()  # one refresh at a time folds into _folded
+        self.answered = {"snapshot": 0, "query": 0}  # pages asked for, by where they were answered
 
     def fresh(self) -> Snapshot | None:
         """The snapshot when young enough to answer a request arriving now, else None
@@ -220,10 +222,18 @@ class ChannelSnapshots:
         self._asked = arrived
         self._wake.set()
         snap = self.snapshot
-        return snap if snap is not None and snap.as_of >= arrived - self.max_age_s else None
+        if snap is None or snap.as_of < arrived - self.max_age_s:
+            self.answered["query"] += 1
+            return None
+        self.answered["snapshot"] += 1
+        return snap
 
     async def refresh(self) -> None:
         """One refresh (see the module's docstring); raises StorageError."""
+        async with self._refreshing:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         began = time.monotonic()
         (row,) = await self.store.query(TOP_BLOCK_SQL)
         top = int(row["top"])

@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
     bench.add_argument("--repeat", type=int, default=1, help="ingest --poison: clean/poisoned pairs to run")
     bench.add_argument("--seconds", type=int, default=1800, help="soak: seconds to produce at --rate")
+    bench.add_argument("--requests", type=int, default=200, help="channels: requests per case")
     args = parser.parse_args(argv)
     try:
         return _main(args)
