@@ -237,6 +237,8 @@ class ChannelSnapshots:
         began = time.monotonic()
         (row,) = await self.store.query(TOP_BLOCK_SQL)
         top = int(row["top"])
+        if top < self._seen:  # the table was dropped and made again: start over
+            self._folded, self._seen, self.snapshot = _Folded(), 0, None
         if top != self._seen or self.snapshot is None:
             if self._seen == 0:
                 rows = await self.store.query(ALL_SQL)

@@ -279,6 +279,14 @@ async def _async(value: Any) -> Any:
     return value
 
 
-async def test_no_snapshot_when_the_bound_is_zero(clickhouse: ClickHouse) -> None:
-    snapshots = ChannelSnapshots(clickhouse, 0)
-    assert not snapshots.enabled and snapshots.fresh() is None
+async def test_no_snapshot_older_than_the_bound_nor_with_a_zero_bound(clickhouse: ClickHouse) -> None:
+    await store_events(clickhouse, dataset())
+    snapshots = ChannelSnapshots(clickhouse, 100)  # no refresh task: it only ages
+    began = time.monotonic()
+    await snapshots.refresh()
+    assert snapshots.fresh() is not None or time.monotonic() - began > 0.1
+    await asyncio.sleep(0.1)  # the bound itself
+    assert snapshots.fresh() is None and snapshots.answered["query"] >= 1
+    off = ChannelSnapshots(clickhouse, 0)
+    await off.refresh()  # even loaded, a zero bound never answers
+    assert not off.enabled and off.fresh() is None
