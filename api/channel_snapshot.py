@@ -55,19 +55,28 @@ from processors.store import ClickHouse
 log = logging.getLogger(__name__)
 
 I64 = npt.NDArray[np.int64]
-NULL_MS = np.iinfo(np.int64).min  # a NULL time: never live, never scheduled
+NULL_MS = -(2**62)  # a NULL time, in ms: never live, never scheduled
 IDLE_S = 60.0  # refreshes stop this long after the last page asked for
 PLACES = ("platform", "district", "township")
 # The fields of a page's channel, per channel (render_row's, less the status).
 FIELDS = ("channel_id", "platform", "district", "township", "paid_orders", "gmv_fen", "first_at", "last_at",
           "title", "host", "scheduled_start", "scheduled_end")  # fmt: skip
-_STATE_SQL = state_rows(*FIELDS[1:], "k", "last_stored")
 _TOP_BLOCK = "toUInt64(splitByChar('_', _part)[3])"  # all_<min block>_<max block>_<level>[_<mutation>]
 TOP_BLOCK_SQL = f"SELECT max({_TOP_BLOCK}) AS top FROM channel_state"  # noqa: S608 - fixed SQL
-ALL_SQL = f"{_STATE_SQL}\n    {NO_SUBCOLUMNS}"
-CHANGED_SQL = f"""{_STATE_SQL}
-    WHERE channel_id IN (SELECT channel_id FROM channel_state WHERE {_TOP_BLOCK} > {{seen:UInt64}})
-    {NO_SUBCOLUMNS}"""  # noqa: S608 - fixed SQL; the block number is a bound parameter
+_MS_OR_NULL = f"coalesce(toUnixTimestamp64Milli({{}}), toInt64({NULL_MS}))"
+
+
+def _state_sql(where: str) -> str:
+    """The fields, sort key and the two times the filters need as ms (NULL_MS for NULL)."""
+    return f"""SELECT *, {_MS_OR_NULL.format("last_stored")} AS stored_ms,
+           {_MS_OR_NULL.format("scheduled_start")} AS start_ms
+    FROM ({state_rows(*FIELDS[1:], "k", "last_stored")} {where})
+    {NO_SUBCOLUMNS}"""  # noqa: S608 - fixed SQL
+
+
+ALL_SQL = _state_sql("")
+_IN_NEW_PARTS = f"SELECT channel_id FROM channel_state WHERE {_TOP_BLOCK} > {{seen:UInt64}}"  # noqa: S608
+CHANGED_SQL = _state_sql(f"WHERE channel_id IN ({_IN_NEW_PARTS})")  # the block number is a bound parameter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -75,7 +84,7 @@ _MS = timedelta(milliseconds=1)
 
 def to_ms(value: datetime | None) -> int:
     if value is None:
-        return int(NULL_MS)
+        return NULL_MS
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return (value - _EPOCH) // _MS
@@ -153,37 +162,46 @@ class _Folded:
     def __init__(self) -> None:
         self.slot: dict[str, int] = {}
         self.rows: list[tuple[Any, ...]] = []
-        self.k: list[int] = []
-        self.last_stored: list[int] = []
-        self.scheduled_start: list[int] = []
+        self.k: I64 = np.zeros(0, dtype=np.int64)
+        self.last_stored: I64 = np.zeros(0, dtype=np.int64)
+        self.scheduled_start: I64 = np.zeros(0, dtype=np.int64)
         self.codes: dict[str, dict[str, int]] = {name: {} for name in PLACES}
-        self.places: dict[str, list[int]] = {name: [] for name in PLACES}
+        self.places: dict[str, npt.NDArray[np.int32]] = {name: np.zeros(0, dtype=np.int32) for name in PLACES}
         self.rank: I64 | None = None  # each slot's rank by channel_id; None: to be computed
 
     def apply(self, rows: list[dict[str, Any]]) -> None:
-        for r in rows:
+        """Replace (or add) the channels of ``rows``: Python per row only where it must be."""
+        slots = np.empty(len(rows), dtype=np.int64)
+        for j, r in enumerate(rows):
             cid = r["channel_id"]
             i = self.slot.get(cid)
             if i is None:
                 i = self.slot[cid] = len(self.rows)
                 self.rows.append(())
-                for column in (self.k, self.last_stored, self.scheduled_start, *self.places.values()):
-                    column.append(0)
-                self.rank = None
-            self.rows[i] = tuple(r[name] for name in FIELDS)
-            self.k[i] = int(r["k"])
-            self.last_stored[i] = to_ms(r["last_stored"])
-            self.scheduled_start[i] = to_ms(r["scheduled_start"])
-            for name in PLACES:
-                codes = self.codes[name]
-                self.places[name][i] = codes.setdefault(r[name], len(codes))
+            self.rows[i] = tuple(map(r.__getitem__, FIELDS))
+            slots[j] = i
+        grow = len(self.rows) - len(self.k)
+        if grow:
+            self.rank = None
+            zeros = np.zeros(grow, dtype=np.int64)
+            self.k, self.last_stored, self.scheduled_start = (
+                np.concatenate((a, zeros)) for a in (self.k, self.last_stored, self.scheduled_start)
+            )
+            self.places = {n: np.concatenate((a, np.zeros(grow, dtype=np.int32))) for n, a in self.places.items()}
+        n = len(rows)
+        self.k[slots] = np.fromiter((r["k"] for r in rows), np.int64, n)
+        self.last_stored[slots] = np.fromiter((r["stored_ms"] for r in rows), np.int64, n)
+        self.scheduled_start[slots] = np.fromiter((r["start_ms"] for r in rows), np.int64, n)
+        for name in PLACES:
+            codes = self.codes[name]
+            self.places[name][slots] = np.fromiter((codes.setdefault(r[name], len(codes)) for r in rows), np.int32, n)
 
     def publish(self, as_of: float) -> Snapshot:
         if self.rank is None:
             by_id = sorted(range(len(self.rows)), key=lambda i: self.rows[i][0])  # by channel_id
             self.rank = np.empty(len(by_id), dtype=np.int64)
             self.rank[by_id] = np.arange(len(by_id), dtype=np.int64)
-        neg_k = -np.asarray(self.k, dtype=np.int64)
+        neg_k = -self.k
         order = np.lexsort((self.rank, neg_k))
         rows = [self.rows[i] for i in order.tolist()]
         return Snapshot(
@@ -192,9 +210,9 @@ class _Folded:
             ids=[r[0] for r in rows],
             neg_k=neg_k[order],
             codes={name: dict(codes) for name, codes in self.codes.items()},
-            places={name: np.asarray(v, dtype=np.int32)[order] for name, v in self.places.items()},
-            last_stored=np.asarray(self.last_stored, dtype=np.int64)[order],
-            scheduled_start=np.asarray(self.scheduled_start, dtype=np.int64)[order],
+            places={name: v[order] for name, v in self.places.items()},
+            last_stored=self.last_stored[order],
+            scheduled_start=self.scheduled_start[order],
         )
 
 
