@@ -11,9 +11,9 @@ fields), and answers a page in about a millisecond.
 process stored shows in it. A refresh, in the background while pages are asked for:
 
 1. notes the time, then reads the highest block number of ``channel_state``'s active
-   parts (``system.parts``). A
-   MergeTree numbers an insert's block when it commits it, under the lock that makes the
-   part visible, so every row visible now is in a block ≤ that number, and a part with
+   parts (``system.parts``). A MergeTree numbers an insert's block when it commits it,
+   under the lock that makes the part visible, so every row visible now is in a block
+   ≤ that number, and a part with
    a higher number than the snapshot has seen holds rows it has not (a merge keeps its
    sources' highest number: merged parts of seen blocks are not re-read);
 2. if that number is new, FINAL-folds again the channels found in parts above the last
