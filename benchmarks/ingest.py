@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from ingest.topics import ensure_topics
@@ -60,10 +61,11 @@ class Loaded:
 
 
 @asynccontextmanager
-async def loaded_broker(n: int, poison: float = 0.0) -> AsyncIterator[Loaded]:
+async def loaded_broker(n: int, poison: float = 0.0, keyed: bool = True) -> AsyncIterator[Loaded]:
     """A local broker whose orders topic holds ``n`` benchmark events: the common start
     of ``bench ingest`` and ``bench stages``, so both measure the same events.
-    ``poison``: that share of them bad (``bad_payload``), spread evenly."""
+    ``poison``: that share of them bad (``bad_payload``), spread evenly; ``keyed``: keyed
+    by order_id (else no key: ``bench ingest --unkeyed``)."""
     rnd = random.Random(42)
     payloads = [order_payload(i, "bench", rnd) for i in range(n)]
     for k, i in enumerate(poisoned(n, poison)):
@@ -72,7 +74,7 @@ async def loaded_broker(n: int, poison: float = 0.0) -> AsyncIterator[Loaded]:
         settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
         await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
         print(f"producing {n:,} order events ...", flush=True)
-        seconds = await produce(broker.bootstrap, settings.topic_orders, payloads)
+        seconds = await produce(broker.bootstrap, settings.topic_orders, payloads, keyed)
         yield Loaded(broker, settings, payloads, seconds)
 
 
@@ -115,14 +117,26 @@ def order_payload(i: int, channel: str, rnd: random.Random, at: datetime | None 
     return json.dumps(event, ensure_ascii=False).encode()
 
 
-async def produce(bootstrap: str, topic: str, payloads: list[bytes]) -> float:
+def key_of(payload: bytes) -> bytes | None:
+    """Contract §1's recommended key, the order_id (None for a value that is not JSON): the
+    default partitioner then puts each message where the consumer takes it directly."""
+    try:
+        return str(orjson.loads(payload)["order_id"]).encode()
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+async def produce(bootstrap: str, topic: str, payloads: list[bytes], keyed: bool = True) -> float:
+    """``keyed=False``: no keys, as some producers send: every message is forwarded once
+    through ``<topic>.routed`` (ingest.routing)."""
+    keys = [key_of(v) if keyed else None for v in payloads]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks="all")
     await producer.start()
     started = time.perf_counter()
     try:
         futures = []
-        for i, value in enumerate(payloads):
-            futures.append(await producer.send(topic, value, key=str(i % 1000).encode()))
+        for value, key in zip(payloads, keys, strict=True):
+            futures.append(await producer.send(topic, value, key=key))
             if len(futures) >= 20_000:
                 await asyncio.gather(*futures)
                 futures.clear()
@@ -211,7 +225,7 @@ def _steady_producer(bootstrap: str, topic: str, rate: int, seconds: int, out: s
                 await asyncio.sleep(delay)
             for _ in range(int(rate * tick)):
                 payload = order_payload(i, "fresh", rnd)
-                await producer.send(topic, payload, key=str(i).encode())
+                await producer.send(topic, payload, key=f"fresh-o{i}".encode())
                 sent[f"fresh-o{i}"] = time.time()
                 i += 1
         await producer.flush()
@@ -259,7 +273,7 @@ async def freshness(runtime: Runtime, rate: int, seconds: int) -> dict[str, floa
 
 async def bench_ingest(args: argparse.Namespace) -> None:
     n = args.events or 400_000
-    async with loaded_broker(n) as loaded:
+    async with loaded_broker(n, keyed=not getattr(args, "unkeyed", False)) as loaded:
         t_prod, settings = loaded.produce_seconds, loaded.settings
         t_raw = await raw_consume(settings.kafka_bootstrap, settings.topic_orders, n)
         t_ours, runtime = await ours(settings, n)

@@ -137,7 +137,7 @@ async def send(producer: AIOKafkaProducer, topic: str, channel: str, board: Boar
     sent = board.sent.setdefault(channel, [])
     n = len(sent) + 1
     sent.append(time.monotonic())
-    await producer.send(topic, order(channel, n), key=channel.encode())
+    await producer.send(topic, order(channel, n), key=f"{channel}-o{n}".encode())
 
 
 async def flow(producer: AIOKafkaProducer, topic: str, rate: float, seconds: float, board: Board) -> int:

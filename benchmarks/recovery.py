@@ -80,7 +80,8 @@ async def steady_orders(bootstrap: str, topic: str, rate: int) -> AsyncIterator[
 
         rnd = random.Random(5)
         while not done.is_set():
-            await producer.send(topic, order_payload(sent.orders, "recover", rnd), key=str(sent.orders % 64).encode())
+            key = f"recover-o{sent.orders}".encode()  # the payload's order_id (contract §1)
+            await producer.send(topic, order_payload(sent.orders, "recover", rnd), key=key)
             sent.orders += 1
             await asyncio.sleep(1 / rate)
 

@@ -135,7 +135,7 @@ async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, st
             due = int(rate * (step + 1) * tick)  # exact over the run though rate * tick is not whole
             now = datetime.now(UTC)
             while i < due:
-                await producer.send(topic, order_payload(i, "soak", rnd, at=now), key=str(i).encode())
+                await producer.send(topic, order_payload(i, "soak", rnd, at=now), key=f"soak-o{i}".encode())
                 i += 1
             counter[0] = i
         await producer.flush()

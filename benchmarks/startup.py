@@ -93,13 +93,12 @@ def _load_everything(d: TableDeduper, client: Client) -> int:
     step = "step_hash" if d.spec.step_fields else "toUInt64(0)"
     res = client.query_np(f"SELECT event_hash AS e, {step} AS s FROM {d.spec.table}")  # noqa: S608
     n = len(res)
-    d.events = BloomFilter(max(1 << 20, 2 * n))
-    d.steps = BloomFilter(max(1 << 20, 2 * n))
+    d.old_filters = (BloomFilter(max(1 << 20, 2 * n)), BloomFilter(max(1 << 20, 2 * n)))  # type: ignore[attr-defined]
     if n:
         events, steps = (res["e"], res["s"]) if res.dtype.names else (res[:, 0], res[:, 1])
-        d.events.add(np.ascontiguousarray(events, dtype=np.uint64))
+        d.old_filters[0].add(np.ascontiguousarray(events, dtype=np.uint64))  # type: ignore[attr-defined]
         if d.spec.step_fields:
-            d.steps.add(np.ascontiguousarray(steps, dtype=np.uint64))
+            d.old_filters[1].add(np.ascontiguousarray(steps, dtype=np.uint64))  # type: ignore[attr-defined]
     return n
 
 

@@ -18,7 +18,9 @@ Several processes share the group and the store (docs/DESIGN.md, "Exactly-once
 counting"): when partitions are assigned, the writer learns what the others stored
 before the first record is processed, and every insert is fenced by this member's
 ``Lease`` (ingest.lease): a batch whose partitions this member no longer certainly
-holds is not written, nor committed; the partitions' owner re-reads it.
+holds is not written, nor committed; the partitions' owner re-reads it. Messages not
+keyed and partitioned by their routing key are forwarded to ``<topic>.routed`` instead
+of stored (ingest.routing), so all copies of a dedupe key meet at one member.
 """
 
 from __future__ import annotations
@@ -31,12 +33,18 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from ingest.backoff import Backoff as Backoff  # re-exported: livesales.runtime
 from ingest.kafka_security import kafka_security
+from ingest.lag import lag_trustworthy as lag_trustworthy  # re-exported: tests, tools
+from ingest.lag import measure_lag
 from ingest.lease import Lease
+from ingest.membership import Rebalance, evicted, watch_heartbeats
 from ingest.producer import ProduceError, Producer
+from ingest.routing import forward, placement_of, routed_topics
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.batch import Batch, assemble
@@ -48,46 +56,6 @@ from processors.writer import Fenced, Writer
 log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 2
-
-
-class Backoff:
-    """Exponential backoff with a cap; reset after a success."""
-
-    def __init__(self, first: float = 0.1, cap: float = 10.0) -> None:
-        self.first, self.cap, self.delay = first, cap, first
-
-    def next(self) -> float:
-        delay, self.delay = self.delay, min(self.delay * 2, self.cap)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.first
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: Consumer) -> None:
-        self.owner = owner
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        owner = self.owner
-        if revoked and owner.evicted():
-            # The coordinator dropped us (a pause, a partition): the partitions may be
-            # someone else's already. Write nothing more; the owners re-read.
-            log.warning("%s was evicted from the group; dropping unwritten batches", owner.name)
-            owner.lease.lost()
-        await owner.drain(timeout=30.0)
-        owner.lease.released((tp.topic, tp.partition) for tp in revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        owner = self.owner
-        owner.lease.assigned((tp.topic, tp.partition) for tp in assigned)
-        log.info("%s assigned %s", owner.name, sorted((tp.topic, tp.partition) for tp in assigned))
-        # Before the first record of these partitions: learn what their previous owners
-        # (and everyone else) stored. The writer also does so before every batch.
-        try:
-            await owner.writer.refresh()
-        except StorageError as exc:
-            log.warning("%s: dedupe refresh on assignment failed (%s); retried per batch", owner.name, exc)
 
 
 class Consumer:
@@ -127,6 +95,8 @@ class Consumer:
         session_s = settings.kafka_session_timeout_ms / 1000
         self.lease = Lease(session_s, margin_s=session_s / 3)
         self.fenced_batches = 0  # batches dropped unwritten: partitions lost (observability)
+        self._routed = frozenset(routed_topics(settings.topics))
+        self.forwarded = 0  # messages forwarded to the .routed topics (ingest.routing)
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self, storage_ready: asyncio.Event | None = None) -> None:
@@ -142,6 +112,8 @@ class Consumer:
                 group_id=self.settings.consumer_group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                # partition p of a topic and of its .routed topic to one member (ingest.routing)
+                partition_assignment_strategy=(RangePartitionAssignor,),
                 max_partition_fetch_bytes=8 << 20,
                 fetch_max_bytes=32 << 20,
                 fetch_max_wait_ms=50,  # an idle partition answers sooner: fresher counts (BENCHMARKS.md)
@@ -165,8 +137,8 @@ class Consumer:
                     await kafka.stop()
                 await self._sleep(backoff.next())
                 continue
-            kafka.subscribe(list(self.settings.topics), listener=_Rebalance(self))
-            self._watch_heartbeats(kafka)
+            kafka.subscribe([*self.settings.topics, *self._routed], listener=Rebalance(self))
+            watch_heartbeats(kafka, self.lease, self.name)
             self._kafka = kafka
             break
         if storage_ready is not None and self._kafka is not None:
@@ -220,33 +192,9 @@ class Consumer:
         except TimeoutError:
             log.warning("%s: rebalance went on with batches unwritten; they will be re-read", self.name)
 
-    def _watch_heartbeats(self, kafka: AIOKafkaConsumer) -> None:
-        """Renew the lease with every heartbeat the coordinator answers.
-
-        aiokafka keeps its heartbeats to itself, so this wraps its coordinator's one
-        heartbeat call (a private name, checked here: without it the lease is renewed only
-        by assignments and commits, and an idle member's writes wait for the next one).
-        """
-        coordinator = getattr(kafka, "_coordinator", None)
-        beat = getattr(coordinator, "_do_heartbeat", None)
-        if coordinator is None or beat is None:
-            log.warning("%s: cannot watch heartbeats (aiokafka changed?)", self.name)
-            return
-        lease = self.lease
-
-        async def heartbeat() -> bool:
-            sent = time.monotonic()
-            ok = bool(await beat())
-            if ok:
-                lease.renew(sent)
-            return ok
-
-        coordinator._do_heartbeat = heartbeat
-
     def evicted(self) -> bool:
         """True when the coordinator no longer knows this member (checked on revocation)."""
-        coordinator = getattr(self._kafka, "_coordinator", None)
-        return coordinator is not None and getattr(coordinator, "member_id", None) == ""
+        return evicted(self._kafka)
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -293,7 +241,11 @@ class Consumer:
         flat = [r for recs in records.values() for r in recs]
         values = [r.value for r in flat]
         now = datetime.now(UTC)
-        checked = await self.checks.check(values, now)
+        kafka = self._kafka
+        placement = None
+        if kafka is not None:
+            placement = placement_of(records, self._routed, lambda t: len(kafka.partitions_for_topic(t) or ()))
+        checked = await self.checks.check(values, now, placement)
         self.metrics.slow_validations.inc(checked.slow)
         batch = assemble(flat, values, checked, now, records)
         if previous is not None:
@@ -358,6 +310,11 @@ class Consumer:
         m = self.metrics
         lease, partitions = self.lease, batch.partitions
         dlq = asyncio.create_task(self._send_dead_letters(batch)) if batch.dead_values else None
+        fwd = (
+            asyncio.create_task(forward(self.producer, batch.forwards, self._stall, self.settings.write_retry_max_s))
+            if batch.forwards
+            else None
+        )
         stored = False
         try:
             while True:
@@ -385,8 +342,10 @@ class Consumer:
                     self._stall(f"storage failed: {exc}")
                     await asyncio.sleep(backoff.next())
         finally:
-            if not stored and dlq is not None:
-                dlq.cancel()
+            if not stored:
+                for task in (dlq, fwd):
+                    if task is not None:
+                        task.cancel()
         self.last_write_ok_at = time.monotonic()
         m.write_seconds.observe(result.seconds)
         if self.on_stored is not None and result.stored:
@@ -402,6 +361,11 @@ class Consumer:
             m.consumed.labels(topic).inc(n)
         if dlq is not None:
             await dlq  # the offsets are committed only once the dead letters are acknowledged
+        if fwd is not None:
+            await fwd  # and the forwards: the .routed topics now hold those messages
+            self.forwarded += len(batch.forwards)
+            for topic, *_ in batch.forwards:
+                m.forwarded.labels(topic).inc()
         self._unstall()
         await self._commit(batch)
 
@@ -466,60 +430,10 @@ class Consumer:
         return self._stopping.is_set() or not any(t.done() for t in self._tasks)
 
     async def update_lag(self) -> None:
-        """Lag = the broker's end offset (ListOffsets; with read_committed, the last stable
-        offset) minus what this member committed, per assigned partition.
-
-        Some Kafka-protocol brokers (Tansu) answer ListOffsets with numbers that do not
-        follow the log: 1 for a partition holding 51 records, or the start of its last
-        batch. The fetch responses' last stable offset, which the consumer sees anyway,
-        is right there. So a partition whose end offset is below what was committed or
-        below what its own fetches reported is flagged (``livesales_lag_trustworthy`` 0,
-        and in /readyz), and its lag is taken from the fetches instead.
-        """
+        """Lag per assigned partition and in total (ingest.lag), for /metrics and /readyz."""
         kafka = self._kafka
         if kafka is None:
             return
-        assigned = list(kafka.assignment())
-        if not assigned:
-            self.lag_total = 0
-            return
-        try:
-            # read before asking for end offsets, so a fetch landing meanwhile cannot look ahead of them
-            fetched = {tp: _fetched_end(kafka, tp) for tp in assigned}
-            ends = await kafka.end_offsets(assigned)
-            committed: dict[TopicPartition, int] = {}
-            for tp in assigned:
-                if tp in self._committed:
-                    committed[tp] = self._committed[tp]
-                else:
-                    committed[tp] = await kafka.committed(tp) or 0
-        except (KafkaError, IllegalStateError):
-            return
-        total, trusted_all = 0, True
-        for tp in assigned:
-            end, done = ends[tp], committed[tp]
-            trusted = lag_trustworthy(end, done, fetched[tp])
-            lag = max(0, (end if trusted else max(fetched[tp] or 0, done)) - done)
-            total += lag
-            trusted_all = trusted_all and trusted
-            labels = (tp.topic, str(tp.partition))
-            self.metrics.lag.labels(*labels).set(lag)
-            self.metrics.lag_trustworthy.labels(*labels).set(1 if trusted else 0)
-        self.lag_total = total
-        self.lag_trustworthy = trusted_all
-
-
-def _fetched_end(kafka: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
-    """The partition's end as the last fetch response gave it (None before any fetch)."""
-    lso = kafka.last_stable_offset(tp)
-    if lso is not None and lso >= 0:
-        return int(lso)
-    hw = kafka.highwater(tp)
-    return int(hw) if hw is not None and hw >= 0 else None
-
-
-def lag_trustworthy(end: int, committed: int, fetched: int | None) -> bool:
-    """Whether a partition's ListOffsets end can be believed: never below what this
-    group committed (those records were read), nor below the stable offset the last
-    fetch response reported (a log does not shrink)."""
-    return end >= committed and (fetched is None or end >= fetched)
+        measured = await measure_lag(kafka, self._committed, self.metrics)
+        if measured is not None:
+            self.lag_total, self.lag_trustworthy = measured

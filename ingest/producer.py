@@ -153,6 +153,35 @@ class Producer:
         except KafkaError as exc:
             raise ProduceError(f"{len(values)} messages to {topic} not acknowledged: {exc!r}") from exc
 
+    async def send_placed(self, messages: Sequence[tuple[str, bytes, bytes, int]]) -> None:
+        """Send (topic, key, value, partition) messages as record batches, one stream per
+        partition in the given order; raises ProduceError unless every batch is
+        acknowledged. For the consumer's forwards (ingest.routing), which come by the
+        tens of thousands when producers send no keys: as ``send_values``, a batch append
+        costs a few µs where ``send`` costs ~50."""
+        producer = self._producer
+        if producer is None:
+            raise ProduceError("producer is not started")
+        try:
+            futures: list[asyncio.Future[object]] = []
+            open_batches: dict[tuple[str, int], Any] = {}
+            for topic, key, value, partition in messages:
+                where = (topic, partition)
+                batch = open_batches.get(where)
+                if batch is None:
+                    batch = open_batches[where] = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start another
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = open_batches[where] = producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        raise ProduceError(f"a value of {len(value)} bytes does not fit in a batch")
+            for (topic, partition), batch in open_batches.items():
+                if batch.record_count():
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+            await asyncio.gather(*futures)
+        except KafkaError as exc:
+            raise ProduceError(f"{len(messages)} forwarded messages not acknowledged: {exc!r}") from exc
+
     async def send_all_or_raise(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
         errors = [e for e in await self.send_all(messages) if e is not None]
         if errors:

@@ -17,6 +17,12 @@ class Metrics:
         self.dead_letters = Counter(
             "livesales_dead_letters", "Messages written to the DLQ", ["code"], registry=r
         )
+        self.forwarded = Counter(
+            "livesales_messages_forwarded",
+            "Messages not keyed and partitioned by their routing key, forwarded to <topic>.routed",
+            ["topic"],
+            registry=r,
+        )
         self.slow_validations = Counter(
             "livesales_slow_validations",
             "Messages the fast check was unsure of, validated by pydantic (bad or unusual input)",

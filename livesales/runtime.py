@@ -56,7 +56,12 @@ class Runtime:
         self.store = ClickHouse(
             settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings)
         )
-        self.writer = Writer(self.store, settings.dedupe_horizon_hours * 3600)
+        self.writer = Writer(
+            self.store,
+            settings.dedupe_horizon_hours * 3600,
+            settings.dedupe_memory_mb,
+            sole_writer=settings.clickhouse_dsn.startswith("chdb://"),  # one process per chDB path
+        )
         self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
         self.producer = Producer(settings.kafka_bootstrap, security=kafka_security(settings))
         self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
@@ -108,6 +113,7 @@ class Runtime:
                             self.settings.kafka_bootstrap,
                             [*self.settings.topics, self.settings.topic_dlq],
                             security=kafka_security(self.settings),
+                            routed_from=self.settings.topics,  # ingest.routing
                         ),
                         self.stopping,
                     )

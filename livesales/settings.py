@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Exactly-once across processes (docs/DESIGN.md): events older than the horizon always
     # take the exact ClickHouse look-up; the session timeout also bounds a zombie's lease.
     dedupe_horizon_hours: float = Field(default=48.0, gt=0)
+    # The dedupe filters' memory per process (processors/filter_ring.py): the event times
+    # they cover shrink below the horizon when it is full; older events take the look-up.
+    dedupe_memory_mb: float = Field(default=32.0, gt=0)
     # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
     alert_refund_spike_pct: float = Field(default=20.0, ge=0)

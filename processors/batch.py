@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
 import orjson
 
+from processors.placement import IF_KEYED, ROUTE_FIELD, TRUSTED, Placement, partitions_for, routed_topic
 from processors.rows import SPEC_BY_SCHEMA, KeysBuilder, RowSet, TableKeys
 from processors.validate import (
     MAX_VALUE_BYTES,
@@ -51,6 +53,8 @@ class Checked:
     # per rejection, its DLQ value but for "source" (dead_head): encoded where the values
     # are, in the validation process, not in the consumer's busier interpreter
     dead_heads: list[bytes] = field(default_factory=list)
+    # valid events not in place (processors.placement): (position, routing key, its partition)
+    misplaced: list[tuple[int, bytes, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -60,6 +64,8 @@ class Batch:
     dead_codes: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)  # topic -> messages
+    # (topic, key, value, partition) to forward to the .routed topics (ingest.routing)
+    forwards: list[tuple[str, bytes, bytes, int]] = field(default_factory=list)
     parts: int = 1  # how many fetched batches this one stands for (see absorb)
 
     @property
@@ -79,6 +85,7 @@ class Batch:
             else:
                 self.rows[schema] = rows
         self.dead_values.extend(later.dead_values)
+        self.forwards.extend(later.forwards)
         for code, n in later.dead_codes.items():
             self.dead_codes[code] = self.dead_codes.get(code, 0) + n
         self.next_offsets.update(later.next_offsets)  # later offsets are higher
@@ -92,11 +99,19 @@ class Batch:
         return [orjson.loads(v) for v in self.dead_values]
 
 
-def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes: int = MAX_VALUE_BYTES) -> Checked:
+def check_values(
+    values: Sequence[bytes | None],
+    now: datetime,
+    max_value_bytes: int = MAX_VALUE_BYTES,
+    placement: Placement | None = None,
+) -> Checked:
     """Validate each value: msgspec's fast check first, pydantic when it is unsure.
 
     Both paths accept exactly the events pydantic accepts (schemas.fast_events only ever
     accepts less), so the counts and dead letters do not depend on which path ran.
+
+    ``placement``: where the values were read; valid events that are not in place
+    (processors.placement) make no row but a ``misplaced`` entry, to be forwarded.
     """
     fast = FastChecker()
     earliest, latest = fast.bounds(now)
@@ -105,11 +120,20 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
     builders = {schema: KeysBuilder() for schema in SPEC_BY_SCHEMA}
     rejections: list[tuple[int, Rejection]] = []
     slow = 0
+    states = placement.states() if placement is not None else None
+    keys = placement.keys if placement is not None else []
+    misplaced: list[tuple[int, str, str]] = []  # (position, routing key, schema)
     for i, value in enumerate(values):
         if value is not None and len(value) <= max_value_bytes and (event := decode(value)):
             at = event.occurred_at
             if earliest < at < latest:
-                builders[SCHEMA_OF[type(event)]].add(i, event.event_id, event.step(), _ms(at))
+                schema = SCHEMA_OF[type(event)]
+                if states is not None and (state := states[i]) != TRUSTED:
+                    route: str = getattr(event, ROUTE_FIELD[schema])
+                    if state != IF_KEYED or keys[i] != route.encode():
+                        misplaced.append((i, route, schema))
+                        continue
+                builders[schema].add(i, event.event_id, event.step(), _ms(at))
                 continue
             if at < too_early or at > too_late:
                 # Every other field passed the stricter check, so pydantic would accept
@@ -128,10 +152,30 @@ def check_values(values: Sequence[bytes | None], now: datetime, max_value_bytes:
             rejections.append((i, result))
             continue
         schema = result["schema"]
+        if states is not None and (state := states[i]) != TRUSTED:
+            route = str(result[ROUTE_FIELD[schema]])  # type: ignore[literal-required]
+            if state != IF_KEYED or keys[i] != route.encode():
+                misplaced.append((i, route, schema))
+                continue
         builders[schema].add(i, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result), _ms(result["occurred_at"]))
     stamp = failed_at_text(now)
     heads = [dead_head(values[i], rejection, stamp) for i, rejection in rejections]
-    return Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow, heads)
+    checked = Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow, heads)
+    if misplaced and placement is not None:
+        checked.misplaced = _routes(misplaced, placement)
+    return checked
+
+
+def _routes(misplaced: list[tuple[int, str, str]], placement: Placement) -> list[tuple[int, bytes, int]]:
+    """Each misplaced event's routing key and the partition the default partitioner gives it."""
+    counts = np.repeat(
+        np.array([r[2] for r in placement.runs], dtype=np.int64),
+        np.array([r[0] for r in placement.runs], dtype=np.int64),
+    )
+    where = [i for i, _, _ in misplaced]
+    keys = [route.encode() for _, route, _ in misplaced]
+    chosen: list[int] = partitions_for(keys, counts[where]).tolist()
+    return list(zip(where, keys, chosen, strict=True))
 
 
 def _ms(at: datetime) -> int:
@@ -159,6 +203,9 @@ def assemble(
         head = heads[k] if heads else dead_head(record.value, rejection, stamp)
         batch.dead_values.append(head + _source(record))
         batch.dead_codes[rejection.code] = batch.dead_codes.get(rejection.code, 0) + 1
+    for i, key, partition in checked.misplaced:
+        record = records[i]
+        batch.forwards.append((routed_topic(record.topic), key, values[i], partition))  # type: ignore[arg-type]
     offsets, consumed = batch.next_offsets, batch.consumed
     groups: Iterable[Sequence[Record]] = by_partition.values() if by_partition else ([r] for r in records)
     for group in groups:

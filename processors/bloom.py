@@ -9,8 +9,8 @@ then costs two gathers (and two scatters to add) per key instead of one per prob
 writer's critical path that took a 13,000-row batch from ~28 ms to ~9 ms
 (docs/BENCHMARKS.md). Two words rather than one keep the false positives near a classic
 filter's at the same 16 bits per key: ~0.1% at full capacity, ~3e-6 at 40% (one word
-gave 0.4% and 2e-4, measured). When more keys than planned arrive, the owner rebuilds it
-larger (processors.dedupe).
+gave 0.4% and 2e-4, measured). A filter never grows: when one is full its owner starts
+another beside it (processors.filter_ring).
 """
 
 from __future__ import annotations
@@ -24,6 +24,24 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it permutes uint64
 U64 = npt.NDArray[np.uint64]
 
 
+class Probes:
+    """A batch's probe bits, computed once and tested against any number of filters: the
+    bit masks do not depend on a filter's size, only the word indices do (a mask of the
+    hash's halves), so a ring of slices (processors.filter_ring) pays the hashing once."""
+
+    def __init__(self, hashes: U64) -> None:
+        self.halves = (hashes, hashes >> np.uint64(32))
+        with np.errstate(over="ignore"):
+            mixed = hashes * _MIX
+        self.masks: list[U64] = []
+        for block in range(2):
+            mask = np.zeros(hashes.shape, dtype=np.uint64)
+            for j in range(_PROBES):
+                shift = np.uint64(58 - 6 * (block * _PROBES + j))
+                mask |= np.uint64(1) << ((mixed >> shift) & np.uint64(63))
+            self.masks.append(mask)
+
+
 class BloomFilter:
     def __init__(self, capacity: int) -> None:
         self.capacity = max(capacity, 1024)
@@ -32,26 +50,17 @@ class BloomFilter:
         self._words = np.zeros(min(nwords, 1 << 32), dtype=np.uint64)
         self.count = 0
 
-    def _probes(self, hashes: U64) -> list[tuple[npt.NDArray[np.intp], U64]]:
+    def _probes(self, probes: Probes) -> list[tuple[npt.NDArray[np.intp], U64]]:
         """Per block, each key's word and bit mask. The words come from the hash's low and
         high halves, the bits from a remix of the whole hash, so neither repeats the
         other's choice."""
         last = np.uint64(len(self._words) - 1)
-        with np.errstate(over="ignore"):
-            mixed = hashes * _MIX
-        out = []
-        for block, half in enumerate((hashes, hashes >> np.uint64(32))):
-            mask = np.zeros(hashes.shape, dtype=np.uint64)
-            for j in range(_PROBES):
-                shift = np.uint64(58 - 6 * (block * _PROBES + j))
-                mask |= np.uint64(1) << ((mixed >> shift) & np.uint64(63))
-            out.append(((half & last).astype(np.intp), mask))
-        return out
+        return [((half & last).astype(np.intp), mask) for half, mask in zip(probes.halves, probes.masks, strict=True)]
 
-    def add(self, hashes: U64) -> None:
+    def add(self, hashes: U64, probes: Probes | None = None) -> None:
         if hashes.size == 0:
             return
-        for word, mask in self._probes(hashes):
+        for word, mask in self._probes(probes or Probes(hashes)):
             # Where keys share a word, a fancy-indexed |= keeps only one of their masks;
             # the keys whose bits did not stick go again until every one has.
             while word.size:
@@ -60,11 +69,15 @@ class BloomFilter:
                 word, mask = word[lost], mask[lost]
         self.count += int(hashes.size)
 
-    def might_contain(self, hashes: U64) -> npt.NDArray[np.bool_]:
+    def might_contain(self, hashes: U64, probes: Probes | None = None) -> npt.NDArray[np.bool_]:
         hit = np.ones(hashes.shape, dtype=bool)
-        for word, mask in self._probes(hashes):
+        for word, mask in self._probes(probes or Probes(hashes)):
             hit &= (self._words[word] & mask) == mask
         return hit
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._words.nbytes)
 
     @property
     def full(self) -> bool:

@@ -26,6 +26,7 @@ from multiprocessing.connection import wait
 
 from processors.batch import Checked, check_values
 from processors.gctune import tune_gc
+from processors.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +53,20 @@ class CheckPool:
             self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_child
         )
 
-    async def check(self, values: Sequence[bytes | None], now: datetime) -> Checked:
+    async def check(self, values: Sequence[bytes | None], now: datetime, placement: Placement | None = None) -> Checked:
+        """``placement``: where the values were read, for the in-place check (ingest.routing)."""
         pool = self._pool
         if pool is None:
-            return await asyncio.to_thread(check_values, values, now, self.max_value_bytes)
+            return await asyncio.to_thread(check_values, values, now, self.max_value_bytes, placement)
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(pool, check_values, values, now, self.max_value_bytes)
+            return await loop.run_in_executor(pool, check_values, values, now, self.max_value_bytes, placement)
         except BrokenProcessPool:
             log.error("validation process died; starting a new one")
             if self._pool is pool:
                 pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
-            return await asyncio.to_thread(check_values, values, now, self.max_value_bytes)
+            return await asyncio.to_thread(check_values, values, now, self.max_value_bytes, placement)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -22,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from processors.dedupe import DEFAULT_HORIZON_S, SPECS, TableDeduper
+from processors.filter_ring import DEFAULT_MEMORY_MB, MemoryBudget
 from processors.rows import RowSet
 from processors.store import ClickHouse, StorageError
 
@@ -82,9 +83,22 @@ class Fenced(Exception):
 
 
 class Writer:
-    def __init__(self, ch: ClickHouse, horizon_s: float = DEFAULT_HORIZON_S) -> None:
+    def __init__(
+        self,
+        ch: ClickHouse,
+        horizon_s: float = DEFAULT_HORIZON_S,
+        memory_mb: float = DEFAULT_MEMORY_MB,
+        sole_writer: bool = False,
+    ) -> None:
+        """``memory_mb``: the dedupe filters of all tables together (processors.filter_ring).
+        ``sole_writer``: no other process can write this store (embedded chDB: one process
+        per data path), so nothing is read back before a decision (processors.dedupe)."""
         self.ch = ch
-        self.dedupers = {name: TableDeduper(spec, horizon_s) for name, spec in SPECS.items()}
+        self.budget = MemoryBudget.of_mb(memory_mb)
+        self.dedupers = {
+            name: TableDeduper(spec, horizon_s, budget=self.budget, sole_writer=sole_writer)
+            for name, spec in SPECS.items()
+        }
         self._lock = threading.Lock()
 
     async def open(self) -> None:

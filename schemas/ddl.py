@@ -410,6 +410,34 @@ MIGRATIONS: tuple[Migration, ...] = (
             *(f"INSERT INTO {t} ({cols}) {sql}" for _, t, cols, sql in _STATE_VIEWS),
         ),
     ),
+    Migration(
+        6,
+        "per-firm monthly and hourly projections, for the domestic-sales pivots",
+        # Domestic sales join orders with the export-oriented firms by (platform,
+        # merchant_id), which no earlier projection keeps. api.queries.domestic sums the
+        # paid orders per firm from these and joins the sums: whole UTC months from
+        # p_firm_month, and from p_firm_hour the hours at the edges of the asked range and
+        # those a month in the caller's offset takes from the next or last UTC month.
+        # Status and the time unit lead the keys, so that paid orders of some hours are a
+        # range read of the projection, not a scan.
+        (
+            """
+            ALTER TABLE order_steps ADD PROJECTION IF NOT EXISTS p_firm_month (
+                SELECT status, toStartOfMonth(occurred_at), platform, merchant_id, count(), sum(amount_fen)
+                GROUP BY status, toStartOfMonth(occurred_at), platform, merchant_id
+            )
+            """,
+            """
+            ALTER TABLE order_steps ADD PROJECTION IF NOT EXISTS p_firm_hour (
+                SELECT status, toStartOfHour(occurred_at), platform, merchant_id, count(), sum(amount_fen)
+                GROUP BY status, toStartOfHour(occurred_at), platform, merchant_id
+            )
+            """,
+            # existing parts get them in the background; until then queries read their rows
+            "ALTER TABLE order_steps MATERIALIZE PROJECTION p_firm_month",
+            "ALTER TABLE order_steps MATERIALIZE PROJECTION p_firm_hour",
+        ),
+    ),
 )
 
 MIGRATIONS_TABLE = """

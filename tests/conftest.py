@@ -51,7 +51,9 @@ def settings(broker: LocalBroker, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def topics(settings: Settings) -> Settings:
-    await ensure_topics(settings.kafka_bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
+    await ensure_topics(
+        settings.kafka_bootstrap, [*settings.topics, settings.topic_dlq], partitions=4, routed_from=settings.topics
+    )
     return settings
 
 

@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.producer import Producer
 from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.reference import distinct_counts, encode, generate, reference, stored_minutes
+from tests.support.offsets import all_committed
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,20 +39,6 @@ def spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "tests.ingest.runner", *args], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
-
-
-async def all_committed(settings: Settings) -> bool:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in settings.topics for p in range(4)]
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            if (await consumer.committed(tp) or 0) < ends[tp]:
-                return False
-        return True
-    finally:
-        await consumer.stop()
 
 
 async def test_sigkill_after_write_before_commit_counts_nothing_twice(topics: Settings) -> None:

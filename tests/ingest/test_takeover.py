@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.consumer import Consumer
 from ingest.producer import Producer
@@ -27,6 +26,7 @@ from processors.checkpool import CheckPool
 from processors.store import ClickHouse
 from processors.writer import Writer
 from tests.conftest import wait_for
+from tests.support.offsets import all_committed
 
 pytestmark = pytest.mark.slow
 
@@ -61,22 +61,10 @@ async def store(topics: Settings) -> AsyncIterator[ClickHouse]:
 
 
 async def counts(store: ClickHouse) -> dict[tuple[str, str], int]:
-    rows = await store.query("SELECT order_id, toString(status) AS s, count() AS n FROM order_steps GROUP BY order_id, s")
+    rows = await store.query(
+        "SELECT order_id, toString(status) AS s, count() AS n FROM order_steps GROUP BY order_id, s"
+    )
     return {(r["order_id"], r["s"]): r["n"] for r in rows}
-
-
-async def all_committed(settings: Settings) -> bool:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in settings.topics for p in range(4)]
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            if (await consumer.committed(tp) or 0) < ends[tp]:
-                return False
-        return True
-    finally:
-        await consumer.stop()
 
 
 async def test_a_member_dies_between_store_and_commit_and_the_new_owner_counts_each_step_once(
@@ -159,6 +147,7 @@ async def test_a_zombie_that_lost_its_partitions_while_stalled_writes_nothing(
     await b.checks.start()
     await b.consumer.start()
     try:
+
         async def b_stored_both() -> bool:
             return await counts(store) == {("o-k", "paid"): 1, ("o-l", "paid"): 1}
 

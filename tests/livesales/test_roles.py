@@ -16,7 +16,6 @@ from ingest.producer import Producer
 from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.conftest import wait_for
-from tests.ingest.test_crash import all_committed
 from tests.livesales.roles_support import (
     Role,
     api_totals,
@@ -27,6 +26,7 @@ from tests.livesales.roles_support import (
     write_tokens,
 )
 from tests.reference import distinct_counts, encode, generate, stored_counts
+from tests.support.offsets import all_committed
 from tests.support.process import ClickHouseHTTPProcess
 
 
@@ -137,24 +137,14 @@ async def test_two_consumers_count_exactly_through_clickhouse_faults(
     assert codes == [0, 0, 0]
 
 
-UNKEYED_RACE = (
-    "the same new order step on two partitions owned by two live processes within one refresh-to-insert "
-    "window is the residual race docs/DESIGN.md names; keying by order_id rules it out"
-)
-
-
-async def assert_stored_once(store: ClickHouse, events: list[dict[str, Any]], race: str | None = None) -> None:
-    """Every distinct step stored, each exactly once; with ``race``, a double count is an
-    expected failure (that known race) rather than an error."""
+async def assert_stored_once(store: ClickHouse, events: list[dict[str, Any]]) -> None:
+    """Every distinct step stored, each exactly once."""
     want = distinct_counts(events)
     distinct = await store.query(
         "SELECT (SELECT uniqExact(step_hash) FROM order_steps) AS o, (SELECT uniqExact(event_hash) FROM stream_stats) AS s"
     )
     assert (distinct[0]["o"], distinct[0]["s"]) == want  # nothing lost
-    stored = await stored_counts(store)
-    if stored != want and race is not None:
-        pytest.xfail(f"counted twice ({stored} rows stored, {want} distinct): {race}")
-    assert stored == want
+    assert await stored_counts(store) == want  # nothing twice
 
 
 @pytest.mark.slow
@@ -162,7 +152,9 @@ async def test_unkeyed_redeliveries_across_two_consumers_count_once(
     topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
 ) -> None:
     """Without keys (contract §1: the service must not depend on them) an order's redelivery
-    or webhook retry lands on another partition, owned by the other process."""
+    or webhook retry lands on another partition, owned by the other process: each process
+    forwards what is not in place to ``<topic>.routed`` (ingest.routing), so all copies of
+    one order step are decided by one of them."""
     env = role_env(topics, chhttp, write_tokens(tmp_path / "tokens.json"))
     a = Role("consume", env, tmp_path / "a.log").start()
     b = Role("consume", env, tmp_path / "b.log").start()
@@ -172,7 +164,9 @@ async def test_unkeyed_redeliveries_across_two_consumers_count_once(
         events = generate(n_orders=300, seed=29)
         await produce(topics, events, keyed=False)
         await wait_for(lambda: all_committed(topics), timeout=120, what="every offset committed")
-        await assert_stored_once(store, events, race=UNKEYED_RACE)
+        await assert_stored_once(store, events)
+        forwarded = [await metrics_of(r) for r in (a, b)]
+        assert sum('livesales_messages_forwarded_total{topic="' in m for m in forwarded) >= 1, forwarded
     finally:
         codes = await gather_stop(a, b)
         assert codes == [0, 0]

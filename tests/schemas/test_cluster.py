@@ -113,6 +113,20 @@ def test_same_columns_and_projections_as_single_node() -> None:
     _assert_same_schema(MIGRATIONS)
 
 
+def test_the_per_firm_projections_go_to_every_shards_local_table() -> None:
+    """The domestic-sales pivots' projections (api.queries.domestic) are built where the
+    parts are: on order_steps_local, never on the Distributed table, which has no parts."""
+    firm = [s for s in _statements(CLUSTER) if "p_firm_" in s]
+    assert len(firm) == 4
+    for stmt in firm:
+        assert stmt.startswith("ALTER TABLE order_steps_local ON CLUSTER `c`"), stmt[:80]
+    assert sum("ADD PROJECTION IF NOT EXISTS p_firm_month" in s for s in firm) == 1
+    assert sum("MATERIALIZE PROJECTION p_firm_hour" in s for s in firm) == 1
+    projections = {(t, n) for t, n, _ in _probe("apply", [one_node(s) for s in _statements(CLUSTER)])["projections"]}
+    assert {("order_steps_local", "p_firm_month"), ("order_steps_local", "p_firm_hour")} <= projections
+    assert not {n for t, n in projections if t == "order_steps"}
+
+
 def test_the_writer_counts_the_same_through_distributed_tables() -> None:
     """The real Writer, twice over the API tests' data set, on both layouts: same rows."""
     single = _probe("store", layout="single")

@@ -1,0 +1,27 @@
+"""Whether a consumer group has committed everything on its topics, ``.routed`` ones included."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from ingest.routing import routed_topics
+from livesales.settings import Settings
+
+
+async def all_committed(settings: Settings, partitions: int = 4) -> bool:
+    """Every source offset committed, and then every ``.routed`` one: a source offset is
+    committed only once its forward is acknowledged (ingest.routing), so the second ends
+    are read after the first are done. Checking the sources alone would call a group done
+    while the records it forwarded are still waiting to be stored."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=settings.consumer_group)
+    await consumer.start()
+    try:
+        for topics in (settings.topics, routed_topics(settings.topics)):
+            tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                if (await consumer.committed(tp) or 0) < ends[tp]:
+                    return False
+        return True
+    finally:
+        await consumer.stop()
