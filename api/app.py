@@ -15,6 +15,7 @@ from aiohttp import web
 import api.routes.alerts as alert_routes
 import api.routes.labels as label_routes
 from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
+from api.channel_snapshot import CHANNEL_SNAPSHOTS, ChannelSnapshots, channel_snapshots_ctx
 from api.context import HEALTH, METRICS, PUBLISHER, READY, SETTINGS, STORE
 from api.errors import Handler, json_errors
 from api.live_hub import LiveHub
@@ -70,6 +71,8 @@ def create_app(
     app[live.HUB] = live_hub or LiveHub(store, settings, metrics)
     reads = store.lane(settings.api_read_threads, "api") if settings.api_read_threads else store
     app[SUMMARIES] = SummaryReads(reads, app[live.HUB], metrics, settings.summary_max_age_ms)
+    app[CHANNEL_SNAPSHOTS] = ChannelSnapshots(store.lane(1, "channel-list"), settings.channel_list_max_age_ms)
+    app.cleanup_ctx.append(channel_snapshots_ctx)
     for module in (health, channels, pivot, events, live, regions):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_json)

@@ -13,6 +13,10 @@
    state table. Once with the state merged into one part, once more after 8 small
    inserts with the state's merges stopped (the fold a page pays while ingest is ahead
    of the background merges).
+3. The same pages (but ``from``) from a second app answering from its in-process snapshot
+   (api.channel_snapshot; the first app has it turned off, so its lines are the query
+   path's): the snapshot's first load, a refresh with nothing new and one after the 8
+   small inserts, timed beside the pages, and which path answered.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from api.app import create_app
+from api.channel_snapshot import CHANNEL_SNAPSHOTS, ChannelSnapshots
 from api.queries.channel_list import NO_SUBCOLUMNS, STATE_ROWS, encode_cursor, state_params
 from benchmarks.ingest import scratch_dir
 from livesales.metrics import Metrics
@@ -135,9 +140,21 @@ async def _fresh_parts(store: ClickHouse, channels: int, parts: int) -> None:
         await store.run_in_thread(store.client.command, sql, parameters=params)
 
 
+def _rss_mb() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * 4096 / 2**20
+
+
+async def _timed_refresh(snaps: ChannelSnapshots, label: str) -> None:
+    t = time.perf_counter()
+    await snaps.refresh()
+    size = len(snaps.snapshot.rows) if snaps.snapshot is not None else 0
+    print(f"snapshot: {label}: {(time.perf_counter() - t) * 1000:,.0f} ms ({size:,} channels)")
+
+
 async def bench_channels(args: argparse.Namespace) -> None:
     channels = args.events or 100_000
-    n = 200
+    n = args.requests
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     with scratch_dir() as tmp:
         dsn = f"chdb://{tmp}/ch"
@@ -150,15 +167,24 @@ async def bench_channels(args: argparse.Namespace) -> None:
         settings = Settings(clickhouse_dsn=dsn, api_tokens_file=tokens, api_rate_per_s=1_000_000, api_burst=1_000_000)
         store = ClickHouse(dsn)
         await store.open()
-        app = create_app(settings, store, Metrics(), None, lambda: True)
+        query_settings = settings.model_copy(update={"channel_list_max_age_ms": 0})  # its pages: the query path
+        app = create_app(query_settings, store, Metrics(), None, lambda: True)
         server = TestServer(app)
         await server.start_server()
+        snap_app = create_app(settings, store, Metrics(), None, lambda: True)  # the default bound
+        snap_server = TestServer(snap_app)
+        await snap_server.start_server()
+        snaps = snap_app[CHANNEL_SNAPSHOTS]
         try:
             base = str(server.make_url("")).rstrip("/")
+            snap_base = str(snap_server.make_url("")).rstrip("/")
+            rss = _rss_mb()
+            await _timed_refresh(snaps, "first load")
+            print(f"snapshot: RSS +{_rss_mb() - rss:,.0f} MB after the first load")
             async with aiohttp.ClientSession() as session:
 
-                async def get(path: str, token: str = TOKEN) -> Any:
-                    async with session.get(base + path, headers={"Authorization": f"Bearer {token}"}) as resp:
+                async def get(path: str, token: str = TOKEN, on: str = base) -> Any:
+                    async with session.get(on + path, headers={"Authorization": f"Bearer {token}"}) as resp:
                         body = await resp.json()
                         if resp.status != 200:
                             raise RuntimeError(f"{path}: {resp.status} {body}")
@@ -180,10 +206,21 @@ async def bench_channels(args: argparse.Namespace) -> None:
                     "GET /v1/channels?status=live": lambda: get("/v1/channels?limit=100&status=live"),
                     "GET /v1/channels?from (last hour)": lambda: get(f"/v1/channels?limit=100&from={hour_ago}"),
                     "GET /v1/regions (townships)": lambda: get("/v1/regions"),
+                    "snapshot: refresh, nothing new": snaps.refresh,
+                    "snapshot: first page": lambda: get("/v1/channels?limit=100", on=snap_base),
+                    "snapshot: middle page, cursor": lambda: get(
+                        f"/v1/channels?limit=100&cursor={middle}", on=snap_base
+                    ),
+                    "snapshot: platform&township": lambda: get(
+                        f"/v1/channels?limit=100&platform=jd&township={DISTRICTS[8]}西镇", on=snap_base
+                    ),
+                    "snapshot: township token": lambda: get("/v1/channels?limit=100", TOWNSHIP_TOKEN, snap_base),
+                    "snapshot: status=live": lambda: get("/v1/channels?limit=100&status=live", on=snap_base),
                 }
                 for label, fresh in (("state merged into one part", 0), ("after 8 fresh small parts", 8)):
                     if fresh:
                         await _fresh_parts(store, channels, fresh)
+                        await _timed_refresh(snaps, f"refresh after {fresh} small parts")
                     (parts,) = await store.query(
                         "SELECT count() AS n, sum(rows) AS r FROM system.parts"
                         " WHERE database = currentDatabase() AND table = 'channel_state' AND active"
@@ -193,6 +230,9 @@ async def bench_channels(args: argparse.Namespace) -> None:
                     for name, call in cases.items():
                         p50, p99 = await timed(call, n)
                         print(f"{name:<42}{p50:>10.1f}{p99:>10.1f}", flush=True)
+                    print(f"snapshot app's pages answered by: {snaps.answered}")
+                    snaps.answered = {"snapshot": 0, "query": 0}
         finally:
             await server.close()
+            await snap_server.close()
             await store.close()

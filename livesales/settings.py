@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Storage threads of /summary's own queries (ClickHouse.lane): they queue behind no live
     # round or insert; 0: share the store's.
     api_read_threads: int = Field(default=2, ge=0, le=32)
+    # GET /v1/channels may answer from an in-process snapshot holding every row stored up to
+    # at most this long before the request arrived (api/channel_snapshot.py); 0: always query.
+    channel_list_max_age_ms: int = Field(default=1000, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:

@@ -48,7 +48,10 @@ STATE_COLUMNS: dict[str, str] = {
         name: f"if(registered, {_REG.format(name)}, NULL)"
         for name in ("title", "host", "scheduled_start", "scheduled_end")
     },
-    **{name: name for name in ("paid_orders", "gmv_fen", "paid_weight_g", "refund_fen", "first_at", "last_at")},
+    **{
+        name: name
+        for name in ("paid_orders", "gmv_fen", "paid_weight_g", "refund_fen", "first_at", "last_at", "last_stored")
+    },
     "live": "ifNull(last_stored >= {live_since:DateTime64(3, 'UTC')}, 0)",
     "status": "multiIf(live, 'live', scheduled_start IS NOT NULL AND scheduled_start > {now:DateTime64(3, 'UTC')},"
     " 'scheduled', 'ended')",
@@ -139,6 +142,25 @@ def state_params(at: datetime) -> dict[str, Any]:
     return {"now": at, "live_since": at - LIVE_WINDOW}
 
 
+def render_row(r: dict[str, Any], tp: TimeParams) -> dict[str, Any]:
+    """A folded state row (STATE_COLUMNS, with ``status``) as the contract's channel."""
+    return {
+        "channel_id": r["channel_id"],
+        "platform": r["platform"],
+        "district": r["district"] or None,
+        "township": r["township"] or None,
+        "paid_orders": int(r["paid_orders"]),
+        "gmv_fen": int(r["gmv_fen"]),
+        "first_event_at": tp.render(_utc(r["first_at"])),
+        "last_event_at": tp.render(_utc(r["last_at"])),
+        "title": r["title"],
+        "host": r["host"],
+        "status": r["status"],
+        "scheduled_start": tp.render(_utc(r["scheduled_start"])),
+        "scheduled_end": tp.render(_utc(r["scheduled_end"])),
+    }
+
+
 async def list_channels(
     ch: ClickHouse, scope: Scope, tp: TimeParams, filters: ListFilters | None = None, now: datetime | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -182,23 +204,6 @@ async def list_channels(
     rows = await ch.query(sql, params)
     more = len(rows) > f.limit
     rows = rows[: f.limit]
-    page = [
-        {
-            "channel_id": r["channel_id"],
-            "platform": r["platform"],
-            "district": r["district"] or None,
-            "township": r["township"] or None,
-            "paid_orders": int(r["paid_orders"]),
-            "gmv_fen": int(r["gmv_fen"]),
-            "first_event_at": tp.render(_utc(r["first_at"])),
-            "last_event_at": tp.render(_utc(r["last_at"])),
-            "title": r["title"],
-            "host": r["host"],
-            "status": r["status"],
-            "scheduled_start": tp.render(_utc(r["scheduled_start"])),
-            "scheduled_end": tp.render(_utc(r["scheduled_end"])),
-        }
-        for r in rows
-    ]
+    page = [render_row(r, tp) for r in rows]
     cursor = encode_cursor((int(rows[-1]["k"]), rows[-1]["channel_id"])) if more and rows else None
     return page, cursor

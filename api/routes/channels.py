@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from api.auth import Principal, principal_of
+from api.channel_snapshot import CHANNEL_SNAPSHOTS
 from api.context import STORE, json_response
 from api.errors import ApiError
 from api.params import TimeParams, int_param, strict_time_params, time_params
@@ -59,7 +61,12 @@ async def list_channels(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tp = strict_time_params(request)
     filters = list_filters(request)
-    page, cursor = await q.list_channels(request.app[STORE], principal.scope, tp, filters)
+    # from the in-process snapshot when young enough (api.channel_snapshot), else a query
+    snapshot = request.app[CHANNEL_SNAPSHOTS].fresh() if tp.from_ is None and tp.to is None else None
+    if snapshot is not None:
+        page, cursor = snapshot.page(principal.scope, tp, filters, datetime.now(UTC))
+    else:
+        page, cursor = await q.list_channels(request.app[STORE], principal.scope, tp, filters)
     return json_response({"channels": page, "next_cursor": cursor})
 
 

@@ -5,22 +5,29 @@ and a store upgraded from migration 4 gets its state backfilled."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from api.app import create_app
 from api.auth import Scope
+from api.channel_snapshot import CHANNEL_SNAPSHOTS, ChannelSnapshots
 from api.params import TimeParams
 from api.queries.channel_list import ListFilters, decode_cursor, list_channels
 from api.queries.regions import regions
+from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors import store as store_module
 from processors.store import ClickHouse
 from schemas.ddl import MIGRATIONS
 from tests.api.channel_reference import reference_list, reference_regions
-from tests.api.conftest import dataset, order, stats, store_events
+from tests.api.conftest import auth, dataset, order, stats, store_events
 from tests.api.test_channels import channel, registry_events
+from tests.conftest import wait_for
 
 ONE = ("tea", "望海茶", 1, 1500, 100)
 PLACES = [("宁海县", "长街镇"), ("宁海县", "桃源街道"), ("象山县", "石浦镇"), ("北仑区", None)]
@@ -99,10 +106,20 @@ async def _walk(fn: Any, ch: ClickHouse, scope: Scope, tp: TimeParams, f: ListFi
 
 
 async def _assert_same(ch: ClickHouse, scope: Scope, tp: TimeParams, f: ListFilters, limit: int,
-                       now: datetime) -> list[Any]:  # fmt: skip
-    got = await _walk(list_channels, ch, scope, tp, f, limit, now)
+                       now: datetime, snapshots: ChannelSnapshots | None = None) -> list[Any]:  # fmt: skip
+    """The state's list (or the snapshot's, given one) page by page equal to the reference."""
     want = await _walk(reference_list, ch, scope, tp, f, limit, now)
+    got = want if snapshots is not None else await _walk(list_channels, ch, scope, tp, f, limit, now)
     assert got == want, (scope, tp, f, limit)
+    if snapshots is not None:
+        assert snapshots.snapshot is not None
+
+        async def from_snapshot(_: ClickHouse, scope: Scope, tp: TimeParams, f: ListFilters,
+                                now: datetime) -> Any:  # fmt: skip
+            assert snapshots.snapshot is not None
+            return snapshots.snapshot.page(scope, tp, f, now)
+
+        assert await _walk(from_snapshot, ch, scope, tp, f, limit, now) == want, ("snapshot", scope, f, limit)
     return got
 
 
@@ -177,3 +194,99 @@ async def test_an_upgraded_store_gets_its_state_backfilled(
         await _assert_same(ch, Scope(district="宁海县"), _tp(*RANGES[2]), ListFilters(), 3, now)
     finally:
         await ch.close()
+
+
+def moves() -> list[dict[str, Any]]:
+    """After the first load: a registry move (m00 to another township, title and
+    schedule), new orders on existing channels (they change places in the order), a new
+    channel, and stream stats of a known one."""
+    day = "2020-03-04T{}:00:00+08:00"
+    return [
+        channel("mv-0", "m00", "2020-03-05T00:00:00+08:00", "搬家了", platform="kuaishou", district="宁海县",
+                township="桃源街道", start="2020-03-06T10:00:00+08:00"),
+        order("mv-1", "mv-o1", "paid", day.format(10), "m07", [ONE], district="北仑区", township=None),
+        order("mv-2", "mv-o2", "paid", day.format(10), "m13", [ONE]),
+        order("mv-3", "mv-o3", "paid", day.format(11), "new-1", [ONE], district="象山县", township="石浦镇"),
+        stats("mv-4", day.format(12), "m20", 3, 4),
+    ]  # fmt: skip
+
+
+async def _every_case(ch: ClickHouse, snapshots: ChannelSnapshots, now: datetime) -> None:
+    """Every filter in every scope (short pages, so cursors cross ties), and a time zone."""
+    later = now + timedelta(minutes=11)
+    for f in FILTERS:
+        for scope in SCOPES:
+            limit = 4 if scope.is_all else 1000
+            await _assert_same(ch, scope, TimeParams(), f, limit, later if f.status == "ended" else now, snapshots)
+    await _assert_same(ch, Scope(), TimeParams(tz="-05:30"), ListFilters(), 1000, now, snapshots)
+
+
+async def test_the_snapshot_list_equals_the_raw_tables_list_after_new_stores(clickhouse: ClickHouse) -> None:
+    await store_events(clickhouse, dataset() + registry_events() + many_channels())
+    snapshots = ChannelSnapshots(clickhouse, 10_000)
+    await snapshots.refresh()
+    assert snapshots.snapshot is not None and len(snapshots.snapshot.rows) == 34
+    for f in FILTERS[:5]:
+        await _assert_same(clickhouse, Scope(), TimeParams(), f, 2, datetime.now(UTC), snapshots)
+    seen = snapshots._seen
+    await store_events(clickhouse, moves())
+    await snapshots.refresh()  # incremental: only the channels in parts above `seen` are folded again
+    assert snapshots._seen > seen and len(snapshots.snapshot.rows) == 35
+    (page, _), = await _assert_same(clickhouse, Scope(district="宁海县", township="桃源街道"), TimeParams(),
+                                    ListFilters(platform="kuaishou"), 1000, datetime.now(UTC), snapshots)  # fmt: skip
+    assert "搬家了" in [c["title"] for c in page]
+    await _every_case(clickhouse, snapshots, datetime.now(UTC))
+    await clickhouse.run_in_thread(clickhouse.client.command, "OPTIMIZE TABLE channel_state FINAL")
+    top = snapshots._seen
+    await snapshots.refresh()  # a merge of seen blocks brings nothing new
+    assert snapshots._seen == top
+    await _assert_same(clickhouse, Scope(), TimeParams(), ListFilters(), 3, datetime.now(UTC), snapshots)
+
+
+async def test_a_store_by_another_process_shows_in_both_apps_within_the_bound(
+    api_settings: Settings, clickhouse: ClickHouse
+) -> None:
+    """Two API processes' snapshots over one store; rows stored by a third party (a
+    consumer) show in both apps' pages once the bound has passed since they were stored,
+    and the pages come from the snapshots (not the query path) once they have caught up."""
+    bound_ms = 400
+    settings = api_settings.model_copy(update={"channel_list_max_age_ms": bound_ms})
+    await store_events(clickhouse, dataset())
+    apps = [create_app(settings, clickhouse, Metrics(), None, lambda: True) for _ in range(2)]
+    async with TestClient(TestServer(apps[0])) as one, TestClient(TestServer(apps[1])) as two:
+
+        async def ids(c: TestClient[Any, Any]) -> set[str]:
+            resp = await c.get("/v1/channels?limit=1000", headers=auth("all"))
+            assert resp.status == 200
+            return {ch["channel_id"] for ch in (await resp.json())["channels"]}
+
+        for c in (one, two):
+            assert "new-1" not in await ids(c)
+        for app in apps:  # both snapshots serve
+            await wait_for(lambda app=app: _async(app[CHANNEL_SNAPSHOTS].fresh() is not None), 10, what="snapshot")
+        await store_events(clickhouse, moves())
+        stored = time.monotonic()
+        await asyncio.sleep(bound_ms / 1000)  # the bound itself: any answer from now on has the rows
+        for c in (one, two):
+            assert "new-1" in await ids(c)
+        for app in apps:
+            snaps = app[CHANNEL_SNAPSHOTS]
+            fresh = snaps.fresh()
+            assert fresh is None or fresh.as_of >= stored or "new-1" in fresh.ids
+
+
+async def _async(value: Any) -> Any:
+    return value
+
+
+async def test_no_snapshot_older_than_the_bound_nor_with_a_zero_bound(clickhouse: ClickHouse) -> None:
+    await store_events(clickhouse, dataset())
+    snapshots = ChannelSnapshots(clickhouse, 100)  # no refresh task: it only ages
+    began = time.monotonic()
+    await snapshots.refresh()
+    assert snapshots.fresh() is not None or time.monotonic() - began > 0.1
+    await asyncio.sleep(0.1)  # the bound itself
+    assert snapshots.fresh() is None and snapshots.answered["query"] >= 1
+    off = ChannelSnapshots(clickhouse, 0)
+    await off.refresh()  # even loaded, a zero bound never answers
+    assert not off.enabled and off.fresh() is None
