@@ -42,6 +42,21 @@ async def next_update(resp: Any, timeout: float = 10.0) -> dict[str, Any]:
     return await asyncio.wait_for(read(), timeout)
 
 
+async def paid_reaches(reader: Any, n: int, timeout: float = 5.0) -> dict[str, Any]:
+    """Read updates until one shows ``n`` paid orders; return it. A frame may differ from the last in
+    more than the count, so the one before ``n`` can come again: a computation whose
+    queries straddle an insert (summary before it, minutes after) shows a mixed state,
+    and the next poll sees the change and sets it right."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        update = await next_update(reader, timeout=max(left, 0.01))
+        paid = update["summary"]["paid_orders"]
+        assert paid <= n, f"an update showed {paid} paid orders before the {n}th was stored"
+        if paid == n:
+            return update
+
+
 def hub_of(client: Client) -> LiveHub:
     return client.server.app[HUB]
 

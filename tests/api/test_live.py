@@ -11,7 +11,7 @@ from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import C25, auth, order, store_events
-from tests.api.live_support import Client, MakeClient, client_factory, hub_of, next_update, sample
+from tests.api.live_support import Client, MakeClient, client_factory, hub_of, next_update, paid_reaches, sample
 from tests.conftest import wait_for
 
 URL = "/v1/channels/nh-live/live"
@@ -28,8 +28,8 @@ async def test_live_pushes_new_orders(client: Client, loaded: ClickHouse) -> Non
     first = await next_update(resp)
     assert first["summary"]["paid_orders"] == 4 and first["minutes"]["minutes"]
     await store_events(loaded, [order("a-o9-p", "o9", "paid", "2020-02-29T10:30:00+08:00", "nh-live", [C25])])
-    second = await next_update(resp, timeout=5.0)
-    assert second["summary"]["paid_orders"] == 5 and second["summary"]["gmv_fen"] == 59600 + 6800
+    second = await paid_reaches(resp, 5)
+    assert second["summary"]["gmv_fen"] == 59600 + 6800
     assert any(m["minute"] == "2020-02-29T10:30:00+08:00" for m in second["minutes"]["minutes"])
     resp.close()
 
@@ -49,9 +49,10 @@ async def test_many_viewers_of_a_view_share_one_watcher(make_client: MakeClient,
         assert 1 <= computed <= 2  # not once per viewer (2: the poll after the first confirms it)
 
         await store_events(loaded, [order("a-o9-p", "o9", "paid", "2020-02-29T10:30:00+08:00", "nh-live", [C25])])
-        seconds = await asyncio.gather(*(next_update(r, timeout=5.0) for r in streams))
-        assert all(s["summary"]["paid_orders"] == 5 for s in seconds)
-        assert sample(metrics, "livesales_live_payloads_total") - computed <= 2
+        # a computation in flight across the insert may first show a mixed state (one
+        # more payload, one more frame); every viewer then gets the whole of it
+        await asyncio.gather(*(paid_reaches(r, 5) for r in streams))
+        assert sample(metrics, "livesales_live_payloads_total") - computed <= 3
         assert sample(metrics, "livesales_live_polls_total") > polled  # the poll found it: no consumer here
 
         # another scope is another view: its own watcher, its own numbers

@@ -19,7 +19,7 @@ from processors.batch import prepare
 from processors.store import ClickHouse
 from processors.writer import Writer
 from tests.api.conftest import C25, TOKENS, Rec, auth, order
-from tests.api.live_support import client_factory, hub_of, next_update, sample
+from tests.api.live_support import client_factory, hub_of, next_update, paid_reaches, sample
 from tests.conftest import wait_for
 
 CHANNEL = "hub-live"
@@ -54,8 +54,7 @@ async def test_a_stored_batch_wakes_its_viewers_without_waiting_for_the_poll(
             async with http.get(f"{base}/v1/channels/{CHANNEL}/live") as stream:
                 assert (await next_update(stream))["summary"]["paid_orders"] == 1
                 await producer.send_all_or_raise([(settings.topic_orders, None, json.dumps(paid(2)).encode())])
-                update = await next_update(stream, timeout=5.0)
-                assert update["summary"]["paid_orders"] == 2
+                assert await paid_reaches(stream, 2)
                 assert runtime.metrics.registry.get_sample_value("livesales_live_polls_total") in (None, 0.0)
     finally:
         await producer.stop()
@@ -107,18 +106,6 @@ async def test_three_hundred_viewers_of_one_channel_share_one_watcher_through_in
         await runtime.stop()
 
 
-async def paid_reaches(reader: Any, n: int, timeout: float = 5.0) -> bool:
-    """Read updates until one shows ``n`` paid orders. A frame may differ from the last in
-    more than the count (a poll's recomputation), so the one before ``n`` can come again."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        left = deadline - asyncio.get_running_loop().time()
-        paid = (await next_update(reader, timeout=max(left, 0.01)))["summary"]["paid_orders"]
-        assert paid <= n, f"an update showed {paid} paid orders before the {n}th was stored"
-        if paid == n:
-            return True
-
-
 async def test_a_reader_that_cannot_keep_up_is_dropped_and_the_others_go_on(
     api_settings: Settings, clickhouse: ClickHouse
 ) -> None:
@@ -165,7 +152,7 @@ async def test_a_reader_that_cannot_keep_up_is_dropped_and_the_others_go_on(
         assert await ended()
         slow_w.close()
         await writer.store(prepare([Rec("t", 0, n, json.dumps(paid(n, minute=n)).encode())]).rows.values())
-        assert (await next_update(reader, timeout=5.0))["summary"]["paid_orders"] == n + 1
+        assert await paid_reaches(reader, n + 1)
         reader.close()
 
 
