@@ -53,6 +53,8 @@ LINGER_MS = 100
 # turn), the channel list and a pivot, as a live sale's screens read them. Reads are what
 # fill chDB's mark and primary-index caches (ingest alone reads no marks).
 READ_EVERY_S = 2.0
+PASSED_THROUGH = ("LIVESALES_CHDB_CACHE_MB", "LIVESALES_MALLOC_ARENAS", "LIVESALES_HEAP_TRIM_S",
+                  "LIVESALES_DEDUPE_MEMORY_MB")  # fmt: skip
 TOKEN = "soak-token-0000"  # noqa: S105 - a throwaway token for a loopback benchmark
 
 
@@ -240,7 +242,7 @@ def _slope(ys: list[float], xs: list[float]) -> float:
 async def bench_soak(args: argparse.Namespace) -> None:
     rate, seconds = args.rate, args.seconds
     every = 30.0 if seconds >= 300 else max(5.0, seconds / 12)
-    warmup = min(_WARMUP_S, seconds / 6)
+    warmup = args.warmup if getattr(args, "warmup", None) is not None else min(_WARMUP_S, seconds / 6)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # an early end still prints the summary
@@ -250,9 +252,9 @@ async def bench_soak(args: argparse.Namespace) -> None:
         settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
         await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
         port = free_port()
-        # LIVESALES_CHDB_CACHE_MB passes through: a soak compares cache budgets (0: ClickHouse's defaults)
+        # the memory settings pass through: a soak compares budgets (0: ClickHouse's or glibc's defaults)
         env = {k: v for k, v in os.environ.items()
-               if not k.upper().startswith("LIVESALES_") or k == "LIVESALES_CHDB_CACHE_MB"}  # fmt: skip
+               if not k.upper().startswith("LIVESALES_") or k in PASSED_THROUGH}  # fmt: skip
         env.update({
             "LIVESALES_KAFKA_BOOTSTRAP": broker.bootstrap, "LIVESALES_CLICKHOUSE_DSN": settings.clickhouse_dsn,
             "LIVESALES_API_HOST": "127.0.0.1", "LIVESALES_API_PORT": str(port),
@@ -273,7 +275,7 @@ async def bench_soak(args: argparse.Namespace) -> None:
                     print(f"service not ready within 180 s (exit code {proc.poll()}); its log:", flush=True)
                     print(log_path.read_text(errors="replace")[-4000:], flush=True)
                     return
-                print(f"LIVESALES_CHDB_CACHE_MB={env.get('LIVESALES_CHDB_CACHE_MB', 'default')}", flush=True)
+                print(" ".join(f"{k}={env.get(k, 'default')}" for k in PASSED_THROUGH), flush=True)
                 print(f"service pid {proc.pid} ready on :{port}; producing {rate:,}/s for {seconds:,} s,"
                       f" a sample every {every:.0f} s, warm-up {warmup:.0f} s", flush=True)  # fmt: skip
                 print(f"{'elapsed':>8} {'sent':>12} {'stored':>12} {'RSS svc MiB':>11} {'child MiB':>10}"

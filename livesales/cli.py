@@ -142,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--unkeyed", action="store_true", help="ingest: produce without keys (all forwarded)")
     bench.add_argument("--repeat", type=int, default=1, help="ingest --poison: clean/poisoned pairs to run")
     bench.add_argument("--seconds", type=int, default=1800, help="soak: seconds to produce at --rate")
+    bench.add_argument("--warmup", type=float, default=None,
+                       help="soak: seconds before RSS is judged (300, or a sixth of a shorter run)")  # fmt: skip
     bench.add_argument("--requests", type=int, default=200, help="channels: requests per case")
     bench.add_argument("--domestic", action="store_true", help="analytics: domestic pivots, rows vs sums")
     args = parser.parse_args(argv)

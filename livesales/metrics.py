@@ -86,5 +86,9 @@ class Metrics:
             "livesales_clickhouse_memory_bytes", "Embedded chDB's memory by kind, from its system.metrics"
             " (MemoryTracking: all it tracks; *CacheBytes: its caches), sampled every 15 s", ["kind"], registry=r,
         )
+        self.heap_trim_seconds = Histogram(
+            "livesales_heap_trim_seconds", "Time to hand the C heap's free pages back to the OS (malloc_trim),"
+            " every LIVESALES_HEAP_TRIM_S", buckets=(0.001, 0.005, 0.02, 0.1, 0.5), registry=r,
+        )
         # livesales_process_resident_memory_bytes, _cpu_seconds_total, ... (Linux /proc)
         ProcessCollector(namespace="livesales", registry=r)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import tracemalloc
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from ingest.producer import Producer
 from ingest.topics import ensure_topics
 from livesales.config_errors import ConfigError
 from livesales.health import Health
+from livesales.heap import Heap
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from livesales.stopping import Stopped, sleep_unless_stopped, unless_stopped
@@ -66,7 +68,7 @@ class Runtime:
         )
         self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
         self.producer = Producer(settings.kafka_bootstrap, security=kafka_security(settings))
-        self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes)
+        self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes, settings.heap_trim_s)
         self._n_consumers = consumers
         self.consumers: list[Consumer] = []
         self._runner: web.AppRunner | None = None
@@ -75,6 +77,8 @@ class Runtime:
         self._lag_task: asyncio.Task[None] | None = None
         self._checks_task: asyncio.Task[None] | None = None
         self._memory_task: asyncio.Task[None] | None = None
+        self.heap = Heap()
+        self._trim_task: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.health = Health(
             role or ("run" if consumers else "serve"), settings, self.store, self.producer, self.consumers, self.metrics
@@ -88,6 +92,7 @@ class Runtime:
     async def start_storage(self) -> None:
         """Open ClickHouse, retrying while it is away; a stop ends the retries."""
         backoff = Backoff(cap=5.0)
+        self.heap.limit_arenas(self.settings.malloc_arenas)  # before chDB starts its threads
         while True:
             try:
                 await unless_stopped(self.store.open(), self.stopping)
@@ -102,6 +107,8 @@ class Runtime:
                 await sleep_unless_stopped(backoff.next(), self.stopping)
         if self._memory_task is None and self.settings.clickhouse_dsn.startswith("chdb:"):
             self._memory_task = asyncio.create_task(self._watch_memory())
+        if self._trim_task is None and self.settings.heap_trim_s > 0 and self.heap.available:
+            self._trim_task = asyncio.create_task(self._trim_heap())
         if self._n_consumers:  # `serve` writes nothing: no dedupe state to load
             await self.writer.open()
 
@@ -213,11 +220,12 @@ class Runtime:
             raise
 
     async def stop(self) -> None:
-        if self._memory_task is not None:
-            self._memory_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._memory_task
-            self._memory_task = None
+        for task in (self._memory_task, self._trim_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._memory_task = self._trim_task = None
         if self._lag_task is not None:
             self._lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -243,6 +251,16 @@ class Runtime:
             await asyncio.sleep(5.0)
             for consumer in self.consumers:
                 await consumer.update_lag()
+
+    async def _trim_heap(self) -> None:
+        """Every LIVESALES_HEAP_TRIM_S, hand the C heap's free pages back to the OS
+        (livesales/heap.py): what glibc keeps after a merge or a big batch would otherwise
+        show as RSS that creeps (docs/BENCHMARKS.md "Memory soak")."""
+        while True:
+            await asyncio.sleep(self.settings.heap_trim_s)
+            began = time.monotonic()
+            await asyncio.to_thread(self.heap.trim)
+            self.metrics.heap_trim_seconds.observe(time.monotonic() - began)
 
     async def _watch_memory(self) -> None:
         """livesales_clickhouse_memory_bytes{kind}: chDB's caches live in this process's

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # chDB's caches (mark, primary index, query condition, ...) together, in MiB
     # (processors/store.py CHDB_CACHE_SHARES; chdb:// only); 0: ClickHouse's defaults, 5 GiB each.
     chdb_cache_mb: float = Field(default=256.0, ge=0)
+    # The C heap (livesales/heap.py): glibc malloc arenas, set before storage starts its
+    # threads (0: glibc's default, 8 per core), and how often freed pages go back to the OS (0: never).
+    malloc_arenas: int = Field(default=2, ge=0, le=64)
+    heap_trim_s: float = Field(default=30.0, ge=0)
     # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
     alert_refund_spike_pct: float = Field(default=20.0, ge=0)

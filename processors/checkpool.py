@@ -18,12 +18,14 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from multiprocessing.connection import wait
 
+from livesales.heap import Heap
 from processors.batch import Checked, check_values
 from processors.gctune import tune_gc
 from processors.placement import Placement
@@ -32,9 +34,10 @@ log = logging.getLogger(__name__)
 
 
 class CheckPool:
-    def __init__(self, processes: int, max_value_bytes: int) -> None:
+    def __init__(self, processes: int, max_value_bytes: int, heap_trim_s: float = 0.0) -> None:
         self.processes = processes
         self.max_value_bytes = max_value_bytes
+        self.heap_trim_s = heap_trim_s  # the child trims its own C heap (livesales.heap) this often
         self._pool: ProcessPoolExecutor | None = None
 
     @property
@@ -50,7 +53,8 @@ class CheckPool:
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent holds ClickHouse's threads and locks
         return ProcessPoolExecutor(
-            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_child
+            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_child,
+            initargs=(self.heap_trim_s,),
         )
 
     async def check(self, values: Sequence[bytes | None], now: datetime, placement: Placement | None = None) -> Checked:
@@ -74,7 +78,7 @@ class CheckPool:
             self._pool = None
 
 
-def _init_child() -> None:
+def _init_child(heap_trim_s: float = 0.0) -> None:
     """Runs in the child: validation allocates like the parent does (processors.gctune),
     and the child must exit when the service dies, even by SIGKILL.
 
@@ -82,6 +86,8 @@ def _init_child() -> None:
     go and would linger, orphaned, holding the service's stdout open.
     """
     tune_gc()
+    if heap_trim_s > 0:
+        threading.Thread(target=_trim_every, args=(heap_trim_s,), name="trim-heap", daemon=True).start()
     parent = multiprocessing.parent_process()
     if parent is None:
         return
@@ -91,3 +97,12 @@ def _init_child() -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
+def _trim_every(seconds: float) -> None:
+    """The child's share of livesales.heap's periodic trim: it parses every batch's JSON,
+    and glibc keeps what that frees unless asked to give it back."""
+    heap = Heap()
+    while heap.available:
+        time.sleep(seconds)
+        heap.trim()

@@ -1,0 +1,59 @@
+"""Give freed heap memory back to the OS: glibc's arena count and ``malloc_trim``.
+
+A soak at 5,000 events/s (docs/BENCHMARKS.md "Memory soak") showed the service's RSS
+creeping by 1-2 MiB/min with nothing in Python or chDB's own accounting growing: memory
+freed but kept by glibc's malloc, which gives a heap's free pages back only from its top
+and opens up to 8 arenas per core for a process's threads (the service has ~150, most of
+them chDB's). Fewer arenas and a periodic trim bound that slack by design rather than by
+luck. Both are glibc's; elsewhere (musl, macOS) they are skipped and say so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+
+log = logging.getLogger(__name__)
+
+_M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError:
+        return None
+    if not hasattr(lib, "malloc_trim") or not hasattr(lib, "mallopt"):
+        return None  # not glibc
+    return lib
+
+
+class Heap:
+    """The process's C heap, as far as glibc lets it be steered; built once by the runtime."""
+
+    def __init__(self) -> None:
+        self._libc = _libc()
+
+    @property
+    def available(self) -> bool:
+        return self._libc is not None
+
+    def limit_arenas(self, arenas: int) -> bool:
+        """Cap glibc's malloc arenas (like MALLOC_ARENA_MAX). Takes effect for arenas not
+        yet made, so call it before the threads that allocate start; 0 leaves glibc's
+        default. True if the cap was set."""
+        if arenas <= 0 or self._libc is None:
+            return False
+        return bool(self._libc.mallopt(ctypes.c_int(_M_ARENA_MAX), ctypes.c_int(arenas)))
+
+    def trim(self) -> bool:
+        """Return free pages of every arena to the OS (not only the top of the main heap).
+        Costs a walk of the free lists under each arena's lock: milliseconds, so callers
+        run it off the event loop. True if memory was released."""
+        if self._libc is None:
+            return False
+        return bool(self._libc.malloc_trim(ctypes.c_size_t(0)))

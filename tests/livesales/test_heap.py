@@ -1,0 +1,55 @@
+"""The C heap gives freed memory back when trimmed (livesales/heap.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from livesales.heap import Heap
+
+# In a fresh interpreter: fill the heap with 64 KiB blocks (below glibc's mmap threshold),
+# free all but the newest (so the heap's top cannot shrink by itself), then trim.
+_SCRIPT = """
+import ctypes, ctypes.util
+from pathlib import Path
+from livesales.heap import Heap
+
+def rss():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) * 1024
+
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+blocks = []
+for _ in range(3000):
+    p = libc.malloc(64 * 1024)
+    ctypes.memset(p, 1, 64 * 1024)
+    blocks.append(p)
+for p in blocks[:-1]:
+    libc.free(p)
+before = rss()
+assert Heap().trim()
+print(before, rss())
+"""
+
+
+def test_arenas_can_be_capped_and_trim_is_safe_to_call() -> None:
+    heap = Heap()
+    if not heap.available:
+        pytest.skip("not glibc: no mallopt/malloc_trim here")
+    assert heap.limit_arenas(2)
+    assert not heap.limit_arenas(0)  # 0 keeps glibc's default: nothing set
+    heap.trim()
+
+
+def test_trim_returns_freed_heap_pages_to_the_os() -> None:
+    if not Heap().available:
+        pytest.skip("not glibc: no malloc_trim here")
+    out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=60, check=True)
+    before, after = (int(x) for x in out.stdout.split())
+    freed = 3000 * 64 * 1024
+    assert before - after > freed * 0.8, (before, after)  # ~190 MiB held, then given back
