@@ -33,7 +33,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from schemas.ddl import MIGRATIONS, Migration
+from schemas.ddl import MIGRATIONS
+from schemas.migration import Migration
 
 LOCAL_SUFFIX = "_local"
 REPLICA_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
