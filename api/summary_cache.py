@@ -35,7 +35,8 @@ from typing import Any
 from aiohttp import web
 
 from api.auth import Scope
-from api.live_hub import LiveHub, ViewKey
+from api.live_hub import LiveHub
+from api.live_view import ViewKey
 from api.params import TimeParams
 from api.queries import channels as q
 from livesales.metrics import Metrics

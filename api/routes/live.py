@@ -17,7 +17,8 @@ import socket
 from aiohttp import web
 
 from api.auth import principal_of
-from api.live_hub import LiveHub, Viewer
+from api.live_hub import LiveHub
+from api.live_view import Viewer
 from api.params import time_params
 from api.routes.channels import not_found
 from processors.store import StorageError
