@@ -220,6 +220,9 @@ def summary(samples: list[Sample], warmup: float) -> list[str]:
     drift_pct = slope * span / (base / _MIB) * 100
     lo, hi = min(s.rss for s in after), max(s.rss for s in after)
     worst = max(abs(lo - base), abs(hi - base)) / base * 100
+    # against the median as well: the first sample may land on a swing (a merge, a batch)
+    mid = sorted(s.rss for s in after)[len(after) // 2]
+    worst_mid = max(abs(lo - mid), abs(hi - mid)) / mid * 100
     rates = f"{after[-1].sent / samples[-1].elapsed:,.0f}/s sent" if samples[-1].elapsed else ""
     return [
         f"warm-up {warmup:.0f} s; {len(after)} samples after it over {span:.1f} min ({rates})",
@@ -227,6 +230,8 @@ def summary(samples: list[Sample], warmup: float) -> list[str]:
         f" (service {after[0].rss_parent / _MIB:.1f}, child {after[0].rss_child / _MIB:.1f})",
         f"after warm-up: min {lo / _MIB:.1f} / max {hi / _MIB:.1f} / last {after[-1].rss / _MIB:.1f} MiB;"
         f" largest deviation from the first {worst:.1f}% ({'within' if worst <= 5 else 'OUTSIDE'} ±5%)",
+        f"median {mid / _MIB:.1f} MiB; largest deviation from it {worst_mid:.1f}%"
+        f" ({'within' if worst_mid <= 5 else 'OUTSIDE'} ±5%)",
         f"drift (least-squares line): {slope:+.2f} MiB/min = {drift_pct:+.1f}% of the first over {span:.1f} min;"
         f" service alone {_slope([s.rss_parent / _MIB for s in after], xs):+.2f} MiB/min,"
         f" child alone {_slope([s.rss_child / _MIB for s in after], xs):+.2f} MiB/min",

@@ -20,13 +20,15 @@ def test_flat_memory_is_within_five_percent() -> None:
     lines = summary(_samples(0.0, warm=200.0), warmup=60.0)
     assert "RSS after warm-up (service + validation child): 580.0 MiB" in lines[1]
     assert "(within ±5%)" in lines[2]
-    assert "+0.00 MiB/min" in lines[3]
+    assert "median 580.0 MiB; largest deviation from it 0.0% (within ±5%)" in lines[3]
+    assert "+0.00 MiB/min" in lines[4]
 
 
 def test_growth_after_warm_up_is_reported_as_drift() -> None:
     lines = summary(_samples(6.0), warmup=60.0)
-    assert "drift (least-squares line): +6.00 MiB/min" in lines[3]
+    assert "drift (least-squares line): +6.00 MiB/min" in lines[4]
     assert "OUTSIDE ±5%" in lines[2]  # 6 MiB/min over 9 min on 586 MiB: +9.2%
+    assert "(within ±5%)" in lines[3]  # 27 MiB either side of the median, 613 MiB: 4.4%
 
 
 def test_too_few_samples_give_no_drift() -> None:
