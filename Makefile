@@ -21,7 +21,7 @@ test: $(STAMP)
 	bash tests/install-system-deps.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

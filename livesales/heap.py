@@ -16,7 +16,8 @@ import logging
 
 log = logging.getLogger(__name__)
 
-_M_ARENA_MAX = -8  # glibc's malloc.h
+_M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+_M_ARENA_MAX = -8
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -49,6 +50,16 @@ class Heap:
         if arenas <= 0 or self._libc is None:
             return False
         return bool(self._libc.mallopt(ctypes.c_int(_M_ARENA_MAX), ctypes.c_int(arenas)))
+
+    def fix_mmap_threshold(self, kib: int) -> bool:
+        """Serve blocks of ``kib`` KiB and more by mmap, always (like MALLOC_MMAP_THRESHOLD_).
+        glibc otherwise raises the threshold to the largest block freed so far, up to 32 MiB,
+        and lets the heap's free top grow to twice that before giving it back: a merge's
+        1 MiB column buffers then stay in the heap after the merge. A fixed threshold
+        unmaps them when freed. 0 leaves glibc's sliding threshold. True if set."""
+        if kib <= 0 or self._libc is None:
+            return False
+        return bool(self._libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(kib * 1024)))
 
     def trim(self) -> bool:
         """Return free pages of every arena to the OS (not only the top of the main heap).

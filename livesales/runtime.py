@@ -93,6 +93,7 @@ class Runtime:
         """Open ClickHouse, retrying while it is away; a stop ends the retries."""
         backoff = Backoff(cap=5.0)
         self.heap.limit_arenas(self.settings.malloc_arenas)  # before chDB starts its threads
+        self.heap.fix_mmap_threshold(self.settings.malloc_mmap_threshold_kb)
         while True:
             try:
                 await unless_stopped(self.store.open(), self.stopping)
