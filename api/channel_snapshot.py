@@ -22,7 +22,10 @@ process stored shows in it. A refresh, in the background while pages are asked f
 So a snapshot holds every row stored, by any process, before its refresh began: it is
 what the query path would have answered then. A page is answered from it only when
 that moment is at most ``channel_list_max_age_ms`` before the request arrived (like
-/summary's bound, api.summary_cache); else, or with ``from``/``to``, by the query path.
+/summary's bound, api.summary_cache); else by the query path. With ``from``/``to``, the
+channels with events in the range come from one query of ``channel_minutes`` (or of
+the rows, within one minute: api.queries.channel_list.active_ids), read after the
+request arrived; the schedules and everything else from the snapshot.
 ``live`` and the status are computed at request time from the stored times, as the
 query does. Block numbers are per server: on a cluster (``LIVESALES_CLICKHOUSE_CLUSTER``,
 Replicated tables numbered by the keeper) the snapshot is off and every page queries.
@@ -39,7 +42,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,7 +75,7 @@ _MS_OR_NULL = f"coalesce(toUnixTimestamp64Milli({{}}), toInt64({NULL_MS}))"
 def _state_sql(where: str) -> str:
     """The fields, sort key and the two times the filters need as ms (NULL_MS for NULL)."""
     return f"""SELECT *, {_MS_OR_NULL.format("last_stored")} AS stored_ms,
-           {_MS_OR_NULL.format("scheduled_start")} AS start_ms
+           {_MS_OR_NULL.format("scheduled_start")} AS start_ms, {_MS_OR_NULL.format("scheduled_end")} AS end_ms
     FROM ({state_rows(*FIELDS[1:], "k", "last_stored")} {where})
     {NO_SUBCOLUMNS}"""  # noqa: S608 - fixed SQL
 
@@ -106,6 +109,19 @@ class Snapshot:
     places: dict[str, npt.NDArray[np.int32]]  # per place column, each channel's code
     last_stored: I64
     scheduled_start: I64
+    scheduled_end: I64
+    pos: dict[str, int]  # channel_id -> its index (page order)
+
+    def in_range(self, active: Collection[str], lo: datetime, hi: datetime) -> npt.NDArray[np.bool_]:
+        """Per channel, whether it belongs to [lo, hi) as api.queries.channel_list's
+        ``active_in_range`` says: an event in it (``active``), or a schedule overlapping it."""
+        hit = np.zeros(len(self.rows), dtype=np.bool_)
+        hit[[i for c in active if (i := self.pos.get(c)) is not None]] = True
+        start = self.scheduled_start
+        end = np.where(self.scheduled_end == NULL_MS, start, self.scheduled_end)  # coalesce(end, start)
+        scheduled = (start != NULL_MS) & (start < to_ms(hi)) & (end >= to_ms(lo))
+        belongs: npt.NDArray[np.bool_] = hit | scheduled
+        return belongs
 
     def _start(self, cursor: tuple[int, str] | None) -> int:
         """The index of the first channel after the cursor's key."""
@@ -116,9 +132,10 @@ class Snapshot:
         return bisect.bisect_right(self.ids, cursor[1], lo, hi)
 
     def page(
-        self, scope: Scope, tp: TimeParams, f: ListFilters, now: datetime
+        self, scope: Scope, tp: TimeParams, f: ListFilters, now: datetime, active: Collection[str] | None = None
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """What api.queries.channel_list.list_channels answers without ``from``/``to``."""
+        """What api.queries.channel_list.list_channels answers; with ``from``/``to``,
+        ``active`` must be the channels with events in the range (``active_ids``)."""
         start = self._start(f.cursor)
         wanted = {"platform": f.platform, "district": f.district, "township": f.township}
         scoped = {"district": scope.district, "township": scope.township if scope.district else None}
@@ -133,6 +150,10 @@ class Snapshot:
                 if value is not None:
                     code = self.codes[name].get(value, -1)  # a value never seen: no channel
                     keep(self.places[name][start:] == code)
+        if tp.from_ is not None or tp.to is not None:
+            if active is None:
+                raise ValueError("a range needs the channels active in it")
+            keep(self.in_range(active, *tp.bounds())[start:])
         now_ms = to_ms(now)
         live = self.last_stored[start:] >= now_ms - LIVE_WINDOW // _MS if f.status is not None else None
         if live is not None:
@@ -168,6 +189,7 @@ class _Folded:
         self.k: I64 = np.zeros(0, dtype=np.int64)
         self.last_stored: I64 = np.zeros(0, dtype=np.int64)
         self.scheduled_start: I64 = np.zeros(0, dtype=np.int64)
+        self.scheduled_end: I64 = np.zeros(0, dtype=np.int64)
         self.codes: dict[str, dict[str, int]] = {name: {} for name in PLACES}
         self.places: dict[str, npt.NDArray[np.int32]] = {name: np.zeros(0, dtype=np.int32) for name in PLACES}
         self.rank: I64 | None = None  # each slot's rank by channel_id; None: to be computed
@@ -187,14 +209,16 @@ class _Folded:
         if grow:
             self.rank = None
             zeros = np.zeros(grow, dtype=np.int64)
-            self.k, self.last_stored, self.scheduled_start = (
-                np.concatenate((a, zeros)) for a in (self.k, self.last_stored, self.scheduled_start)
+            self.k, self.last_stored, self.scheduled_start, self.scheduled_end = (
+                np.concatenate((a, zeros))
+                for a in (self.k, self.last_stored, self.scheduled_start, self.scheduled_end)
             )
             self.places = {n: np.concatenate((a, np.zeros(grow, dtype=np.int32))) for n, a in self.places.items()}
         n = len(rows)
         self.k[slots] = np.fromiter((r["k"] for r in rows), np.int64, n)
         self.last_stored[slots] = np.fromiter((r["stored_ms"] for r in rows), np.int64, n)
         self.scheduled_start[slots] = np.fromiter((r["start_ms"] for r in rows), np.int64, n)
+        self.scheduled_end[slots] = np.fromiter((r["end_ms"] for r in rows), np.int64, n)
         for name in PLACES:
             codes = self.codes[name]
             self.places[name][slots] = np.fromiter((codes.setdefault(r[name], len(codes)) for r in rows), np.int32, n)
@@ -207,15 +231,18 @@ class _Folded:
         neg_k = -self.k
         order = np.lexsort((self.rank, neg_k))
         rows = [self.rows[i] for i in order.tolist()]
+        ids = [r[0] for r in rows]
         return Snapshot(
             as_of=as_of,
             rows=rows,
-            ids=[r[0] for r in rows],
+            ids=ids,
             neg_k=neg_k[order],
             codes={name: dict(codes) for name, codes in self.codes.items()},
             places={name: v[order] for name, v in self.places.items()},
             last_stored=self.last_stored[order],
             scheduled_start=self.scheduled_start[order],
+            scheduled_end=self.scheduled_end[order],
+            pos={c: i for i, c in enumerate(ids)},
         )
 
 

@@ -13,9 +13,10 @@
    state table. Once with the state merged into one part, once more after 8 small
    inserts with the state's merges stopped (the fold a page pays while ingest is ahead
    of the background merges).
-3. The same pages (but ``from``) from a second app answering from its in-process snapshot
+3. The same pages from a second app answering from its in-process snapshot
    (api.channel_snapshot; the first app has it turned off, so its lines are the query
-   path's): the snapshot's first load, a refresh with nothing new and one after the 8
+   path's; with ``from``/``to`` the snapshot's pages still query the channels active
+   then): the snapshot's first load, a refresh with nothing new and one after the 8
    small inserts, timed beside the pages, and which path answered.
 """
 
@@ -192,6 +193,10 @@ async def bench_channels(args: argparse.Namespace) -> None:
 
                 middle = await _cursor_at(store, channels // 2)
                 hour_ago = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                # the last day, on minutes: every channel has events in it (the widest answer)
+                day = "from={}&to={}".format(*(
+                    (datetime.now(UTC) + timedelta(days=d)).strftime("%Y-%m-%dT%H:%M:00Z") for d in (-1, 0)
+                ))  # fmt: skip
                 cases: dict[str, Callable[[], Awaitable[Any]]] = {
                     "raw: SELECT 1 (same store handle)": lambda: store.query("SELECT 1"),
                     "raw: one page of channel_state": lambda: store.query(
@@ -205,6 +210,7 @@ async def bench_channels(args: argparse.Namespace) -> None:
                     "GET /v1/channels (township token)": lambda: get("/v1/channels?limit=100", TOWNSHIP_TOKEN),
                     "GET /v1/channels?status=live": lambda: get("/v1/channels?limit=100&status=live"),
                     "GET /v1/channels?from (last hour)": lambda: get(f"/v1/channels?limit=100&from={hour_ago}"),
+                    "GET /v1/channels?from&to (a day)": lambda: get(f"/v1/channels?limit=100&{day}"),
                     "GET /v1/regions (townships)": lambda: get("/v1/regions"),
                     "snapshot: refresh, nothing new": snaps.refresh,
                     "snapshot: first page": lambda: get("/v1/channels?limit=100", on=snap_base),
@@ -216,6 +222,8 @@ async def bench_channels(args: argparse.Namespace) -> None:
                     ),
                     "snapshot: township token": lambda: get("/v1/channels?limit=100", TOWNSHIP_TOKEN, snap_base),
                     "snapshot: status=live": lambda: get("/v1/channels?limit=100&status=live", on=snap_base),
+                    "snapshot: from (last hour)": lambda: get(f"/v1/channels?limit=100&from={hour_ago}", on=snap_base),
+                    "snapshot: from&to (a day)": lambda: get(f"/v1/channels?limit=100&{day}", on=snap_base),
                 }
                 for label, fresh in (("state merged into one part", 0), ("after 8 fresh small parts", 8)):
                     if fresh:

@@ -84,24 +84,34 @@ _SCHEDULED_IN_RANGE = (
     "(scheduled_start < {hi:DateTime64(3, 'UTC')}"
     " AND coalesce(scheduled_end, scheduled_start) >= {lo:DateTime64(3, 'UTC')})"
 )
-_MINUTES_IN_RANGE = f"""(channel_id IN (
-    SELECT channel_id FROM channel_minutes
-    WHERE minute >= toStartOfMinute({{lo:DateTime64(3, 'UTC')}}) AND minute < {{hi:DateTime64(3, 'UTC')}}
-      AND last_at >= {{lo:DateTime64(3, 'UTC')}} AND first_at < {{hi:DateTime64(3, 'UTC')}}
-) OR {_SCHEDULED_IN_RANGE})"""  # noqa: S608 - fixed SQL; the bounds are bound parameters
+_MINUTES_ACTIVE = """SELECT channel_id FROM channel_minutes
+    WHERE minute >= toStartOfMinute({lo:DateTime64(3, 'UTC')}) AND minute < {hi:DateTime64(3, 'UTC')}
+      AND last_at >= {lo:DateTime64(3, 'UTC')} AND first_at < {hi:DateTime64(3, 'UTC')}"""
 # Both bounds in one minute: the minute's first and last event may straddle the range,
 # so the stored rows of that minute are checked.
 _EVENTS = "occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at < {hi:DateTime64(3, 'UTC')}"
-_ROWS_IN_RANGE = (
-    f"(channel_id IN (SELECT toString(channel_id) FROM order_steps WHERE {_EVENTS}"  # noqa: S608
-    f" UNION DISTINCT SELECT toString(channel_id) FROM stream_stats WHERE {_EVENTS}) OR {_SCHEDULED_IN_RANGE})"
+_ROWS_ACTIVE = (
+    f"SELECT toString(channel_id) FROM order_steps WHERE {_EVENTS}"  # noqa: S608 - fixed SQL
+    f" UNION DISTINCT SELECT toString(channel_id) FROM stream_stats WHERE {_EVENTS}"
 )
+_MINUTES_IN_RANGE = f"(channel_id IN ({_MINUTES_ACTIVE}) OR {_SCHEDULED_IN_RANGE})"
+_ROWS_IN_RANGE = f"(channel_id IN ({_ROWS_ACTIVE}) OR {_SCHEDULED_IN_RANGE})"
 
 
 def active_in_range(lo: datetime, hi: datetime) -> str:
     """The condition over a state row (bound ``{lo}``, ``{hi}``) for [lo, hi)."""
     same_minute = lo.replace(second=0, microsecond=0) == hi.replace(second=0, microsecond=0)
     return _ROWS_IN_RANGE if same_minute else _MINUTES_IN_RANGE
+
+
+async def active_ids(ch: ClickHouse, lo: datetime, hi: datetime) -> frozenset[str]:
+    """The channels with an order or stream-stats event in [lo, hi): the events half of
+    ``active_in_range``, for the snapshot (api.channel_snapshot), which has the schedules."""
+    same_minute = lo.replace(second=0, microsecond=0) == hi.replace(second=0, microsecond=0)
+    # one row holding an array: decoded in bulk, not as a row per channel
+    column, source = ("`toString(channel_id)`", _ROWS_ACTIVE) if same_minute else ("channel_id", _MINUTES_ACTIVE)
+    (row,) = await ch.query(f"SELECT groupUniqArray({column}) AS ids FROM ({source})", {"lo": lo, "hi": hi})  # noqa: S608
+    return frozenset(row["ids"])
 
 
 def encode_cursor(key: tuple[int, str]) -> str:

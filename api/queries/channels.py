@@ -26,6 +26,7 @@ from api.params import TimeParams
 from api.queries.channel_list import LIVE_WINDOW as LIVE_WINDOW
 from api.queries.channel_list import STATUSES as STATUSES
 from api.queries.channel_list import ListFilters as ListFilters
+from api.queries.channel_list import active_ids as active_ids
 from api.queries.channel_list import decode_cursor as decode_cursor
 from api.queries.channel_list import encode_cursor as encode_cursor
 from api.queries.channel_list import list_channels as list_channels

@@ -61,10 +61,13 @@ async def list_channels(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tp = strict_time_params(request)
     filters = list_filters(request)
-    # from the in-process snapshot when young enough (api.channel_snapshot), else a query
-    snapshot = request.app[CHANNEL_SNAPSHOTS].fresh() if tp.from_ is None and tp.to is None else None
+    # from the in-process snapshot when young enough (api.channel_snapshot), else a query;
+    # a range's channels with events in it are read now, whatever the snapshot's age
+    snapshot = request.app[CHANNEL_SNAPSHOTS].fresh()
     if snapshot is not None:
-        page, cursor = snapshot.page(principal.scope, tp, filters, datetime.now(UTC))
+        ranged = tp.from_ is not None or tp.to is not None
+        active = await q.active_ids(request.app[STORE], *tp.bounds()) if ranged else None
+        page, cursor = snapshot.page(principal.scope, tp, filters, datetime.now(UTC), active)
     else:
         page, cursor = await q.list_channels(request.app[STORE], principal.scope, tp, filters)
     return json_response({"channels": page, "next_cursor": cursor})
