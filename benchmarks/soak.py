@@ -54,7 +54,8 @@ LINGER_MS = 100
 # fill chDB's mark and primary-index caches (ingest alone reads no marks).
 READ_EVERY_S = 2.0
 PASSED_THROUGH = ("LIVESALES_CHDB_CACHE_MB", "LIVESALES_MALLOC_ARENAS", "LIVESALES_HEAP_TRIM_S",
-                  "LIVESALES_MALLOC_MMAP_THRESHOLD_KB", "LIVESALES_DEDUPE_MEMORY_MB")  # fmt: skip
+                  "LIVESALES_MALLOC_MMAP_THRESHOLD_KB", "LIVESALES_DEDUPE_MEMORY_MB", "LIVESALES_FETCH_PARTITION_KB",
+                  "LIVESALES_FETCH_MAX_KB")  # fmt: skip
 TOKEN = "soak-token-0000"  # noqa: S105 - a throwaway token for a loopback benchmark
 
 

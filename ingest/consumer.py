@@ -114,8 +114,10 @@ class Consumer:
                 auto_offset_reset="earliest",
                 # partition p of a topic and of its .routed topic to one member (ingest.routing)
                 partition_assignment_strategy=(RangePartitionAssignor,),
-                max_partition_fetch_bytes=8 << 20,
-                fetch_max_bytes=32 << 20,
+                # what one fetch may bring: a backlog drains faster with more, and a
+                # consumer behind holds up to this much more memory (docs/BENCHMARKS.md)
+                max_partition_fetch_bytes=self.settings.fetch_partition_kb << 10,
+                fetch_max_bytes=self.settings.fetch_max_kb << 10,
                 fetch_max_wait_ms=50,  # an idle partition answers sooner: fresher counts (BENCHMARKS.md)
                 isolation_level="read_committed",
                 **kafka_security(self.settings),

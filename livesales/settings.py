@@ -83,7 +83,10 @@ class Settings(BaseSettings):
     # The C heap (livesales/heap.py): glibc malloc arenas, set before storage starts its
     # threads (0: glibc's default, 8 per core), and how often freed pages go back to the OS (0: never).
     malloc_arenas: int = Field(default=2, ge=0, le=64)
-    malloc_mmap_threshold_kb: int = Field(default=0, ge=0, le=32 * 1024)  # 0: glibc's sliding threshold
+    malloc_mmap_threshold_kb: int = Field(default=1024, ge=0, le=32 * 1024)  # 0: glibc's sliding threshold
+    # One fetch's bytes per partition and in all (aiokafka's max_partition_fetch_bytes, fetch_max_bytes).
+    fetch_partition_kb: int = Field(default=8 * 1024, ge=64)
+    fetch_max_kb: int = Field(default=32 * 1024, ge=64)
     heap_trim_s: float = Field(default=30.0, ge=0)
     # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
