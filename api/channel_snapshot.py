@@ -276,6 +276,11 @@ class ChannelSnapshots:
         self.answered["snapshot"] += 1
         return snap
 
+    def declined(self) -> None:
+        """The fresh snapshot given out was not used after all (a range too wide for it)."""
+        self.answered["snapshot"] -= 1
+        self.answered["query"] += 1
+
     async def refresh(self) -> None:
         """One refresh (see the module's docstring); raises StorageError."""
         async with self._refreshing:

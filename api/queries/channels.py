@@ -21,6 +21,7 @@ from typing import Any
 
 from api.auth import Scope
 from api.params import TimeParams
+from api.queries.channel_list import ACTIVE_CAP as ACTIVE_CAP
 
 # the list lives in api.queries.channel_list; its names stay importable from here
 from api.queries.channel_list import LIVE_WINDOW as LIVE_WINDOW

@@ -63,10 +63,16 @@ async def list_channels(request: web.Request) -> web.Response:
     filters = list_filters(request)
     # from the in-process snapshot when young enough (api.channel_snapshot), else a query;
     # a range's channels with events in it are read now, whatever the snapshot's age
-    snapshot = request.app[CHANNEL_SNAPSHOTS].fresh()
+    # (up to q.ACTIVE_CAP of them: more, and the query path is cheaper)
+    snapshots = request.app[CHANNEL_SNAPSHOTS]
+    snapshot = snapshots.fresh()
+    active = None
+    if snapshot is not None and (tp.from_ is not None or tp.to is not None):
+        active = await q.active_ids(request.app[STORE], *tp.bounds())
+        if active is None:
+            snapshot = None
+            snapshots.declined()
     if snapshot is not None:
-        ranged = tp.from_ is not None or tp.to is not None
-        active = await q.active_ids(request.app[STORE], *tp.bounds()) if ranged else None
         page, cursor = snapshot.page(principal.scope, tp, filters, datetime.now(UTC), active)
     else:
         page, cursor = await q.list_channels(request.app[STORE], principal.scope, tp, filters)

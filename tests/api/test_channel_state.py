@@ -18,6 +18,7 @@ from api.app import create_app
 from api.auth import Scope
 from api.channel_snapshot import CHANNEL_SNAPSHOTS, ChannelSnapshots
 from api.params import TimeParams
+from api.queries import channel_list
 from api.queries.channel_list import ListFilters, active_ids, decode_cursor, list_channels
 from api.queries.regions import regions
 from livesales.metrics import Metrics
@@ -284,7 +285,7 @@ async def test_a_store_by_another_process_shows_in_both_apps_within_the_bound(
 
 
 async def test_a_ranged_page_comes_from_the_snapshot_and_equals_the_query(
-    api_settings: Settings, clickhouse: ClickHouse
+    api_settings: Settings, clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await store_events(clickhouse, dataset() + registry_events() + many_channels())
     settings = api_settings.model_copy(update={"channel_list_max_age_ms": 10_000})
@@ -304,6 +305,16 @@ async def test_a_ranged_page_comes_from_the_snapshot_and_equals_the_query(
             assert body["channels"] == orjson.loads(orjson.dumps(want)), (lo, hi)
             answered += bool(want)
         assert answered >= 3  # the comparison is not of empty pages
+        # more channels with events in the range than the cap: the query path answers, the same
+        assert await active_ids(clickhouse, *_tp(*RANGES[1]).bounds(), cap=2) is None
+        monkeypatch.setattr(channel_list, "ACTIVE_CAP", 2)
+        queried = snaps.answered["query"]
+        resp = await client.get("/v1/channels?limit=1000&from=2020-03-02T00:00:00Z&to=2020-03-03T00:00:00Z",
+                                headers=auth("district"))  # fmt: skip
+        want, _ = await list_channels(clickhouse, Scope(district="宁海县"), _tp("2020-03-02T00:00:00Z",
+                                      "2020-03-03T00:00:00Z"), ListFilters(limit=1000))  # fmt: skip
+        assert len(want) > 2 and (await resp.json())["channels"] == orjson.loads(orjson.dumps(want))
+        assert snaps.answered["query"] == queried + 1
 
 
 async def _async(value: Any) -> Any:
