@@ -40,6 +40,7 @@ import asyncio
 import bisect
 import contextlib
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Collection
@@ -110,7 +111,11 @@ class Snapshot:
     last_stored: I64
     scheduled_start: I64
     scheduled_end: I64
-    pos: dict[str, int]  # channel_id -> its index (page order)
+
+    @functools.cached_property
+    def pos(self) -> dict[str, int]:
+        """channel_id -> its index (page order); built on the first ranged page, not per refresh."""
+        return {c: i for i, c in enumerate(self.ids)}
 
     def in_range(self, active: Collection[str], lo: datetime, hi: datetime) -> npt.NDArray[np.bool_]:
         """Per channel, whether it belongs to [lo, hi) as api.queries.channel_list's
@@ -231,18 +236,16 @@ class _Folded:
         neg_k = -self.k
         order = np.lexsort((self.rank, neg_k))
         rows = [self.rows[i] for i in order.tolist()]
-        ids = [r[0] for r in rows]
         return Snapshot(
             as_of=as_of,
             rows=rows,
-            ids=ids,
+            ids=[r[0] for r in rows],
             neg_k=neg_k[order],
             codes={name: dict(codes) for name, codes in self.codes.items()},
             places={name: v[order] for name, v in self.places.items()},
             last_stored=self.last_stored[order],
             scheduled_start=self.scheduled_start[order],
             scheduled_end=self.scheduled_end[order],
-            pos={c: i for i, c in enumerate(ids)},
         )
 
 

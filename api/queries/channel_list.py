@@ -98,10 +98,14 @@ _MINUTES_IN_RANGE = f"(channel_id IN ({_MINUTES_ACTIVE}) OR {_SCHEDULED_IN_RANGE
 _ROWS_IN_RANGE = f"(channel_id IN ({_ROWS_ACTIVE}) OR {_SCHEDULED_IN_RANGE})"
 
 
+def _same_minute(lo: datetime, hi: datetime) -> bool:
+    """Both bounds in one minute: channel_minutes cannot tell, the rows must."""
+    return lo.replace(second=0, microsecond=0) == hi.replace(second=0, microsecond=0)
+
+
 def active_in_range(lo: datetime, hi: datetime) -> str:
     """The condition over a state row (bound ``{lo}``, ``{hi}``) for [lo, hi)."""
-    same_minute = lo.replace(second=0, microsecond=0) == hi.replace(second=0, microsecond=0)
-    return _ROWS_IN_RANGE if same_minute else _MINUTES_IN_RANGE
+    return _ROWS_IN_RANGE if _same_minute(lo, hi) else _MINUTES_IN_RANGE
 
 
 # Past this many channels with events in a range, a snapshot page costs more in Python
@@ -116,9 +120,9 @@ async def active_ids(
     ``active_in_range``, for the snapshot (api.channel_snapshot), which has the schedules;
     None when there are more than ``cap`` (the caller queries instead)."""
     cap = ACTIVE_CAP if cap is None else cap
-    same_minute = lo.replace(second=0, microsecond=0) == hi.replace(second=0, microsecond=0)
     # one row holding an array: decoded in bulk, not as a row per channel; capped at cap + 1
-    column, source = ("`toString(channel_id)`", _ROWS_ACTIVE) if same_minute else ("channel_id", _MINUTES_ACTIVE)
+    by_rows = _same_minute(lo, hi)
+    column, source = ("`toString(channel_id)`", _ROWS_ACTIVE) if by_rows else ("channel_id", _MINUTES_ACTIVE)
     sql = f"SELECT groupUniqArray({{cap:UInt32}})({column}) AS ids FROM ({source})"  # noqa: S608 - fixed SQL
     (row,) = await ch.query(sql, {"lo": lo, "hi": hi, "cap": cap + 1})
     ids = row["ids"]
