@@ -68,6 +68,7 @@ class Sample:
     rss_child: int  # bytes, all children together (the validation process)
     chdb: dict[str, int] | None = None  # livesales_clickhouse_memory_bytes by kind
     rss_file: int = 0  # bytes of the service's RSS backed by files (chDB's 400+ MiB library, mapped parts)
+    malloc: dict[str, int] | None = None  # livesales_malloc_bytes by kind: in_use, free, mmapped
 
     @property
     def rss(self) -> int:
@@ -105,30 +106,38 @@ def children(pid: int) -> list[int]:
 
 
 # chDB's figures printed beside RSS (livesales_clickhouse_memory_bytes{kind}), short names.
-CHDB_KINDS = {"MemoryTracking": "tracked", "MarkCacheBytes": "marks", "PrimaryIndexCacheBytes": "pk",
-              "QueryConditionCacheBytes": "qcond"}  # fmt: skip
+CHDB_KINDS = {"MemoryTracking": "tracked", "MergesMutationsMemoryTracking": "merges", "MarkCacheBytes": "marks",
+              "PrimaryIndexCacheBytes": "pk", "QueryConditionCacheBytes": "qcond", "JemallocAllocated": "je.alloc",
+              "JemallocResident": "je.res"}  # fmt: skip
+# glibc's split of the service's C heap (livesales_malloc_bytes{kind}), short names.
+MALLOC_KINDS = {"in_use": "m.use", "free": "m.free", "mmapped": "m.mmap"}
 
 
-async def service_metrics(session: aiohttp.ClientSession, port: int) -> tuple[int | None, dict[str, int]]:
-    """order_steps rows the service has stored (None if it did not answer) and chDB's
-    memory figures by kind, from its /metrics."""
+async def service_metrics(
+    session: aiohttp.ClientSession, port: int
+) -> tuple[int | None, dict[str, int], dict[str, int]]:
+    """order_steps rows the service has stored (None if it did not answer), chDB's memory
+    figures by kind and glibc's heap split, from its /metrics."""
     try:
         async with session.get(f"http://127.0.0.1:{port}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as r:
             text = await r.text()
     except (aiohttp.ClientError, TimeoutError):
-        return None, {}
+        return None, {}, {}
     return parse_metrics(text)
 
 
-def parse_metrics(text: str) -> tuple[int, dict[str, int]]:
-    """Stored order_steps rows and chDB's memory figures by kind, from a /metrics text."""
-    stored, chdb = 0, {}
+def parse_metrics(text: str) -> tuple[int, dict[str, int], dict[str, int]]:
+    """Stored order_steps rows, chDB's memory figures and glibc's heap split by kind, from
+    a /metrics text."""
+    stored, chdb, malloc = 0, {}, {}
     for line in text.splitlines():
         if line.startswith('livesales_rows_stored_total{table="order_steps"}'):
             stored = int(float(line.split()[-1]))
         elif line.startswith('livesales_clickhouse_memory_bytes{kind="'):
             chdb[line.split('"')[1]] = int(float(line.split()[-1]))
-    return stored, chdb
+        elif line.startswith('livesales_malloc_bytes{kind="'):
+            malloc[line.split('"')[1]] = int(float(line.split()[-1]))
+    return stored, chdb, malloc
 
 
 async def stored_rows(session: aiohttp.ClientSession, port: int) -> int | None:
@@ -195,16 +204,17 @@ async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, st
 
 async def sample(session: aiohttp.ClientSession, pid: int, port: int, t0: float, sent: int) -> Sample:
     kids = children(pid)
-    stored, chdb = await service_metrics(session, port)
+    stored, chdb, malloc = await service_metrics(session, port)
     return Sample(time.monotonic() - t0, sent, stored, rss_bytes(pid), sum(rss_bytes(k) for k in kids), chdb,
-                  rss_bytes(pid, "RssFile"))  # fmt: skip
+                  rss_bytes(pid, "RssFile"), malloc)  # fmt: skip
 
 
 def print_sample(s: Sample) -> None:
     stored = f"{s.stored:>12,}" if s.stored is not None else f"{'?':>12}"
     chdb = " ".join(f"{(s.chdb or {}).get(k, 0) / _MIB:>7.1f}" for k in CHDB_KINDS)
+    malloc = " ".join(f"{(s.malloc or {}).get(k, 0) / _MIB:>7.1f}" for k in MALLOC_KINDS)
     print(f"{s.elapsed:>8.0f} {s.sent:>12,} {stored} {s.rss_parent / _MIB:>11.1f} {s.rss_child / _MIB:>10.1f}"
-          f" {s.rss / _MIB:>10.1f} {s.rss_file / _MIB:>8.1f} {chdb}", flush=True)  # fmt: skip
+          f" {s.rss / _MIB:>10.1f} {s.rss_file / _MIB:>8.1f} {chdb} {malloc}", flush=True)  # fmt: skip
 
 
 def summary(samples: list[Sample], warmup: float) -> list[str]:
@@ -247,7 +257,7 @@ def _slope(ys: list[float], xs: list[float]) -> float:
 
 async def bench_soak(args: argparse.Namespace) -> None:
     rate, seconds = args.rate, args.seconds
-    every = 30.0 if seconds >= 300 else max(5.0, seconds / 12)
+    every = args.every or (30.0 if seconds >= 300 else max(5.0, seconds / 12))
     warmup = args.warmup if getattr(args, "warmup", None) is not None else min(_WARMUP_S, seconds / 6)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -286,7 +296,8 @@ async def bench_soak(args: argparse.Namespace) -> None:
                       f" a sample every {every:.0f} s, warm-up {warmup:.0f} s", flush=True)  # fmt: skip
                 print(f"{'elapsed':>8} {'sent':>12} {'stored':>12} {'RSS svc MiB':>11} {'child MiB':>10}"
                       f" {'total MiB':>10} {'svc file':>8} " + " ".join(f"{v:>7}" for v in CHDB_KINDS.values())
-                      + "  (chDB MiB)", flush=True)  # fmt: skip
+                      + " " + " ".join(f"{v:>7}" for v in MALLOC_KINDS.values())
+                      + "  (chDB, malloc MiB)", flush=True)  # fmt: skip
                 counter = [0]
                 t0 = time.monotonic()
                 samples.append(await sample(session, proc.pid, port, t0, 0))

@@ -20,6 +20,14 @@ _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 _M_ARENA_MAX = -8
 
 
+class _Mallinfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (2.33+): every field a size_t, summed over all arenas."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+    )]  # fmt: skip
+
+
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if name is None:
@@ -60,6 +68,18 @@ class Heap:
         if kib <= 0 or self._libc is None:
             return False
         return bool(self._libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(kib * 1024)))
+
+    def usage(self) -> dict[str, int] | None:
+        """Bytes of the C heap by kind: ``in_use`` (allocated from the arenas), ``free``
+        (freed but still held by glibc: what a trim may give back) and ``mmapped`` (blocks
+        at or over the mmap threshold, unmapped when freed). RSS that none of these
+        explains is Python's own arenas, thread stacks or mapped files: the split tells a
+        soak's swings apart. None where glibc has no mallinfo2."""
+        if self._libc is None or not hasattr(self._libc, "mallinfo2"):
+            return None
+        self._libc.mallinfo2.restype = _Mallinfo2
+        info = self._libc.mallinfo2()
+        return {"in_use": info.uordblks, "free": info.fordblks, "mmapped": info.hblkhd}
 
     def trim(self) -> bool:
         """Return free pages of every arena to the OS (not only the top of the main heap).

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 
 class Metrics:
@@ -84,7 +88,8 @@ class Metrics:
         )
         self.clickhouse_memory = Gauge(
             "livesales_clickhouse_memory_bytes", "Embedded chDB's memory by kind, from its system.metrics"
-            " (MemoryTracking: all it tracks; *CacheBytes: its caches), sampled every 15 s", ["kind"], registry=r,
+            " (MemoryTracking: all it tracks; *CacheBytes: its caches; Jemalloc*: its allocator),"
+            " sampled every 5 s", ["kind"], registry=r,
         )
         self.heap_trim_seconds = Histogram(
             "livesales_heap_trim_seconds", "Time to hand the C heap's free pages back to the OS (malloc_trim),"
@@ -92,3 +97,24 @@ class Metrics:
         )
         # livesales_process_resident_memory_bytes, _cpu_seconds_total, ... (Linux /proc)
         ProcessCollector(namespace="livesales", registry=r)
+
+    def watch_heap(self, usage: Callable[[], dict[str, int] | None]) -> None:
+        """Publish ``livesales_malloc_bytes{kind}``, read at each scrape (livesales.heap)."""
+        self.registry.register(_HeapCollector(usage))
+
+
+class _HeapCollector(Collector):
+    """The C heap's split at scrape time: a soak's RSS swing is then attributed to memory
+    in use, memory glibc holds free, or big mmapped blocks, instead of guessed at."""
+
+    def __init__(self, usage: Callable[[], dict[str, int] | None]) -> None:
+        self._usage = usage
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "livesales_malloc_bytes", "glibc malloc's bytes by kind (mallinfo2): in_use, free (held, not"
+            " yet given back), mmapped (blocks over LIVESALES_MALLOC_MMAP_THRESHOLD_KB)", labels=["kind"],
+        )
+        for kind, value in (self._usage() or {}).items():
+            family.add_metric([kind], value)
+        yield family

@@ -34,6 +34,9 @@ from processors.store import ClickHouse, ServerOptions
 from processors.writer import Writer
 
 log = logging.getLogger(__name__)
+# How often chDB's memory figures (livesales_clickhouse_memory_bytes) are read: two small
+# system-table queries, ~10 ms, so a soak's 5 s samples see figures no older than they are.
+MEMORY_SAMPLE_S = 5.0
 
 
 def server_options(settings: Settings) -> ServerOptions:
@@ -78,6 +81,7 @@ class Runtime:
         self._checks_task: asyncio.Task[None] | None = None
         self._memory_task: asyncio.Task[None] | None = None
         self.heap = Heap()
+        self.metrics.watch_heap(self.heap.usage)
         self._trim_task: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.health = Health(
@@ -278,7 +282,7 @@ class Runtime:
                     self.metrics.clickhouse_memory.labels(kind).set(value)
             except Exception as exc:  # a sample missed is no reason to stop sampling
                 log.debug("chDB memory figures unavailable: %s", exc)
-            if tracemalloc.is_tracing() and tick % 4 == 0:
+            if tracemalloc.is_tracing() and tick % round(60 / MEMORY_SAMPLE_S) == 0:
                 snap = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
                 if first is None:
                     first = snap
@@ -291,4 +295,4 @@ class Runtime:
                     log.info("tracemalloc: %.1f MiB traced; grew most since the first minute: %s",
                              traced / 2**20, grew)  # fmt: skip
             tick += 1
-            await asyncio.sleep(15.0)
+            await asyncio.sleep(MEMORY_SAMPLE_S)

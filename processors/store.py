@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,23 @@ CHDB_MEMORY_METRICS = (
     "UncompressedCacheBytes", "QueryConditionCacheBytes", "QueryCacheBytes", "IndexMarkCacheBytes",
     "CompiledExpressionCacheBytes",
 )  # fmt: skip
+
+
+# chDB allocates with a jemalloc of its own, not glibc's malloc (livesales.heap): its
+# summary line splits chDB's share of the RSS into memory in use (allocated), pages
+# holding it (active), bookkeeping (metadata) and what is resident, dirty pages included.
+JEMALLOC_FIGURES = {"allocated": "JemallocAllocated", "active": "JemallocActive",
+                    "metadata": "JemallocMetadata", "resident": "JemallocResident"}  # fmt: skip
+_JEMALLOC_LINE = re.compile(r"(allocated|active|metadata|resident|mapped|retained): (\d+)")
+
+
+def jemalloc_figures(stats: str) -> dict[str, int]:
+    """JEMALLOC_FIGURES from jemalloc's stats text (its "Allocated: …, resident: …" line)."""
+    for line in stats.splitlines():
+        if line.startswith("Allocated:"):
+            found = dict(_JEMALLOC_LINE.findall(line.lower()))
+            return {name: int(found[key]) for key, name in JEMALLOC_FIGURES.items() if key in found}
+    return {}
 
 
 def chdb_cache_options(cache_mb: float) -> dict[str, int]:
@@ -227,15 +245,20 @@ class ClickHouse:
         return lane
 
     async def memory_bytes(self) -> dict[str, int]:
-        """chDB's memory figures (CHDB_MEMORY_METRICS) from system.metrics; empty for a
-        server over HTTP, whose memory is not this process's."""
+        """chDB's memory figures (CHDB_MEMORY_METRICS) from system.metrics, and its
+        allocator's (JEMALLOC_FIGURES); empty for a server over HTTP, whose memory is not
+        this process's."""
         if not self.dsn.startswith("chdb:"):
             return {}
         rows = await self.query(
             "SELECT metric, value FROM system.metrics WHERE metric IN {names:Array(String)}",
             {"names": list(CHDB_MEMORY_METRICS)},
         )
-        return {str(r["metric"]): int(r["value"]) for r in rows}
+        figures = {str(r["metric"]): int(r["value"]) for r in rows}
+        stats = await self.query("SELECT * FROM system.jemalloc_stats")
+        if stats:
+            figures.update(jemalloc_figures(str(next(iter(stats[0].values())))))
+        return figures
 
     async def ping(self) -> bool:
         try:

@@ -47,7 +47,12 @@ def test_the_soak_reads_the_services_own_metrics_text() -> None:
     m.stored.labels("stream_stats").inc(7)
     m.clickhouse_memory.labels("MarkCacheBytes").set(3 * _MIB)
     m.clickhouse_memory.labels("MemoryTracking").set(40 * _MIB)
+    m.watch_heap(lambda: {"in_use": 5 * _MIB, "free": 2 * _MIB, "mmapped": _MIB})
     text = generate_latest(m.registry).decode()
-    assert parse_metrics(text) == (1234, {"MarkCacheBytes": 3 * _MIB, "MemoryTracking": 40 * _MIB})
+    assert parse_metrics(text) == (
+        1234,
+        {"MarkCacheBytes": 3 * _MIB, "MemoryTracking": 40 * _MIB},
+        {"in_use": 5 * _MIB, "free": 2 * _MIB, "mmapped": _MIB},
+    )
     rss = m.registry.get_sample_value("livesales_process_resident_memory_bytes")
     assert rss is not None and rss > 10 * _MIB  # this process's own RSS, from /proc

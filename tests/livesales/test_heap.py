@@ -76,3 +76,33 @@ def test_a_fixed_mmap_threshold_gives_large_blocks_back_when_freed() -> None:
     before, _ = _held_then_left("fixed")
     baseline, _ = _held_then_left("none")
     assert baseline - before > FREED * 0.8, (baseline, before)  # never held: unmapped as freed
+
+
+_USAGE_SCRIPT = """
+import ctypes, ctypes.util
+from livesales.heap import Heap
+
+heap = Heap()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+start = heap.usage()
+blocks = [libc.malloc(64 * 1024) for _ in range(3000)]
+held = heap.usage()
+for p in blocks[:-1]:
+    libc.free(p)
+freed = heap.usage()
+print(held["in_use"] - start["in_use"], freed["free"] - held["free"], freed["in_use"] - start["in_use"])
+"""
+
+
+def test_usage_tells_memory_in_use_from_memory_held_free() -> None:
+    """What a soak's RSS swing is made of (livesales_malloc_bytes): blocks in use count
+    as in_use, and the same blocks freed but kept by glibc move to free."""
+    if not Heap().available:
+        pytest.skip("not glibc: no mallinfo2 here")
+    out = subprocess.run([sys.executable, "-c", _USAGE_SCRIPT], capture_output=True, text=True, timeout=60, check=True)
+    grew, freed, left = (int(x) for x in out.stdout.split())
+    assert grew > 3000 * 64 * 1024 * 0.95, grew
+    assert freed > FREED * 0.95, freed
+    assert left < 2 * 1024 * 1024, left  # only the newest block (and the interpreter's noise) still in use

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from processors.store import CHDB_CACHE_SHARES, ClickHouse, chdb_cache_options
+from processors.store import CHDB_CACHE_SHARES, ClickHouse, chdb_cache_options, jemalloc_figures
 
 _MIB = 1024 * 1024
 
@@ -33,6 +33,8 @@ async def test_the_budget_reaches_the_engine_and_its_figures_are_read(tmp_path: 
         figures = await bounded.memory_bytes()
         assert {"MemoryTracking", "MarkCacheBytes", "PrimaryIndexCacheBytes"} <= set(figures)
         assert figures["MemoryTracking"] > 0
+        # chDB's own allocator: what it holds in use sits inside what is resident
+        assert 0 < figures["JemallocAllocated"] <= figures["JemallocActive"] <= figures["JemallocResident"]
     finally:
         await bounded.close()
     unbounded = ClickHouse(f"chdb://{tmp_path / 'defaults'}")  # 0: ClickHouse's own, 5 GiB of marks
@@ -41,3 +43,16 @@ async def test_the_budget_reaches_the_engine_and_its_figures_are_read(tmp_path: 
         assert await _server_setting(unbounded, "mark_cache_size") == 5 * 1024 * _MIB
     finally:
         await unbounded.close()
+
+
+def test_jemalloc_summary_line_is_read() -> None:
+    text = (
+        "___ Begin jemalloc statistics ___\nVersion: 5.3-RC\nArenas: 4\n"
+        "Allocated: 32690184, active: 35082240, metadata: 7626992 (n_thp 0, edata 212480, rtree 6291456),"
+        " resident: 55582720, mapped: 65138688, retained: 7213056\n"
+    )
+    assert jemalloc_figures(text) == {
+        "JemallocAllocated": 32690184, "JemallocActive": 35082240,
+        "JemallocMetadata": 7626992, "JemallocResident": 55582720,
+    }  # fmt: skip
+    assert jemalloc_figures("no summary here") == {}
