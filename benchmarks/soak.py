@@ -55,7 +55,7 @@ LINGER_MS = 100
 READ_EVERY_S = 2.0
 PASSED_THROUGH = ("LIVESALES_CHDB_CACHE_MB", "LIVESALES_MALLOC_ARENAS", "LIVESALES_HEAP_TRIM_S",
                   "LIVESALES_MALLOC_MMAP_THRESHOLD_KB", "LIVESALES_DEDUPE_MEMORY_MB", "LIVESALES_FETCH_PARTITION_KB",
-                  "LIVESALES_FETCH_MAX_KB")  # fmt: skip
+                  "LIVESALES_FETCH_MAX_KB", "LIVESALES_CHDB_DIRTY_DECAY_MS")  # fmt: skip
 TOKEN = "soak-token-0000"  # noqa: S105 - a throwaway token for a loopback benchmark
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,29 @@ class Heap:
         self._libc.mallinfo2.restype = _Mallinfo2
         info = self._libc.mallinfo2()
         return {"in_use": info.uordblks, "free": info.fordblks, "mmapped": info.hblkhd}
+
+    @staticmethod
+    def configure_chdb_allocator(dirty_decay_ms: int) -> bool:
+        """Settings for the jemalloc bundled in chDB, which allocates everything chDB does
+        (not glibc: ``usage`` does not see it). jemalloc reads them from JE_MALLOC_CONF
+        once, when chDB loads, so call this before the first chDB client opens.
+
+        - ``prof:false``: chDB's build samples allocations' backtraces for a heap
+          profiler nobody reads here; that costs CPU and keeps profile data.
+        - ``dirty_decay_ms``: how long freed pages stay before going back to the OS.
+          chDB's working set rises and falls by ~100 MiB between inserts, merges and
+          reads; with 5 s (chDB's choice) RSS follows those swings, a longer decay
+          keeps the pages for the next swing (docs/BENCHMARKS.md "Memory soak").
+
+        An operator's own JE_MALLOC_CONF is left as is. True if set here."""
+        if "JE_MALLOC_CONF" in os.environ:
+            log.info("JE_MALLOC_CONF given (%s): chDB's allocator settings left to it", os.environ["JE_MALLOC_CONF"])
+            return False
+        if "chdb" in sys.modules:
+            log.debug("chDB already loaded: its allocator keeps the settings it started with")
+            return False
+        os.environ["JE_MALLOC_CONF"] = f"prof:false,dirty_decay_ms:{dirty_decay_ms}"
+        return True
 
     def trim(self) -> bool:
         """Return free pages of every arena to the OS (not only the top of the main heap).

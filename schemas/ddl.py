@@ -18,6 +18,10 @@ from schemas.ddl_channel_state import CHANNEL_STATE
 from schemas.migration import DEDUP as _DEDUP
 from schemas.migration import Migration
 
+COMPRESS_BLOCK_BYTES = 64 * 1024  # migration 7
+_STORED_TABLES = (
+    "order_steps", "onboarding_steps", "stream_stats", "channel_registry", "channel_state", "channel_minutes",
+)  # fmt: skip
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -304,6 +308,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             # existing parts get them in the background; until then queries read their rows
             "ALTER TABLE order_steps MATERIALIZE PROJECTION p_firm_month",
             "ALTER TABLE order_steps MATERIALIZE PROJECTION p_firm_hour",
+        ),
+    ),
+    Migration(
+        7,
+        "64 KiB compression blocks, so a merge's buffers stay small",
+        # A part writes every column, projection column and index through a buffer of
+        # max_compress_block_size (ClickHouse's default: 1 MiB). An order_steps merge of
+        # 7 parts, 4 MB compressed, took ~105 MiB for those buffers (system.merges), and
+        # such merges were the soak's RSS swings (docs/BENCHMARKS.md "Memory soak"). At 64
+        # KiB the same merge takes ~37 MiB; blocks compress slightly less well. New parts
+        # and merges only: nothing is rewritten.
+        tuple(
+            f"ALTER TABLE {table} MODIFY SETTING max_compress_block_size = {COMPRESS_BLOCK_BYTES}"
+            for table in _STORED_TABLES
         ),
     ),
 )

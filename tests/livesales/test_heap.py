@@ -106,3 +106,36 @@ def test_usage_tells_memory_in_use_from_memory_held_free() -> None:
     assert grew > 3000 * 64 * 1024 * 0.95, grew
     assert freed > FREED * 0.95, freed
     assert left < 2 * 1024 * 1024, left  # only the newest block (and the interpreter's noise) still in use
+
+
+_CHDB_SCRIPT = """
+import os, sys, tempfile
+import clickhouse_connect
+from livesales.heap import Heap
+
+set_here = Heap.configure_chdb_allocator(1234)
+client = clickhouse_connect.get_client(dsn=f"chdb://{tempfile.mkdtemp()}/ch")
+again = Heap.configure_chdb_allocator(99)  # chDB loaded: too late, and says so
+stats = client.query("SELECT * FROM system.jemalloc_stats").result_rows[0][0]
+opts = [line.strip() for line in stats.splitlines() if line.strip().startswith(("opt.prof:", "opt.dirty_decay_ms:"))]
+print(set_here, again, "|".join(opts))
+"""
+
+
+@pytest.mark.parametrize("operator_conf", [None, "dirty_decay_ms:777"])
+def test_chdbs_allocator_takes_our_settings_unless_the_operator_gave_some(operator_conf: str | None) -> None:
+    """chDB's own jemalloc reads JE_MALLOC_CONF once, when chDB loads: set before that,
+    profiling is off and the decay is ours; an operator's JE_MALLOC_CONF wins."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "JE_MALLOC_CONF"}
+    if operator_conf:
+        env["JE_MALLOC_CONF"] = operator_conf
+    out = subprocess.run([sys.executable, "-c", _CHDB_SCRIPT], capture_output=True, text=True, timeout=120,
+                         check=True, env=env).stdout.split()  # fmt: skip
+    set_here, again, opts = out[0], out[1], " ".join(out[2:])
+    assert again == "False"
+    if operator_conf:
+        assert set_here == "False" and "opt.dirty_decay_ms: 777" in opts
+    else:
+        assert set_here == "True" and "opt.prof: false" in opts and "opt.dirty_decay_ms: 1234" in opts, opts

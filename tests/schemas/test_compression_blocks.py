@@ -1,0 +1,25 @@
+"""Migration 7: every table writes 64 KiB compression blocks, so a merge's buffers stay
+small (docs/BENCHMARKS.md "Memory soak": an order_steps merge took ~105 MiB at 1 MiB)."""
+
+from __future__ import annotations
+
+import re
+
+from processors.store import ClickHouse
+from schemas.ddl import COMPRESS_BLOCK_BYTES, MIGRATIONS
+
+_MERGE_TREES = "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree'"
+
+
+async def test_every_stored_table_writes_small_compression_blocks(clickhouse: ClickHouse) -> None:
+    tables = {str(r["name"]): str(r["create_table_query"]) for r in await clickhouse.query(_MERGE_TREES)}
+    stored = {t for t in tables if t != "schema_migrations"}
+    assert {"order_steps", "channel_state", "channel_minutes"} <= stored
+    for name in stored:  # a table added later without the setting fails here
+        found = re.search(r"max_compress_block_size = (\d+)", tables[name])
+        assert found and int(found[1]) == COMPRESS_BLOCK_BYTES, (name, tables[name][-200:])
+
+
+def test_the_migration_names_every_table_it_sets() -> None:
+    seven = next(m for m in MIGRATIONS if m.version == 7)
+    assert all(f"max_compress_block_size = {COMPRESS_BLOCK_BYTES}" in s for s in seven.statements)
