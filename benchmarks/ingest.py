@@ -365,6 +365,10 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.analytics import bench_analytics
 
         await bench_analytics(args)
+    elif args.which == "merges":
+        from benchmarks.merges import bench_merges
+
+        await bench_merges(args)
     elif args.which == "soak":
         from benchmarks.soak import bench_soak
 

@@ -124,10 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
     benches = ["ingest", "api", "stages", "analytics", "live", "procs", "recovery", "startup", "refresh", "soak"]
-    benches.append("channels")
+    benches += ["channels", "merges"]
     bench.add_argument("which", choices=benches)
     bench.add_argument(
-        "--events", type=int, default=None, help="default: 400,000 (ingest, stages), 10,000,000 (api), 100,000 (procs)"
+        "--events", type=int, default=None,
+        help="default: 400,000 (ingest, stages), 10,000,000 (api), 100,000 (procs), 750,000 (merges)",
     )
     bench.add_argument("--freshness-seconds", type=int, default=60)
     bench.add_argument("--rate", type=int, default=5_000)

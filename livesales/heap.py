@@ -1,11 +1,16 @@
-"""Give freed heap memory back to the OS: glibc's arena count and ``malloc_trim``.
+"""The process's two heaps: glibc's (Python, numpy, aiokafka) and chDB's own jemalloc.
 
 A soak at 5,000 events/s (docs/BENCHMARKS.md "Memory soak") showed the service's RSS
-creeping by 1-2 MiB/min with nothing in Python or chDB's own accounting growing: memory
-freed but kept by glibc's malloc, which gives a heap's free pages back only from its top
-and opens up to 8 arenas per core for a process's threads (the service has ~150, most of
-them chDB's). Fewer arenas and a periodic trim bound that slack by design rather than by
-luck. Both are glibc's; elsewhere (musl, macOS) they are skipped and say so.
+creeping by 1-2 MiB/min with nothing in Python or chDB's own accounting growing. glibc
+keeps what it frees: a heap gives its free pages back only from its top, and it opens up
+to 8 arenas per core for the threads that allocate. Fewer arenas, a fixed mmap threshold
+and a periodic trim bound that slack by design rather than by luck. They are glibc's;
+elsewhere (musl, macOS) they are skipped and say so.
+
+chDB does not allocate from glibc at all: it brings a jemalloc of its own (its
+``system.jemalloc_stats``), steered only by JE_MALLOC_CONF before it loads
+(``configure_chdb_allocator``). ``usage`` and chDB's Jemalloc* figures together tell
+which of the two an RSS swing belongs to.
 """
 
 from __future__ import annotations
@@ -64,9 +69,10 @@ class Heap:
     def fix_mmap_threshold(self, kib: int) -> bool:
         """Serve blocks of ``kib`` KiB and more by mmap, always (like MALLOC_MMAP_THRESHOLD_).
         glibc otherwise raises the threshold to the largest block freed so far, up to 32 MiB,
-        and lets the heap's free top grow to twice that before giving it back: a merge's
-        1 MiB column buffers then stay in the heap after the merge. A fixed threshold
-        unmaps them when freed. 0 leaves glibc's sliding threshold. True if set."""
+        and lets the heap's free top grow to twice that before giving it back: a batch's
+        joined insert block or a dedupe slice then stays in the heap after it is freed. A
+        fixed threshold unmaps them when freed. 0 leaves glibc's sliding threshold. True
+        if set."""
         if kib <= 0 or self._libc is None:
             return False
         return bool(self._libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(kib * 1024)))
@@ -85,25 +91,20 @@ class Heap:
 
     @staticmethod
     def configure_chdb_allocator(dirty_decay_ms: int) -> bool:
-        """Settings for the jemalloc bundled in chDB, which allocates everything chDB does
-        (not glibc: ``usage`` does not see it). jemalloc reads them from JE_MALLOC_CONF
-        once, when chDB loads, so call this before the first chDB client opens.
-
-        - ``prof:false``: chDB's build samples allocations' backtraces for a heap
-          profiler nobody reads here; that costs CPU and keeps profile data.
-        - ``dirty_decay_ms``: how long freed pages stay before going back to the OS.
-          chDB's working set rises and falls by ~100 MiB between inserts, merges and
-          reads; with 5 s (chDB's choice) RSS follows those swings, a longer decay
-          keeps the pages for the next swing (docs/BENCHMARKS.md "Memory soak").
-
-        An operator's own JE_MALLOC_CONF is left as is. True if set here."""
+        """How long the jemalloc bundled in chDB keeps freed pages for reuse before they go
+        back to the OS (jemalloc's ``dirty_decay_ms``; chDB's own: 5000). jemalloc reads
+        JE_MALLOC_CONF once, when chDB loads, so call this before the first chDB client
+        opens. Shorter gives memory back sooner (1000: ~18 MiB less RSS in the soak),
+        longer keeps it for the next merge (30000: ~58 MiB more); neither changed how far
+        RSS swung between samples (docs/BENCHMARKS.md "Memory soak"). An operator's own
+        JE_MALLOC_CONF is left as is. True if set here."""
         if "JE_MALLOC_CONF" in os.environ:
             log.info("JE_MALLOC_CONF given (%s): chDB's allocator settings left to it", os.environ["JE_MALLOC_CONF"])
             return False
         if "chdb" in sys.modules:
-            log.debug("chDB already loaded: its allocator keeps the settings it started with")
+            log.warning("chDB already loaded: LIVESALES_CHDB_DIRTY_DECAY_MS cannot reach its allocator")
             return False
-        os.environ["JE_MALLOC_CONF"] = f"prof:false,dirty_decay_ms:{dirty_decay_ms}"
+        os.environ["JE_MALLOC_CONF"] = f"dirty_decay_ms:{dirty_decay_ms}"
         return True
 
     def trim(self) -> bool:

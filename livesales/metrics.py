@@ -89,7 +89,7 @@ class Metrics:
         self.clickhouse_memory = Gauge(
             "livesales_clickhouse_memory_bytes", "Embedded chDB's memory by kind, from its system.metrics"
             " (MemoryTracking: all it tracks; *CacheBytes: its caches; Jemalloc*: its allocator),"
-            " sampled every 5 s", ["kind"], registry=r,
+            " sampled every 15 s", ["kind"], registry=r,
         )
         self.heap_trim_seconds = Histogram(
             "livesales_heap_trim_seconds", "Time to hand the C heap's free pages back to the OS (malloc_trim),"

@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     heap_trim_s: float = Field(default=30.0, ge=0)
     # chDB's own allocator (jemalloc, livesales/heap.py): ms a freed page is kept for reuse
     # before it goes back to the OS (-1: kept); read when chDB loads, chdb:// only.
-    chdb_dirty_decay_ms: int = Field(default=5_000, ge=-1)
+    # Unset: chDB's own (5000).
+    chdb_dirty_decay_ms: int | None = Field(default=None, ge=-1)
     # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
     alert_refund_spike_pct: float = Field(default=20.0, ge=0)

@@ -19,7 +19,7 @@ from schemas.migration import DEDUP as _DEDUP
 from schemas.migration import Migration
 
 COMPRESS_BLOCK_BYTES = 64 * 1024  # migration 7
-_STORED_TABLES = (
+STORED_TABLES = (
     "order_steps", "onboarding_steps", "stream_stats", "channel_registry", "channel_state", "channel_minutes",
 )  # fmt: skip
 MIGRATIONS: tuple[Migration, ...] = (
@@ -321,7 +321,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         # and merges only: nothing is rewritten.
         tuple(
             f"ALTER TABLE {table} MODIFY SETTING max_compress_block_size = {COMPRESS_BLOCK_BYTES}"
-            for table in _STORED_TABLES
+            for table in STORED_TABLES
         ),
     ),
 )
