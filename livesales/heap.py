@@ -53,6 +53,8 @@ class Heap:
 
     def __init__(self) -> None:
         self._libc = _libc()
+        if self._libc is not None and hasattr(self._libc, "mallinfo2"):
+            self._libc.mallinfo2.restype = _Mallinfo2  # once, not at every scrape
 
     @property
     def available(self) -> bool:
@@ -85,7 +87,6 @@ class Heap:
         soak's swings apart. None where glibc has no mallinfo2."""
         if self._libc is None or not hasattr(self._libc, "mallinfo2"):
             return None
-        self._libc.mallinfo2.restype = _Mallinfo2
         info = self._libc.mallinfo2()
         return {"in_use": info.uordblks, "free": info.fordblks, "mmapped": info.hblkhd}
 

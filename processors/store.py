@@ -68,7 +68,7 @@ CHDB_MEMORY_METRICS = (
 # holding it (active), bookkeeping (metadata) and what is resident, dirty pages included.
 JEMALLOC_FIGURES = {"allocated": "JemallocAllocated", "active": "JemallocActive",
                     "metadata": "JemallocMetadata", "resident": "JemallocResident"}  # fmt: skip
-_JEMALLOC_LINE = re.compile(r"(allocated|active|metadata|resident|mapped|retained): (\d+)")
+_JEMALLOC_LINE = re.compile(r"(allocated|active|metadata|resident): (\d+)")
 
 
 def jemalloc_figures(stats: str) -> dict[str, int]:
