@@ -1,10 +1,12 @@
-"""``livesales bench merges``: what chDB's merges and inserts hold, by compression block size.
+"""``livesales bench merges``: what chDB's merges and inserts hold, by merge settings.
 
 The soak's RSS swings were order_steps merges (docs/BENCHMARKS.md "Memory soak"): a part
 writes each column, projection column and index through a buffer of
-``max_compress_block_size``. This runs the same inserts twice in one store, first with
-ClickHouse's default block (1 MiB) on every stored table and then with the schema's own
-(``schemas.ddl.COMPRESS_BLOCK_BYTES``, migration 7), and prints side by side:
+``max_compress_block_size``, and a horizontal merge has all of them open at once. This runs
+the same inserts three times in one store, each time with every stored table set as in
+SETUPS: ClickHouse's defaults (1 MiB blocks, vertical merges from 131,072 rows), migration
+7 alone (``schemas.ddl.COMPRESS_BLOCK_BYTES``) and migrations 7 and 8 (vertical merges from
+the first row, ``schemas.ddl.VERTICAL_MERGE_SETTINGS``), and prints side by side:
 
 - the memory of order_steps merges (``system.merges.memory_usage``, sampled every 10 ms:
   the largest merge seen, and the 90th percentile of samples);
@@ -30,9 +32,17 @@ from clickhouse_connect.driver.client import Client
 
 from benchmarks.ingest import order_payload, scratch_dir
 from processors.store import ClickHouse, open_client
-from schemas.ddl import COMPRESS_BLOCK_BYTES, STORED_TABLES
+from schemas.ddl import COMPRESS_BLOCK_BYTES, STORED_TABLES, VERTICAL_MERGE_SETTINGS
 
-CLICKHOUSE_DEFAULT_BLOCK = 1 << 20
+CLICKHOUSE_DEFAULTS = ("max_compress_block_size = 1048576, vertical_merge_algorithm_min_rows_to_activate = 131072,"
+                       " vertical_merge_algorithm_min_bytes_to_activate = 0")  # fmt: skip
+# (column header, the settings every stored table gets for that run)
+SETUPS = (
+    ("ClickHouse's defaults", CLICKHOUSE_DEFAULTS),
+    ("migration 7", f"max_compress_block_size = {COMPRESS_BLOCK_BYTES}, vertical_merge_algorithm_min_rows_to_activate"
+                    " = 131072"),
+    ("migrations 7 + 8", f"max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTINGS}"),
+)  # fmt: skip
 BATCH = 5_000
 _MIB = 1 << 20
 _INSERT = {"input_format_skip_unknown_fields": 1, "date_time_input_format": "best_effort",
@@ -41,7 +51,7 @@ _INSERT = {"input_format_skip_unknown_fields": 1, "date_time_input_format": "bes
 
 @dataclass
 class Phase:
-    block: int
+    setup: str
     merge_samples: list[int] = field(default_factory=list)
     largest_merge: tuple[int, int, int] = (0, 0, 0)  # memory, parts, compressed bytes
     insert_peak: int = 0
@@ -67,12 +77,12 @@ def _watch(client: Client, phase: Phase, stop: threading.Event) -> None:
         time.sleep(0.01)
 
 
-def _run(ch: ClickHouse, block: int, events: int) -> Phase:
+def _run(ch: ClickHouse, setup: str, settings: str, events: int) -> Phase:
     client = ch.client
     for table in STORED_TABLES:
         client.command(f"TRUNCATE TABLE {table}")
-        client.command(f"ALTER TABLE {table} MODIFY SETTING max_compress_block_size = {block}")
-    phase, stop = Phase(block), threading.Event()
+        client.command(f"ALTER TABLE {table} MODIFY SETTING {settings}")
+    phase, stop = Phase(setup), threading.Event()
     # a client of its own: one client's queries wait for each other, and the inserts are long
     watcher = threading.Thread(target=_watch, args=(open_client(ch.dsn), phase, stop), daemon=True)
     watcher.start()
@@ -89,7 +99,7 @@ def _run(ch: ClickHouse, block: int, events: int) -> Phase:
 
 
 def _line(name: str, fn: Callable[[Phase], str], phases: list[Phase]) -> str:
-    return f"{name:<38}" + "".join(f"{fn(p):>16}" for p in phases)
+    return f"{name:<32}" + "".join(f"{fn(p):>23}" for p in phases)
 
 
 async def bench_merges(args: argparse.Namespace) -> None:
@@ -98,8 +108,7 @@ async def bench_merges(args: argparse.Namespace) -> None:
         ch = ClickHouse(f"chdb://{tmp}/ch", chdb_cache_mb=256)
         await ch.open()
         try:
-            blocks = (CLICKHOUSE_DEFAULT_BLOCK, COMPRESS_BLOCK_BYTES)
-            phases = [await asyncio.to_thread(_run, ch, block, events) for block in blocks]
+            phases = [await asyncio.to_thread(_run, ch, setup, settings, events) for setup, settings in SETUPS]
         finally:
             await ch.close()
 
@@ -108,7 +117,7 @@ async def bench_merges(args: argparse.Namespace) -> None:
         return f"{s[int(len(s) * 0.9)] / _MIB:.1f} MiB" if s else "-"
 
     print(f"{events:,} order events in inserts of {BATCH:,}; order_steps merges sampled every 10 ms")
-    print(_line("max_compress_block_size", lambda p: f"{p.block // 1024:,} KiB", phases))
+    print(_line("", lambda p: p.setup, phases))
     print(_line("largest merge: memory", lambda p: f"{p.largest_merge[0] / _MIB:.1f} MiB", phases))
     print(_line("  its parts / compressed size", lambda p: f"{p.largest_merge[1]} / {p.largest_merge[2] / 1e6:.1f} MB",
                 phases))  # fmt: skip

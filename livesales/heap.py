@@ -95,17 +95,22 @@ class Heap:
         """How long the jemalloc bundled in chDB keeps freed pages for reuse before they go
         back to the OS (jemalloc's ``dirty_decay_ms``; chDB's own: 5000). jemalloc reads
         JE_MALLOC_CONF once, when chDB loads, so call this before the first chDB client
-        opens. Shorter gives memory back sooner (1000: ~18 MiB less RSS in the soak),
-        longer keeps it for the next merge (30000: ~58 MiB more); neither changed how far
-        RSS swung between samples (docs/BENCHMARKS.md "Memory soak"). An operator's own
-        JE_MALLOC_CONF is left as is. True if set here."""
+        opens. At 5,000 events/s each merge that ends frees 30-40 MiB at once; kept for
+        5 s, those pages were the RSS peaks of the soak (the 1 s samples of session 8).
+        0 gives them back at once: the RSS swing halved for ~5% more CPU
+        (docs/BENCHMARKS.md "Memory soak"). An operator's own JE_MALLOC_CONF is left as
+        is. True if set here (or already, by an earlier runtime in this process)."""
+        conf = f"dirty_decay_ms:{dirty_decay_ms}"
+        if os.environ.get("JE_MALLOC_CONF") == conf:
+            return True
         if "JE_MALLOC_CONF" in os.environ:
             log.info("JE_MALLOC_CONF given (%s): chDB's allocator settings left to it", os.environ["JE_MALLOC_CONF"])
             return False
         if "chdb" in sys.modules:
-            log.warning("chDB already loaded: LIVESALES_CHDB_DIRTY_DECAY_MS cannot reach its allocator")
+            # Only where chDB was opened in-process before the runtime (tests, benchmarks).
+            log.info("chDB already loaded: LIVESALES_CHDB_DIRTY_DECAY_MS cannot reach its allocator")
             return False
-        os.environ["JE_MALLOC_CONF"] = f"dirty_decay_ms:{dirty_decay_ms}"
+        os.environ["JE_MALLOC_CONF"] = conf
         return True
 
     def trim(self) -> bool:

@@ -99,7 +99,7 @@ class Runtime:
         backoff = Backoff(cap=5.0)
         self.heap.limit_arenas(self.settings.malloc_arenas)  # before the threads that allocate start
         self.heap.fix_mmap_threshold(self.settings.malloc_mmap_threshold_kb)
-        if self.settings.clickhouse_dsn.startswith("chdb:") and self.settings.chdb_dirty_decay_ms is not None:
+        if self.settings.clickhouse_dsn.startswith("chdb:"):
             self.heap.configure_chdb_allocator(self.settings.chdb_dirty_decay_ms)
         while True:
             try:

@@ -89,9 +89,10 @@ class Settings(BaseSettings):
     fetch_max_kb: int = Field(default=32 * 1024, ge=64)
     heap_trim_s: float = Field(default=30.0, ge=0)
     # chDB's own allocator (jemalloc, livesales/heap.py): ms a freed page is kept for reuse
-    # before it goes back to the OS (-1: kept); read when chDB loads, chdb:// only.
-    # Unset: chDB's own (5000).
-    chdb_dirty_decay_ms: int | None = Field(default=None, ge=-1)
+    # before it goes back to the OS; read when chDB loads, chdb:// only. 0: at once, which
+    # halves the RSS swing a merge leaves behind (docs/BENCHMARKS.md "Memory soak"); chDB's
+    # own is 5000. Never-kept-forever (-1) is refused: RSS then grows without bound.
+    chdb_dirty_decay_ms: int = Field(default=0, ge=0)
     # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
     alert_refund_spike_pct: float = Field(default=20.0, ge=0)

@@ -19,6 +19,11 @@ from schemas.migration import DEDUP as _DEDUP
 from schemas.migration import Migration
 
 COMPRESS_BLOCK_BYTES = 64 * 1024  # migration 7
+# Migration 8: merge column by column from the first row (ClickHouse's defaults: from 131,072
+# rows, which the 5-15k-row parts of a live sale's inserts seldom reach).
+VERTICAL_MERGE_SETTINGS = (
+    "vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_bytes_to_activate = 0"
+)
 STORED_TABLES = (
     "order_steps", "onboarding_steps", "stream_stats", "channel_registry", "channel_state", "channel_minutes",
 )  # fmt: skip
@@ -323,6 +328,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             f"ALTER TABLE {table} MODIFY SETTING max_compress_block_size = {COMPRESS_BLOCK_BYTES}"
             for table in STORED_TABLES
         ),
+    ),
+    Migration(
+        8,
+        "vertical merges from the first row, so a merge holds one column's buffers at a time",
+        # A horizontal merge reads and writes every column of its parts at once (and each
+        # projection's); a vertical one does the sorting key first, then one column after
+        # another. An order_steps merge of 6-7 parts then held 10 MiB at p90 instead of 30-34,
+        # and those merges were the soak's remaining RSS peaks (docs/BENCHMARKS.md "Memory
+        # soak"). Inserts are not slowed (`livesales bench merges`). Tables whose engine
+        # merges only horizontally (Summing, Aggregating) and those under 11 columns keep doing so.
+        tuple(f"ALTER TABLE {table} MODIFY SETTING {VERTICAL_MERGE_SETTINGS}" for table in STORED_TABLES),
     ),
 )
 

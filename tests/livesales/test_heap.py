@@ -139,3 +139,31 @@ def test_chdbs_allocator_takes_our_settings_unless_the_operator_gave_some(operat
         assert set_here == "False" and "opt.dirty_decay_ms: 777" in opts
     else:
         assert set_here == "True" and "opt.dirty_decay_ms: 1234" in opts, opts
+
+
+_RUNTIME_SCRIPT = """
+import asyncio, os, sys, tempfile
+from livesales.runtime import Runtime
+from livesales.settings import Settings
+
+async def main() -> None:
+    runtime = Runtime(Settings(clickhouse_dsn=f"chdb://{tempfile.mkdtemp()}/ch"))
+    await runtime.start_storage()
+    stats = await runtime.store.query("SELECT * FROM system.jemalloc_stats")
+    text = str(next(iter(stats[0].values())))
+    print("|".join(line.strip() for line in text.splitlines() if line.strip().startswith("opt.dirty_decay_ms:")))
+    await runtime.store.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_runtime_gives_chdbs_freed_pages_back_at_once_by_default() -> None:
+    """The soak's RSS peaks were merge buffers chDB kept for 5 s after the merge ended:
+    the runtime's default (LIVESALES_CHDB_DIRTY_DECAY_MS=0) must reach chDB's allocator."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JE_MALLOC_CONF", "LIVESALES_"))}
+    out = subprocess.run([sys.executable, "-c", _RUNTIME_SCRIPT], capture_output=True, text=True, timeout=120,
+                         check=True, env=env).stdout  # fmt: skip
+    assert "opt.dirty_decay_ms: 0 (arenas.dirty_decay_ms: 0)" in out, out

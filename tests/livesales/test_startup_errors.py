@@ -87,6 +87,8 @@ def test_malformed_tokens_file_exits_2_with_one_line(tmp_path: Path) -> None:
         ({"LIVESALES_API_PORT": "abc"}, "livesales: LIVESALES_API_PORT=abc: Input should be a valid integer"),
         ({"LIVESALES_READY_STALL_S": "-1"}, "livesales: LIVESALES_READY_STALL_S=-1: Input should be greater than 0"),
         ({"LIVESALES_LOG_FORMAT": "xml"}, "livesales: LIVESALES_LOG_FORMAT=xml: Input should be 'text' or 'json'"),
+        ({"LIVESALES_CHDB_DIRTY_DECAY_MS": "-1"},
+         "livesales: LIVESALES_CHDB_DIRTY_DECAY_MS=-1: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_env_value_exits_2_with_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:
