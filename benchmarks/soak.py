@@ -3,6 +3,8 @@
 The service runs as an operator runs it, in a child process of its own
 (``python -m livesales.cli run`` with LIVESALES_* env vars, its own chDB store under
 ``./data``, the topics created first), so its RSS is its own and not this process's.
+``--backlog`` events (a minute's worth by default) wait for it when it starts, as after
+a restart: its catch-up is where batch-sized working sets peak (produce_backlog).
 A producer here sends order events at ``--rate`` for ``--seconds``, their event times
 now (as a live sale's are). Every sampling interval (30 s) one line: elapsed, events
 sent, events stored (``livesales_rows_stored_total`` of order_steps on /metrics), RSS
@@ -176,13 +178,32 @@ async def read_like_a_dashboard(port: int, stop: asyncio.Event, counts: dict[str
                 await asyncio.wait_for(stop.wait(), READ_EVERY_S)
 
 
+async def produce_backlog(bootstrap: str, topic: str, events: int) -> None:
+    """``events`` orders stamped now, sent before the service starts: what waits for it
+    after a restart. Its catch-up reads full batches (LIVESALES_BATCH_MAX_RECORDS), the
+    largest it meets; every working set sized by a batch (aiokafka's fetch buffers, the
+    validation child's heap, an insert) reaches its high-water mark there, in warm-up,
+    instead of creeping up over the run as the biggest batch so far is outdone."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, max_batch_size=1 << 20, acks="all")
+    await producer.start()
+    rnd = random.Random(8)
+    now = datetime.now(UTC)
+    try:
+        for i in range(events):
+            await producer.send(topic, order_payload(i, "backlog", rnd, at=now), key=f"backlog-o{i}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
 async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, stop: asyncio.Event,
                          counter: list[int]) -> None:  # fmt: skip
-    """Send ``rate`` events/s for ``seconds`` in 10 ms ticks (``counter[0]``: sent so far)."""
+    """Send ``rate`` events/s for ``seconds`` in 10 ms ticks (``counter[0]``: sent so far,
+    a backlog included)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, max_batch_size=1 << 20, acks="all")
     await producer.start()
     rnd = random.Random(7)
-    tick, i = 0.01, 0
+    tick, i, before = 0.01, 0, counter[0]
     t0 = time.monotonic()
     try:
         for step in range(int(seconds / tick)):
@@ -196,7 +217,7 @@ async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, st
             while i < due:
                 await producer.send(topic, order_payload(i, "soak", rnd, at=now), key=f"soak-o{i}".encode())
                 i += 1
-            counter[0] = i
+            counter[0] = before + i
         await producer.flush()
     finally:
         await producer.stop()
@@ -234,7 +255,7 @@ def summary(samples: list[Sample], warmup: float) -> list[str]:
     # against the median as well: the first sample may land on a swing (a merge, a batch)
     mid = sorted(s.rss for s in after)[len(after) // 2]
     worst_mid = max(abs(lo - mid), abs(hi - mid)) / mid * 100
-    rates = f"{after[-1].sent / samples[-1].elapsed:,.0f}/s sent" if samples[-1].elapsed else ""
+    rates = f"{(after[-1].sent - samples[0].sent) / samples[-1].elapsed:,.0f}/s sent" if samples[-1].elapsed else ""
     return [
         f"warm-up {warmup:.0f} s; {len(after)} samples after it over {span:.1f} min ({rates})",
         f"RSS after warm-up (service + validation child): {base / _MIB:.1f} MiB"
@@ -267,6 +288,9 @@ async def bench_soak(args: argparse.Namespace) -> None:
     with LocalBroker() as broker, scratch_dir() as tmp:
         settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
         await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
+        backlog = args.backlog if getattr(args, "backlog", None) is not None else rate * 60
+        if backlog:
+            await produce_backlog(broker.bootstrap, settings.topic_orders, backlog)
         port = free_port()
         # the memory settings pass through: a soak compares budgets (0: ClickHouse's or glibc's defaults)
         env = {k: v for k, v in os.environ.items()
@@ -298,9 +322,10 @@ async def bench_soak(args: argparse.Namespace) -> None:
                       f" {'total MiB':>10} {'svc file':>8} " + " ".join(f"{v:>7}" for v in CHDB_KINDS.values())
                       + " " + " ".join(f"{v:>7}" for v in MALLOC_KINDS.values())
                       + "  (chDB, malloc MiB)", flush=True)  # fmt: skip
-                counter = [0]
+                print(f"{backlog:,} events waiting before the service started (--backlog)", flush=True)
+                counter = [backlog]
                 t0 = time.monotonic()
-                samples.append(await sample(session, proc.pid, port, t0, 0))
+                samples.append(await sample(session, proc.pid, port, t0, backlog))
                 print_sample(samples[-1])
                 producing = asyncio.create_task(
                     produce_steady(broker.bootstrap, settings.topic_orders, rate, seconds, stop, counter)

@@ -145,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--seconds", type=int, default=1800, help="soak: seconds to produce at --rate")
     bench.add_argument("--warmup", type=float, default=None,
                        help="soak: seconds before RSS is judged (300, or a sixth of a shorter run)")  # fmt: skip
+    bench.add_argument("--backlog", type=int, default=None,
+                       help="soak: events waiting when the service starts, as on a restart (--rate x 60)")  # fmt: skip
     bench.add_argument("--every", type=float, default=None,
                        help="soak: seconds between samples (30, or a twelfth of a shorter run)")  # fmt: skip
     bench.add_argument("--requests", type=int, default=200, help="channels: requests per case")
