@@ -72,8 +72,7 @@ class Runtime:
         )
         self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
         self.producer = Producer(settings.kafka_bootstrap, security=kafka_security(settings))
-        self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes, settings.heap_trim_s,
-                                settings.validation_recycle_s)  # fmt: skip
+        self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes, settings.heap_trim_s)
         self._n_consumers = consumers
         self.consumers: list[Consumer] = []
         self._runner: web.AppRunner | None = None

@@ -67,8 +67,6 @@ class Settings(BaseSettings):
     min_insert_interval_ms: int = Field(default=150, ge=0)  # 0: insert each batch as soon as it is ready
     max_value_bytes: int = 64 * 1024
     validation_processes: int = Field(default=1, ge=0)  # 0: validate in a thread
-    # A validation child older than this is replaced (processors/checkpool.py; 0: never).
-    validation_recycle_s: float = Field(default=300.0, ge=0)
     write_retry_max_s: float = 10.0
     api_rate_per_s: float = 50.0
     api_burst: int = 100

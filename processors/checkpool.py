@@ -9,14 +9,6 @@ over (one pickled list of bytes) and only small answers come back (processors.ba
 ``processes=0`` validates in a worker thread instead (tools, small deployments). A
 child that dies is replaced, and the batch it had is validated in a thread meanwhile:
 a crashed validator must not stop the consumer.
-
-The child is also replaced every ``recycle_s`` seconds, the replacement started and
-warmed up first so no batch waits for its imports. Its heap only grows: each batch's
-JSON leaves a few half-used pymalloc arenas and glibc chunks behind, and a burst of big
-fetches raises the high-water mark for good (~0.3 MiB/min at 5,000 events/s,
-docs/BENCHMARKS.md "Memory soak"). A fresh child costs ~0.5 s of CPU; every five
-minutes that is under 0.2% of a core, and the child's RSS stays within its first
-minutes' band however long the service runs.
 """
 
 from __future__ import annotations
@@ -42,16 +34,11 @@ log = logging.getLogger(__name__)
 
 
 class CheckPool:
-    def __init__(self, processes: int, max_value_bytes: int, heap_trim_s: float = 0.0, recycle_s: float = 0.0) -> None:
+    def __init__(self, processes: int, max_value_bytes: int, heap_trim_s: float = 0.0) -> None:
         self.processes = processes
         self.max_value_bytes = max_value_bytes
         self.heap_trim_s = heap_trim_s  # the child trims its own C heap (livesales.heap) this often
-        self.recycle_s = recycle_s  # a child older than this is replaced (0: never)
-        self.recycled = 0  # children replaced for age, for tests and metrics
         self._pool: ProcessPoolExecutor | None = None
-        self._born = 0.0  # monotonic time the current pool was made
-        self._next: ProcessPoolExecutor | None = None  # its replacement, importing
-        self._next_ready: asyncio.Future[Checked] | None = None
 
     @property
     def parallel(self) -> int:
@@ -60,7 +47,7 @@ class CheckPool:
 
     async def start(self) -> None:
         if self.processes > 0:
-            self._pool, self._born = self._new_pool(), time.monotonic()
+            self._pool = self._new_pool()
             await self.check([], datetime.now().astimezone())  # spawn and import now, not on the first batch
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -76,48 +63,19 @@ class CheckPool:
         if pool is None:
             return await asyncio.to_thread(check_values, values, now, self.max_value_bytes, placement)
         loop = asyncio.get_running_loop()
-        if self.recycle_s > 0:
-            pool = self._recycle(loop, pool, now)
         try:
             return await loop.run_in_executor(pool, check_values, values, now, self.max_value_bytes, placement)
         except BrokenProcessPool:
             log.error("validation process died; starting a new one")
             if self._pool is pool:
                 pool.shutdown(wait=False, cancel_futures=True)
-                self._pool, self._born = self._new_pool(), time.monotonic()
+                self._pool = self._new_pool()
             return await asyncio.to_thread(check_values, values, now, self.max_value_bytes, placement)
 
-    def _recycle(
-        self, loop: asyncio.AbstractEventLoop, pool: ProcessPoolExecutor, now: datetime
-    ) -> ProcessPoolExecutor:
-        """The pool this batch goes to: the current one, or its replacement once that
-        has imported. The old pool finishes what it was given, then its child exits."""
-        if self._next is None:
-            if time.monotonic() - self._born >= self.recycle_s:
-                self._next = self._new_pool()
-                self._next_ready = loop.run_in_executor(self._next, check_values, [], now, self.max_value_bytes, None)
-            return pool
-        ready = self._next_ready
-        if ready is None or not ready.done():
-            return pool
-        fresh, self._next, self._next_ready = self._next, None, None
-        failed = ready.cancelled() or ready.exception() is not None
-        if failed:  # it died importing: keep the old one, try again a recycle period later
-            log.warning("a replacement validation process failed to start; keeping the current one")
-            fresh.shutdown(wait=False, cancel_futures=True)
-            self._born = time.monotonic()
-            return pool
-        self._pool, self._born = fresh, time.monotonic()
-        self.recycled += 1
-        pool.shutdown(wait=False)
-        return fresh
-
     def close(self) -> None:
-        for pool in (self._next, self._pool):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = self._next = None
-        self._next_ready = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _init_child(heap_trim_s: float = 0.0) -> None:

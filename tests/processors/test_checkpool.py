@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 from processors.batch import check_values
 from processors.checkpool import CheckPool
-from tests.conftest import wait_for
 from tests.processors.test_validate import example
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -67,52 +63,3 @@ async def test_zero_processes_validates_in_a_thread() -> None:
     got = await pool.check(_values(), NOW)
     pool.close()
     assert _summary(got) == _summary(check_values(_values(), NOW))
-
-
-def _pids(pool: CheckPool) -> list[int]:
-    current = pool._pool
-    assert current is not None
-    return list(current._processes)  # type: ignore[attr-defined]
-
-
-async def test_an_old_child_is_replaced_without_losing_or_stalling_a_batch() -> None:
-    pool = CheckPool(processes=1, max_value_bytes=64 * 1024, recycle_s=0.2)
-    await pool.start()
-    try:
-        first = _pids(pool)
-        want = _summary(check_values(_values(), NOW))
-        answers = []
-        deadline = time.monotonic() + 30
-        while pool.recycled == 0 and time.monotonic() < deadline:  # batches keep flowing meanwhile
-            answers.append(_summary(await pool.check(_values(), NOW)))
-            await asyncio.sleep(0.05)
-        assert pool.recycled == 1, "no replacement within 30 s"
-        assert _pids(pool) != first
-        answers.append(_summary(await pool.check(_values(), NOW)))  # the successor answers
-        assert all(a == want for a in answers)
-        async def gone() -> bool:
-            return not _alive(first[0])
-
-        await wait_for(gone, timeout=10, what="the old child to exit")  # and the old child is gone
-    finally:
-        pool.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-
-
-async def test_a_replacement_is_only_made_when_recycling_is_on() -> None:
-    pool = CheckPool(processes=1, max_value_bytes=64 * 1024)
-    await pool.start()
-    try:
-        first = _pids(pool)
-        for _ in range(5):
-            await pool.check(_values(), NOW)
-        assert pool.recycled == 0 and pool._next is None and _pids(pool) == first
-    finally:
-        pool.close()
