@@ -373,6 +373,10 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.soak import bench_soak
 
         await bench_soak(args)
+    elif args.which == "validation-heap":
+        from benchmarks.validation_heap import bench_validation_heap
+
+        await bench_validation_heap(args)
     elif args.which == "channels":
         from benchmarks.channels import bench_channels
 

@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
     benches = ["ingest", "api", "stages", "analytics", "live", "procs", "recovery", "startup", "refresh", "soak"]
-    benches += ["channels", "merges"]
+    benches += ["channels", "merges", "validation-heap"]
     bench.add_argument("which", choices=benches)
     bench.add_argument(
         "--events", type=int, default=None,
@@ -150,6 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--every", type=float, default=None,
                        help="soak: seconds between samples (30, or a twelfth of a shorter run)")  # fmt: skip
     bench.add_argument("--requests", type=int, default=200, help="channels: requests per case")
+    bench.add_argument("--batches", default="1000,700,20000,1200", help="validation-heap: batch sizes, repeated")
+    bench.add_argument("--rounds", type=int, default=200, help="validation-heap: batches to validate")
     bench.add_argument("--domestic", action="store_true", help="analytics: domestic pivots, rows vs sums")
     args = parser.parse_args(argv)
     try:

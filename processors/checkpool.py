@@ -72,6 +72,10 @@ class CheckPool:
                 self._pool = self._new_pool()
             return await asyncio.to_thread(check_values, values, now, self.max_value_bytes, placement)
 
+    def pids(self) -> list[int]:
+        """The validation children's process ids (benchmarks read their RSS)."""
+        return list(self._pool._processes) if self._pool is not None else []
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
