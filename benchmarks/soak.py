@@ -316,13 +316,13 @@ async def bench_soak(args: argparse.Namespace) -> None:
                     print(log_path.read_text(errors="replace")[-4000:], flush=True)
                     return
                 print(" ".join(f"{k}={env.get(k, 'default')}" for k in PASSED_THROUGH), flush=True)
+                print(f"{backlog:,} events were waiting when the service started (--backlog)", flush=True)
                 print(f"service pid {proc.pid} ready on :{port}; producing {rate:,}/s for {seconds:,} s,"
                       f" a sample every {every:.0f} s, warm-up {warmup:.0f} s", flush=True)  # fmt: skip
                 print(f"{'elapsed':>8} {'sent':>12} {'stored':>12} {'RSS svc MiB':>11} {'child MiB':>10}"
                       f" {'total MiB':>10} {'svc file':>8} " + " ".join(f"{v:>7}" for v in CHDB_KINDS.values())
                       + " " + " ".join(f"{v:>7}" for v in MALLOC_KINDS.values())
                       + "  (chDB, malloc MiB)", flush=True)  # fmt: skip
-                print(f"{backlog:,} events waiting before the service started (--backlog)", flush=True)
                 counter = [backlog]
                 t0 = time.monotonic()
                 samples.append(await sample(session, proc.pid, port, t0, backlog))

@@ -3,9 +3,11 @@ left to ClickHouse's defaults the mark and primary-index caches may each reach 5
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from processors.store import CHDB_CACHE_SHARES, ClickHouse, chdb_cache_options, jemalloc_figures
+from processors.store import CHDB_CACHE_SHARES, ClickHouse, StorageError, chdb_cache_options, jemalloc_figures
 
 _MIB = 1024 * 1024
 
@@ -56,3 +58,23 @@ def test_jemalloc_summary_line_is_read() -> None:
         "JemallocMetadata": 7626992, "JemallocResident": 55582720,
     }  # fmt: skip
     assert jemalloc_figures("no summary here") == {}
+
+
+class _NoJemalloc(ClickHouse):
+    """A chDB whose build has no system.jemalloc_stats (the table is optional in ClickHouse)."""
+
+    async def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        if "jemalloc_stats" in sql:
+            raise StorageError("Code: 60. Unknown table system.jemalloc_stats")
+        return await super().query(sql, parameters)
+
+
+async def test_the_engines_figures_are_kept_when_its_allocators_are_missing(tmp_path: Path) -> None:
+    ch = _NoJemalloc(f"chdb://{tmp_path / 'ch'}", chdb_cache_mb=64)
+    await ch.open()
+    try:
+        figures = await ch.memory_bytes()
+    finally:
+        await ch.close()
+    assert figures["MemoryTracking"] > 0 and "MarkCacheBytes" in figures
+    assert not any(k.startswith("Jemalloc") for k in figures)
