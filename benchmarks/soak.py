@@ -178,13 +178,18 @@ async def read_like_a_dashboard(port: int, stop: asyncio.Event, counts: dict[str
                 await asyncio.wait_for(stop.wait(), READ_EVERY_S)
 
 
+def _producer(bootstrap: str) -> AIOKafkaProducer:
+    """The soak's producer: batched as LINGER_MS says, every send acknowledged by the broker."""
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, max_batch_size=1 << 20, acks="all")
+
+
 async def produce_backlog(bootstrap: str, topic: str, events: int) -> None:
     """``events`` orders stamped now, sent before the service starts: what waits for it
     after a restart. Its catch-up reads full batches (LIVESALES_BATCH_MAX_RECORDS), the
     largest it meets; every working set sized by a batch (aiokafka's fetch buffers, the
     validation child's heap, an insert) reaches its high-water mark there, in warm-up,
     instead of creeping up over the run as the biggest batch so far is outdone."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, max_batch_size=1 << 20, acks="all")
+    producer = _producer(bootstrap)
     await producer.start()
     rnd = random.Random(8)
     now = datetime.now(UTC)
@@ -200,7 +205,7 @@ async def produce_steady(bootstrap: str, topic: str, rate: int, seconds: int, st
                          counter: list[int]) -> None:  # fmt: skip
     """Send ``rate`` events/s for ``seconds`` in 10 ms ticks (``counter[0]``: sent so far,
     a backlog included)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=LINGER_MS, max_batch_size=1 << 20, acks="all")
+    producer = _producer(bootstrap)
     await producer.start()
     rnd = random.Random(7)
     tick, i, before = 0.01, 0, counter[0]

@@ -17,10 +17,8 @@ import time
 from datetime import UTC, datetime
 
 from benchmarks.ingest import order_payload
-from benchmarks.soak import rss_bytes
+from benchmarks.soak import _MIB, rss_bytes
 from processors.checkpool import CheckPool
-
-_MIB = 1024 * 1024
 
 
 async def bench_validation_heap(args: argparse.Namespace) -> None:
