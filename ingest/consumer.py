@@ -42,16 +42,17 @@ from ingest.kafka_security import kafka_security
 from ingest.lag import lag_trustworthy as lag_trustworthy  # re-exported: tests, tools
 from ingest.lag import measure_lag
 from ingest.lease import Lease
-from ingest.membership import Rebalance, evicted, watch_heartbeats
+from ingest.membership import Rebalance, evicted, rejoin, watch_heartbeats
 from ingest.producer import ProduceError, Producer
 from ingest.routing import forward, placement_of, routed_topics
 from livesales.metrics import Metrics
 from livesales.settings import Settings
 from processors.batch import Batch, assemble
 from processors.checkpool import CheckPool
+from processors.fence import Claim, Superseded
 from processors.rows import RowSet
 from processors.store import StorageError
-from processors.writer import Fenced, Writer
+from processors.writer import Fenced, Ownership, Writer
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,10 @@ class Consumer:
                     await kafka.stop()
                 await self._sleep(backoff.next())
                 continue
-            kafka.subscribe([*self.settings.topics, *self._routed], listener=Rebalance(self))
+            # The drain on revocation waits for the insert under way at most this long: a
+            # member must rejoin within the rebalance timeout to stay in the group.
+            drain_s = min(30.0, self.settings.kafka_rebalance_timeout_ms / 1000)
+            kafka.subscribe([*self.settings.topics, *self._routed], listener=Rebalance(self, drain_s))
             watch_heartbeats(kafka, self.lease, self.name)
             self._kafka = kafka
             break
@@ -221,6 +225,7 @@ class Consumer:
                     timeout_ms=200 if throttled else self.settings.batch_wait_ms,
                     max_records=self.settings.batch_max_records,
                 )
+                epoch = self.lease.epoch  # the assignment these records were fetched in
                 backoff.reset()
                 if self.stall_reason == "fetch failing":
                     self._clear_stall()
@@ -231,12 +236,15 @@ class Consumer:
                 continue
             if records:  # while throttled, only from partitions assigned since the last pause
                 previous = self._validating[-1] if self._validating else None
-                task = asyncio.create_task(self._validate(records, previous), name=f"{self.name}-validate")
+                task = asyncio.create_task(self._validate(records, previous, epoch), name=f"{self.name}-validate")
                 self._validating.append(task)
         await self._validated()
 
     async def _validate(
-        self, records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], previous: asyncio.Task[None] | None
+        self,
+        records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]],
+        previous: asyncio.Task[None] | None,
+        epoch: int,
     ) -> None:
         """Validate in the check pool while the fetch loop reads on, then queue the batch
         behind the one before it: batches are stored, and offsets committed, in order."""
@@ -250,6 +258,7 @@ class Consumer:
         checked = await self.checks.check(values, now, placement)
         self.metrics.slow_validations.inc(checked.slow)
         batch = assemble(flat, values, checked, now, records)
+        batch.epoch = epoch
         if previous is not None:
             await previous
         await self._queue.put(batch)
@@ -284,12 +293,12 @@ class Consumer:
             deadline = last_insert + self.settings.min_insert_interval_ms / 1000
             while True:
                 while not self._queue.empty():
-                    batch.absorb(self._queue.get_nowait())
+                    batch = self._joined(batch, self._queue.get_nowait())
                 wait = deadline - loop.time()
                 if wait <= 0 or self._stopping.is_set():
                     break
                 try:
-                    batch.absorb(await asyncio.wait_for(self._queue.get(), wait))
+                    batch = self._joined(batch, await asyncio.wait_for(self._queue.get(), wait))
                 except TimeoutError:
                     break
             last_insert = loop.time()
@@ -298,6 +307,18 @@ class Consumer:
             finally:
                 for _ in range(batch.parts):
                     self._queue.task_done()
+
+    def _joined(self, batch: Batch, later: Batch) -> Batch:
+        """``batch`` carrying ``later`` too; of two epochs, only the later one is kept (the
+        earlier one is never written: see _write), its queue slots counted as done."""
+        if later.epoch == batch.epoch:
+            batch.absorb(later)
+            return batch
+        stale, kept = (batch, later) if later.epoch > batch.epoch else (later, batch)
+        self.fenced_batches += 1
+        for _ in range(stale.parts):
+            self._queue.task_done()
+        return kept
 
     async def _write(self, batch: Batch) -> None:
         """Store and dead-letter side by side, then commit: each retried until it succeeds
@@ -310,7 +331,7 @@ class Consumer:
         offset."""
         backoff = Backoff(cap=self.settings.write_retry_max_s)
         m = self.metrics
-        lease, partitions = self.lease, batch.partitions
+        lease, partitions, epoch = self.lease, batch.partitions, batch.epoch
         dlq = asyncio.create_task(self._send_dead_letters(batch)) if batch.dead_values else None
         fwd = (
             asyncio.create_task(forward(self.producer, batch.forwards, self._stall, self.settings.write_retry_max_s))
@@ -320,23 +341,41 @@ class Consumer:
         stored = False
         try:
             while True:
-                if not lease.owns(partitions):
+                if not lease.owns(partitions, epoch):
                     self.fenced_batches += 1
-                    log.warning("%s: dropped a batch of partitions no longer assigned here", self.name)
+                    log.info("%s: dropped a batch fetched before the last rebalance; it is re-read", self.name)
                     return
+                owner = Ownership(
+                    holds=lambda: lease.holds(partitions, epoch),
+                    claim=Claim(self.settings.consumer_group, lease.token, tuple(sorted(lease.owned))),
+                    partitions=tuple(partitions),
+                )
                 try:
-                    result = await self.writer.store(batch.rows.values(), fence=lambda: lease.holds(partitions))
+                    result = await self.writer.store(batch.rows.values(), owner)
                     stored = True
                     break
+                except Superseded:
+                    # Another member claimed one of these partitions on the server after us:
+                    # we are not their owner whatever we were told. Write nothing more until
+                    # the group assigns us partitions again (positions reset from the commits).
+                    self.fenced_batches += 1
+                    log.warning("%s: a later owner claimed these partitions; rejoining the group", self.name)
+                    if lease.owns(partitions, epoch):
+                        lease.lost()
+                        rejoin(self._kafka)
+                    return
                 except Fenced:
                     # Still assigned, but no heartbeat answered lately: we may have been
                     # evicted. Wait for one and decide again (refreshing first), or until we
                     # learn we were evicted and drop the batch (above).
                     log.warning("%s: no heartbeat answered lately; holding a batch", self.name)
                     deadline = time.monotonic() + lease.valid_for
-                    while not lease.holds(partitions) and lease.owns(partitions) and time.monotonic() < deadline:
+                    while (
+                        not lease.holds(partitions, epoch) and lease.owns(partitions, epoch)
+                        and time.monotonic() < deadline
+                    ):  # fmt: skip
                         await asyncio.sleep(0.05)
-                    if self._stopping.is_set() and not lease.holds(partitions):
+                    if self._stopping.is_set() and not lease.holds(partitions, epoch):
                         return
                 except StorageError as exc:
                     m.write_failures.inc()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -37,18 +37,24 @@ def _pairs(tps: Iterable[TopicPartition]) -> list[tuple[str, int]]:
 
 
 class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: Member) -> None:
+    def __init__(self, owner: Member, drain_timeout_s: float = 30.0) -> None:
         self.owner = owner
+        self.drain_timeout_s = drain_timeout_s
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Nothing new is sent for the revoked partitions from here on: the batches waiting
+        are dropped unwritten (their records are re-read from the committed offsets by the
+        next owner), and only the insert already under way is waited for, at most
+        ``drain_timeout_s``. One that outlasts that is the next owner's to wait out on the
+        server (processors.fence)."""
         owner = self.owner
         if revoked and owner.evicted():
             # The coordinator dropped us (a pause, a partition): the partitions may be
-            # someone else's already. Write nothing more; the owners re-read.
+            # someone else's already.
             log.warning("%s was evicted from the group; dropping unwritten batches", owner.name)
             owner.lease.lost()
-        await owner.drain(timeout=30.0)
         owner.lease.released(_pairs(revoked))
+        await owner.drain(timeout=self.drain_timeout_s)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Covers a topic's partitions and its ``.routed`` topic's alike (ingest.routing):
@@ -65,26 +71,43 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def watch_heartbeats(kafka: AIOKafkaConsumer, lease: Lease, name: str) -> None:
-    """Renew the lease with every heartbeat the coordinator answers.
+    """Renew the lease with every heartbeat the coordinator answers as a plain success
+    in the generation this member is in.
 
     aiokafka keeps its heartbeats to itself, so this wraps its coordinator's one
     heartbeat call (a private name, checked here: without it the lease is renewed only
     by assignments and commits, and an idle member's writes wait for the next one).
+    aiokafka also counts "rebalance in progress" as a success (to keep heartbeating while
+    it rejoins); such an answer renews nothing here: the coordinator may complete that
+    rebalance without us and give our partitions away. aiokafka marks that answer by
+    asking to rejoin, and a generation change shows a join in between.
     """
     coordinator = getattr(kafka, "_coordinator", None)
     beat = getattr(coordinator, "_do_heartbeat", None)
-    if coordinator is None or beat is None:
+    if coordinator is None or beat is None or not hasattr(coordinator, "_rejoin_needed_fut"):
         log.warning("%s: cannot watch heartbeats (aiokafka changed?)", name)
         return
 
     async def heartbeat() -> bool:
-        sent = time.monotonic()
+        sent, generation = time.monotonic(), coordinator.generation
         ok = bool(await beat())
-        if ok:
+        if ok and current_member(coordinator, generation):
             lease.renew(sent)
         return ok
 
     coordinator._do_heartbeat = heartbeat
+
+
+def current_member(coordinator: Any, generation: int) -> bool:
+    """After a heartbeat aiokafka counted as a success: was it a plain one, in ``generation``?"""
+    return bool(coordinator.generation == generation and not coordinator._rejoin_needed_fut.done())
+
+
+def rejoin(kafka: AIOKafkaConsumer | None) -> None:
+    """Ask the coordinator for a new assignment (aiokafka's own call for it; private)."""
+    coordinator = getattr(kafka, "_coordinator", None)
+    if coordinator is not None and hasattr(coordinator, "request_rejoin"):
+        coordinator.request_rejoin()
 
 
 def evicted(kafka: AIOKafkaConsumer | None) -> bool:

@@ -67,6 +67,7 @@ class Batch:
     # (topic, key, value, partition) to forward to the .routed topics (ingest.routing)
     forwards: list[tuple[str, bytes, bytes, int]] = field(default_factory=list)
     parts: int = 1  # how many fetched batches this one stands for (see absorb)
+    epoch: int = 0  # the consumer's assignment it was fetched in (ingest.lease): written only in that one
 
     @property
     def partitions(self) -> list[tuple[str, int]]:
@@ -77,8 +78,10 @@ class Batch:
 
         Every insert writes a part, and a part costs ClickHouse ~10 ms of file work per
         projection however few its rows; a writer that fell behind catches up by writing
-        what waits as one part (docs/BENCHMARKS.md: freshness).
+        what waits as one part (docs/BENCHMARKS.md: freshness). Both must be of one epoch.
         """
+        if later.epoch != self.epoch:
+            raise ValueError("batches of two assignments cannot be stored as one")
         for schema, rows in later.rows.items():
             if schema in self.rows:
                 self.rows[schema].extend(rows)

@@ -22,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from processors.dedupe import DEFAULT_HORIZON_S, SPECS, TableDeduper
+from processors.fence import Claim, FenceConfig, Superseded, WriteFence
 from processors.filter_ring import DEFAULT_MEMORY_MB, MemoryBudget
 from processors.rows import RowSet
 from processors.store import ClickHouse, StorageError
@@ -56,11 +57,26 @@ def _token(table: str, rows: RowSet) -> str:
     return h.hexdigest()
 
 
-def _insert(client: Client, rows: RowSet) -> None:
+@dataclass(frozen=True)
+class Fencing:
+    """How one batch's insert is fenced (processors.fence): by whose claim, for which partitions."""
+
+    fence: WriteFence
+    claim: Claim
+    partitions: tuple[tuple[str, int], ...]
+
+
+def _insert(client: Client, rows: RowSet, fencing: Fencing | None = None) -> None:
     settings = {**_INSERT_SETTINGS, "insert_deduplication_token": _token(rows.table, rows)}
+
+    def send(block: bytes) -> None:
+        if fencing is None:
+            client.raw_insert(rows.spec.ingest, None, block, settings=settings, fmt="JSONEachRow")
+        else:
+            fencing.fence.insert(client, rows.spec.ingest, block, settings, fencing.claim, fencing.partitions)
+
     try:
-        block = b"\n".join(rows.payloads)
-        client.raw_insert(rows.spec.ingest, None, block, settings=settings, fmt="JSONEachRow")
+        send(b"\n".join(rows.payloads))
         return
     except DatabaseError as exc:
         if not _is_data_error(exc):
@@ -69,8 +85,7 @@ def _insert(client: Client, rows: RowSet) -> None:
         # re-encode the validated events canonically and insert those instead.
         log.warning("re-encoding a batch for %s: %s", rows.table, str(exc)[:200])
     encode = msgspec.json.encode  # dicts (pydantic path) and structs (fast path) alike
-    block = b"\n".join(encode(e) for e in rows.events())
-    client.raw_insert(rows.spec.ingest, None, block, settings=settings, fmt="JSONEachRow")
+    send(b"\n".join(encode(e) for e in rows.events()))
 
 
 def _is_data_error(exc: Exception) -> bool:
@@ -82,6 +97,16 @@ class Fenced(Exception):
     """The writer may no longer own what it was about to write; nothing more was inserted."""
 
 
+@dataclass(frozen=True)
+class Ownership:
+    """What a consumer hands the writer with a batch: the lease check (asked right before
+    each insert) and, where other processes write too, its claim on the server."""
+
+    holds: Callable[[], bool]
+    claim: Claim | None = None
+    partitions: tuple[tuple[str, int], ...] = ()
+
+
 class Writer:
     def __init__(
         self,
@@ -89,11 +114,17 @@ class Writer:
         horizon_s: float = DEFAULT_HORIZON_S,
         memory_mb: float = DEFAULT_MEMORY_MB,
         sole_writer: bool = False,
+        fence: FenceConfig | None = None,
     ) -> None:
         """``memory_mb``: the dedupe filters of all tables together (processors.filter_ring).
         ``sole_writer``: no other process can write this store (embedded chDB: one process
-        per data path), so nothing is read back before a decision (processors.dedupe)."""
+        per data path), so nothing is read back before a decision (processors.dedupe), and
+        no write fence is needed: this process's one writer lock orders every insert.
+        Otherwise every batch that comes with a claim is fenced (processors.fence)."""
         self.ch = ch
+        embedded = ch.dsn.startswith("chdb:")
+        self.fence = None if sole_writer else WriteFence(fence or FenceConfig(cluster=ch.cluster), embedded=embedded)
+        self._claimed: set[str] = set()  # claim tokens made on the server by this writer
         self.budget = MemoryBudget.of_mb(memory_mb)
         self.dedupers = {
             name: TableDeduper(spec, horizon_s, budget=self.budget, sole_writer=sole_writer)
@@ -124,18 +155,32 @@ class Writer:
         except Exception as exc:
             raise StorageError(f"dedupe refresh failed: {exc}") from exc
 
-    async def store(self, row_sets: Iterable[RowSet], fence: Callable[[], bool] | None = None) -> WriteResult:
-        """``fence``: asked right before each insert; False raises ``Fenced`` (see above)."""
+    async def store(self, row_sets: Iterable[RowSet], owner: Ownership | None = None) -> WriteResult:
+        """``owner.holds``: asked right before each insert; False raises ``Fenced``. With
+        ``owner.claim`` (and a fence), the claim is made on the server before the first
+        decision under it, and each insert is fenced by it: ``Superseded`` when a later
+        claim took one of ``owner.partitions``."""
         sets = [rs for rs in row_sets if len(rs) or rs.repeated]
-        result: WriteResult = await self.ch.run_in_thread(self._store_sync, sets, fence)
+        result: WriteResult = await self.ch.run_in_thread(self._store_sync, sets, owner)
         return result
 
-    def _store_sync(self, row_sets: list[RowSet], fence: Callable[[], bool] | None = None) -> WriteResult:
+    def _store_sync(self, row_sets: list[RowSet], owner: Ownership | None = None) -> WriteResult:
         started = time.perf_counter()
         stored: dict[str, int] = {}
         dups: dict[str, int] = {}
+        fencing = None
         with self._lock:
             client = self.ch.client
+            if self.fence is not None and owner is not None and owner.claim is not None:
+                fencing = Fencing(self.fence, owner.claim, owner.partitions)
+                if owner.claim.token not in self._claimed:
+                    if not owner.holds():
+                        raise Fenced("lease lost before claiming the partitions")
+                    try:  # before any decision under this claim: see processors.fence
+                        self.fence.claim(client, owner.claim)
+                    except Exception as exc:
+                        raise StorageError(f"claiming the partitions failed: {exc}") from exc
+                    self._claimed.add(owner.claim.token)
             for rows in row_sets:
                 dedupe = self.dedupers[rows.table]
                 try:
@@ -147,12 +192,14 @@ class Writer:
                 dups[rows.table] = len(rows) - len(keep) + rows.repeated
                 if not keep:
                     continue
-                if fence is not None and not fence():
+                if owner is not None and not owner.holds():
                     raise Fenced(f"lease lost before inserting into {rows.table}")
                 fresh = rows if len(keep) == len(rows) else rows.subset(keep)
                 dedupe.remember(fresh)
                 try:
-                    _insert(client, fresh)
+                    _insert(client, fresh, fencing)
+                except Superseded:
+                    raise
                 except Exception as exc:
                     raise StorageError(f"insert into {rows.table} failed: {exc}") from exc
                 stored[rows.table] = len(fresh)

@@ -48,6 +48,10 @@ SHARDING_COLUMNS: tuple[tuple[str, str], ...] = (
     ("firm_id", "cityHash64(firm_id)"),
 )
 SHARDING_OVERRIDES: dict[str, str] = {}
+# Tables replicated to every node and read locally, not sharded: the write fences
+# (processors.fence), which an insert's own check must read complete on whichever node
+# it reached (docs/DESIGN.md, "The write fence").
+EVERYWHERE_TABLES = frozenset({"write_fences"})
 
 # Session settings of every client in cluster mode (docs/DESIGN.md, "Exactly once on a
 # ClickHouse cluster", says why each).
@@ -129,6 +133,15 @@ class _Rewriter:
 
     def _create_table(self, m: re.Match[str]) -> list[str]:
         name, body, engine, args, rest = m["name"], m["body"], m["engine"], m["args"], m["rest"]
+        if name in EVERYWHERE_TABLES:
+            if not engine.endswith("MergeTree"):
+                raise ClusterSchemaError(f"table {name}: only a MergeTree can be replicated to every node")
+            extra = f", {args.strip()}" if args and args.strip() else ""
+            self.tables[name] = _Table(engine, "")
+            return [
+                f"CREATE TABLE IF NOT EXISTS {name} {self.on} ({body}) "
+                f"ENGINE = Replicated{engine}('{EVERYWHERE_PATH}', '{{replica}}'{extra}){rest}"
+            ]
         key = SHARDING_OVERRIDES.get(name) or _shard_key(name, body)
         local = name + LOCAL_SUFFIX
         if engine == "Null":

@@ -340,6 +340,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         # merges only horizontally (Summing, Aggregating) and those under 11 columns keep doing so.
         tuple(f"ALTER TABLE {table} MODIFY SETTING {VERTICAL_MERGE_SETTINGS}" for table in STORED_TABLES),
     ),
+    Migration(
+        9,
+        "write fences: which member of a consumer group last claimed each partition",
+        # processors.fence: a member claims its partitions here before it decides for them,
+        # and every insert of a member that writes beside others checks, inside its own
+        # statement, that the latest claim of each of its partitions is still its own. The
+        # latest claim wins (seq); a ReplacingMergeTree keeps one row per partition in the end,
+        # and argMax(token, seq) reads the right one before merges too. Tiny: a row per partition.
+        (
+            """
+CREATE TABLE IF NOT EXISTS write_fences (
+    consumer_group String,
+    topic          String,
+    partition      UInt32,
+    token          String,
+    seq            UInt64,
+    claimed_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = ReplacingMergeTree(seq) ORDER BY (consumer_group, topic, partition)
+""",
+        ),
+    ),
 )
 
 MIGRATIONS_TABLE = """

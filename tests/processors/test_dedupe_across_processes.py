@@ -20,7 +20,7 @@ from processors.batch import prepare
 from processors.dedupe import TableDeduper
 from processors.rows import ORDERS, RowSet
 from processors.store import ClickHouse
-from processors.writer import Writer
+from processors.writer import Ownership, Writer
 
 NOW = datetime.now(UTC)
 
@@ -97,7 +97,7 @@ async def test_a_zombie_that_decided_before_losing_its_partition_writes_nothing(
 
     deduper.select_new = stalls_after_deciding  # type: ignore[method-assign]
     k = order("e-k", "o-k")
-    zombie = asyncio.create_task(a.store(rows(k), fence=lambda: lease.holds([("orders", 0)])))
+    zombie = asyncio.create_task(a.store(rows(k), owner=Ownership(lambda: lease.holds([("orders", 0)]))))
     assert await asyncio.to_thread(decided.wait, 10)
     await asyncio.sleep(0.7)  # no heartbeat answered meanwhile: the session has run out
     await b.store(rows(k, order("e-l", "o-l")))
@@ -117,7 +117,7 @@ async def test_a_live_member_keeps_writing_while_its_lease_is_renewed(clickhouse
     for i in range(3):
         await asyncio.sleep(0.25)
         lease.renew(lease._clock())  # a heartbeat answered
-        await w.store(rows(order(f"e{i}", f"o{i}")), fence=lambda: lease.holds([("orders", 0)]))
+        await w.store(rows(order(f"e{i}", f"o{i}")), owner=Ownership(lambda: lease.holds([("orders", 0)])))
     assert sum((await steps(clickhouse)).values()) == 3
 
 

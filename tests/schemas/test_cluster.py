@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from schemas.cluster import (
+    EVERYWHERE_TABLES,
     LOCAL_SUFFIX,
     ClusterSchemaError,
     cluster_migrations,
@@ -87,6 +88,10 @@ def _assert_same_schema(migrations: tuple[Migration, ...]) -> None:
     cluster_engines = {name: (engine, full) for name, engine, full in cluster["tables"]}
     for table, cols in single_cols.items():
         if single_engines[table] == "MaterializedView" or table == "schema_migrations":
+            continue
+        if table in EVERYWHERE_TABLES:  # replicated to every node, read locally: no Distributed
+            assert cluster_cols[table] == cols and table + LOCAL_SUFFIX not in cluster_cols, table
+            assert cluster_engines[table][0] == single_engines[table], table
             continue
         if single_engines[table] == "View":  # a plain view reads the Distributed tables
             assert cluster_cols[table] == cols and cluster_engines[table][0] == "View", table
