@@ -61,7 +61,7 @@ class Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         the range assignor hands both partition p's over in the same rebalance."""
         owner = self.owner
         owner.lease.assigned(_pairs(assigned))
-        log.info("%s assigned %s", owner.name, sorted(_pairs(assigned)))
+        log.info("%s assigned %s, claim=%s", owner.name, sorted(_pairs(assigned)), owner.lease.token)
         # Before the first record of these partitions: learn what their previous owners
         # (and everyone else) stored. The writer also does so before every batch.
         try:

@@ -349,7 +349,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         # latest claim wins (seq); a ReplacingMergeTree keeps one row per partition in the end,
         # and argMax(token, seq) reads the right one before merges too. Tiny: a row per partition.
         (
-            """
+            f"""
 CREATE TABLE IF NOT EXISTS write_fences (
     consumer_group String,
     topic          String,
@@ -358,6 +358,7 @@ CREATE TABLE IF NOT EXISTS write_fences (
     seq            UInt64,
     claimed_at     DateTime64(3, 'UTC') DEFAULT now64(3)
 ) ENGINE = ReplacingMergeTree(seq) ORDER BY (consumer_group, topic, partition)
+SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTINGS}
 """,
         ),
     ),

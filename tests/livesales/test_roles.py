@@ -5,7 +5,6 @@ counts checked through the API against tests.reference's independent count."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +27,6 @@ from tests.livesales.roles_support import (
 from tests.reference import distinct_counts, encode, generate, stored_counts
 from tests.support.offsets import all_committed
 from tests.support.process import ClickHouseHTTPProcess
-
-
-@pytest.fixture
-def chhttp(tmp_path: Path) -> Iterator[ClickHouseHTTPProcess]:
-    with ClickHouseHTTPProcess(tmp_path / "chdata", log_path=tmp_path / "chhttp.log") as ch:
-        yield ch
-
-
-@pytest.fixture
-async def store(chhttp: ClickHouseHTTPProcess) -> AsyncIterator[ClickHouse]:
-    """The test's own look at the shared store, through the same HTTP endpoint."""
-    ch = ClickHouse(chhttp.dsn)
-    await ch.open()
-    yield ch
-    await ch.close()
 
 
 def key_of(event: dict[str, Any]) -> bytes:

@@ -5,12 +5,19 @@ same engine and gives each request one of them for its duration: queries of diff
 clients then run side by side as they would on a server. Session state (``USE``,
 ``SET``) lives on a handle, so each call sets exactly the settings its request asked
 for and resets the ones the previous request on that handle left behind.
+
+chDB has no ``input()`` table function, and its streaming insert refuses
+``INSERT ... SELECT``, so ``INSERT ... SELECT ... FROM input(structure) ... FORMAT fmt``
+followed by data (how a client filters its rows on the server as it inserts them) runs as
+the same statement over ``file()`` of the data, written to a temporary file.
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +27,12 @@ import chdb
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CODE = re.compile(r"Code: (\d+)")
 # An INSERT whose data follows its FORMAT clause (clickhouse-connect's inserts, all formats).
-_INSERT_WITH_DATA = re.compile(rb"^\s*(INSERT\s+INTO\s.*?)\bFORMAT\s+(\w+)[ \t]*(?:\r?\n)?", re.IGNORECASE | re.DOTALL)
+# Quoted literals are skipped whole, so a FORMAT word inside one (say in the message of a
+# throwIf in the WHERE of an INSERT ... SELECT) does not end the statement early.
+_INSERT_WITH_DATA = re.compile(
+    rb"^\s*(INSERT\s+INTO\s(?:'(?:\\.|[^'\\])*'|[^'])*?)\bFORMAT\s+(\w+)[ \t]*(?:\r?\n)?", re.IGNORECASE
+)
+_INPUT_FUNCTION = re.compile(r"\binput\s*\(", re.IGNORECASE)
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _RESULT_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESC", "DESCRIBE", "EXISTS", "EXPLAIN", "CHECK", "(")
 _LEADING_COMMENTS = re.compile(r"^(\s+|--[^\n]*\n|/\*.*?\*/)+", re.DOTALL)
@@ -132,7 +144,7 @@ class Engine:
             handle.prepare(st.database, st.settings)
             insert = split_insert(st.text)
             if insert is not None:
-                return self._insert(handle, *insert)
+                return self._insert(handle, *insert, st.params)
             sql = st.text.decode()
             started = time.perf_counter()
             result = handle.run(sql, st.default_format, st.params)
@@ -152,23 +164,47 @@ class Engine:
             self._free.put(handle)
 
     @staticmethod
-    def _insert(handle: _Handle, statement: str, fmt: str, data: bytes) -> Answer:
+    def _insert(handle: _Handle, statement: str, fmt: str, data: bytes, params: dict[str, str]) -> Answer:
         started = time.perf_counter()
-        try:
-            with handle.conn.send_insert(statement, fmt) as inserter:
-                if data and not data.isspace():
-                    inserter.append(data)
-                result = inserter.finish()
-        except Exception as exc:
-            raise _error(exc) from exc
+        if _INPUT_FUNCTION.search(statement):
+            rows, size = _insert_select_input(handle, statement, fmt, data, params)
+        else:
+            try:
+                with handle.conn.send_insert(statement, fmt) as inserter:
+                    if data and not data.isspace():
+                        inserter.append(data)
+                    result = inserter.finish()
+            except Exception as exc:
+                raise _error(exc) from exc
+            rows, size = int(result.rows_written), int(result.bytes_written)
         summary = {
             "read_rows": "0",
             "read_bytes": "0",
-            "written_rows": str(result.rows_written),
-            "written_bytes": str(result.bytes_written),
+            "written_rows": str(rows),
+            "written_bytes": str(size),
             "total_rows_to_read": "0",
             "result_rows": "0",
             "result_bytes": "0",
             "elapsed_ns": str(int((time.perf_counter() - started) * 1e9)),
         }
-        return Answer(b"", None, summary, rows_written=int(result.rows_written))
+        return Answer(b"", None, summary, rows_written=rows)
+
+
+def _insert_select_input(
+    handle: _Handle, statement: str, fmt: str, data: bytes, params: dict[str, str]
+) -> tuple[int, int]:
+    """Run ``INSERT ... SELECT ... FROM input(structure) ...`` over ``data``: (rows, bytes) written.
+
+    ``input(`` becomes ``file({__input_path:String}, 'fmt', `` on a temporary file holding
+    the data, its structure argument (a literal or a bound parameter) kept; the statement
+    runs as one, so an error in its WHERE (a throwIf) stores none of the rows, as on a server.
+    """
+    sql = _INPUT_FUNCTION.sub(lambda _: f"file({{__input_path:String}}, {_quote(fmt)}, ", statement)
+    fd, path = tempfile.mkstemp(prefix="chdb-http-input-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        result = handle.run(sql, params={**params, "__input_path": path})
+        return int(result.rows_written()), int(result.bytes_written())
+    finally:
+        os.unlink(path)

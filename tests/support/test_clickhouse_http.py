@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import clickhouse_connect
 import pytest
+from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
+from clickhouse_connect.driver.summary import QuerySummary
 
 from processors.batch import prepare
 from processors.store import ClickHouse, StorageError
@@ -153,3 +156,145 @@ async def test_a_late_answer_comes_after_the_insert_landed(server: ClickHouseHTT
     await wait_for(landed, timeout=5, what="the row to land")
     assert not pending.done()  # stored, and its client still waits for the answer
     await pending
+
+
+# -- the process list, KILL QUERY and INSERT ... SELECT FROM input(): what a write fence uses --
+
+
+@pytest.fixture
+def database(server: ClickHouseHTTPProcess) -> Iterator[str]:
+    """A fresh database for plain clickhouse-connect clients (no livesales store in it)."""
+    server.set_faults()
+    admin = connect(server)
+    name = f"t{time.monotonic_ns()}"
+    admin.command(f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        server.set_faults()
+        admin.command(f"DROP DATABASE {name}")
+        admin.close()
+
+
+def connect(server: ClickHouseHTTPProcess, database: str = "default") -> Client:
+    return clickhouse_connect.get_client(dsn=f"{server.dsn.rsplit('/', 1)[0]}/{database}", autogenerate_session_id=False)
+
+
+def listed(client: Client, prefix: str) -> list[str]:
+    """The ids of the queries in system.processes that start with ``prefix``, as the service asks."""
+    result = client.query(
+        "SELECT query_id FROM system.processes WHERE startsWith(query_id, {p:String}) ORDER BY query_id",
+        parameters={"p": prefix},
+    )
+    return [row[0] for row in result.result_rows]
+
+
+def insert_later(client: Client, table: str, query_id: str) -> asyncio.Future[Any]:
+    """An insert of one row under ``query_id``, sent from a thread: its future fails or answers."""
+    return asyncio.ensure_future(
+        asyncio.to_thread(
+            client.command, f"INSERT INTO {table} FORMAT JSONEachRow", data=b'{"a":1}\n', settings={"query_id": query_id}
+        )
+    )
+
+
+async def test_the_process_list_shows_a_waiting_insert_until_it_ran(server: ClickHouseHTTPProcess, database: str) -> None:
+    writer, watcher = connect(server, database), connect(server, database)
+    writer.command("CREATE TABLE procs_t (a UInt8) ENGINE = MergeTree ORDER BY a")
+    prefix = f"fence-{uuid.uuid4().hex}-"
+    server.set_faults(match="INSERT", delay_s=2)
+    pending = insert_later(writer, "procs_t", prefix + "1")
+
+    async def waiting() -> list[str]:
+        return await asyncio.to_thread(listed, watcher, prefix)
+
+    assert await wait_for(waiting, timeout=10, what="the delayed insert in system.processes") == [prefix + "1"]
+    await asyncio.wait_for(pending, 30)
+    assert listed(watcher, prefix) == []  # gone before its answer came
+    assert watcher.command("SELECT count() FROM procs_t") == 1
+
+    server.set_faults(match="INSERT", delay_after_s=2)  # ran at once, answered late: no longer listed
+    pending = insert_later(writer, "procs_t", prefix + "2")
+
+    async def landed() -> bool:
+        return await asyncio.to_thread(watcher.command, "SELECT count() FROM procs_t") == 2
+
+    await wait_for(landed, timeout=10, what="the second row to land")
+    assert listed(watcher, prefix) == []
+    assert not pending.done()
+    await asyncio.wait_for(pending, 30)
+
+
+async def test_kill_query_sync_cancels_a_waiting_insert(server: ClickHouseHTTPProcess, database: str) -> None:
+    writer, killer = connect(server, database), connect(server, database)
+    writer.command("CREATE TABLE kill_t (a UInt8) ENGINE = MergeTree ORDER BY a")
+    prefix = f"fence-{uuid.uuid4().hex}-"
+    killed = server.counts()["killed"]
+    server.set_faults(match="INSERT", delay_s=60)
+    pending = insert_later(writer, "kill_t", prefix + "1")
+
+    async def waiting() -> list[str]:
+        return await asyncio.to_thread(listed, killer, prefix)
+
+    await wait_for(waiting, timeout=10, what="the delayed insert in system.processes")
+    started = time.monotonic()
+    answer = killer.command(
+        "KILL QUERY WHERE query_id IN {ids:Array(String)} SYNC", parameters={"ids": [prefix + "1", prefix + "none"]}
+    )
+    assert prefix + "1" in str(answer) and "finished" in str(answer)
+    assert listed(killer, prefix) == []  # SYNC: answered once the insert left the list
+    with pytest.raises(DatabaseError, match="394") as refused:
+        await asyncio.wait_for(pending, 10)
+    assert "QUERY_WAS_CANCELLED" in str(refused.value)
+    assert time.monotonic() - started < 30  # woken, not waited out
+    server.set_faults()
+    assert killer.command("SELECT count() FROM kill_t") == 0
+    assert server.counts()["killed"] == killed + 1
+
+
+async def test_kill_query_async_by_one_id_and_unsupported_forms(server: ClickHouseHTTPProcess, database: str) -> None:
+    writer, killer = connect(server, database), connect(server, database)
+    writer.command("CREATE TABLE kill_async_t (a UInt8) ENGINE = MergeTree ORDER BY a")
+    prefix = f"fence-{uuid.uuid4().hex}-"
+    server.set_faults(match="INSERT", delay_s=60)
+    pending = insert_later(writer, "kill_async_t", prefix + "1")
+
+    async def waiting() -> list[str]:
+        return await asyncio.to_thread(listed, killer, prefix)
+
+    await wait_for(waiting, timeout=10, what="the delayed insert in system.processes")
+    answer = killer.command("KILL QUERY WHERE query_id = {id:String} ASYNC", parameters={"id": prefix + "1"})
+    assert prefix + "1" in str(answer) and "waiting" in str(answer)
+    with pytest.raises(DatabaseError, match="394"):
+        await asyncio.wait_for(pending, 10)
+    assert killer.command("KILL QUERY WHERE query_id = {id:String}", parameters={"id": prefix + "none"}) == ""
+    with pytest.raises(DatabaseError, match="NOT_IMPLEMENTED"):
+        killer.command("KILL QUERY WHERE user = 'livesales' SYNC")
+    server.set_faults()
+    assert killer.command("SELECT count() FROM kill_async_t") == 0
+
+
+def test_insert_select_from_input_filters_on_the_server(server: ClickHouseHTTPProcess, database: str) -> None:
+    """A throwIf in the WHERE fences the insert: all rows stored, or none and code 395."""
+    client = connect(server, database)
+    client.command("CREATE TABLE fenced_t (a UInt32, s String) ENGINE = MergeTree ORDER BY a")
+    sql = (
+        "INSERT INTO fenced_t SETTINGS async_insert = 0 SELECT * FROM input({s:String}) "
+        "WHERE throwIf({x:UInt8} = 1, 'fenced, no FORMAT here') = 0 FORMAT JSONEachRow"
+    )
+    structure = "a UInt32, s String"
+    inserted = server.counts()["inserted_rows"]
+    summary = client.command(
+        sql, parameters={"s": structure, "x": 0}, data=b'{"a":1,"s":"x"}\n{"a":2,"s":"y"}\n',
+        settings={"query_id": f"fence-{uuid.uuid4().hex}"},
+    )  # fmt: skip
+    assert isinstance(summary, QuerySummary) and summary.written_rows == 2
+    assert server.counts()["inserted_rows"] == inserted + 2
+    with pytest.raises(DatabaseError, match="395") as refused:
+        client.command(sql, parameters={"s": structure, "x": 1}, data=b'{"a":3,"s":"z"}\n')
+    assert "fenced" in str(refused.value)
+    assert client.query("SELECT a, s FROM fenced_t ORDER BY a").result_rows == [(1, "x"), (2, "y")]
+    client.command("CREATE TABLE fenced_null (a UInt32, s String) ENGINE = Null")
+    literal = sql.replace("fenced_t", "fenced_null").replace("{s:String}", f"'{structure}'")
+    nulled = client.command(literal, parameters={"x": 0}, data=b'{"a":4,"s":"w"}\n')
+    assert isinstance(nulled, QuerySummary) and nulled.written_rows == 1

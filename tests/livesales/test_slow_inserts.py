@@ -1,0 +1,155 @@
+"""Exactly once when ClickHouse is slow (docs/DESIGN.md, "Zombies and slow inserts").
+
+``livesales consume`` processes on the real broker share one ClickHouse over HTTP
+(tests.support's chDB-backed server) whose every data insert runs 9 s after it arrived,
+as an overloaded server, a quorum or a Distributed insert would. A consumer is stopped
+past its session, killed, or restarted while such an insert is in flight; its successor
+takes the partitions over and re-reads the same records. Before the write fence, the
+successor decided while the old insert was still running and both landed: whole batches
+stored twice. Counts are checked against tests.reference's independent count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from livesales.settings import Settings
+from processors.store import ClickHouse
+from tests.conftest import wait_for
+from tests.livesales.roles_support import Role, gather_stop, role_env, wait_assigned, write_tokens
+from tests.livesales.test_roles import assert_stored_once, produce
+from tests.reference import generate
+from tests.support.offsets import all_committed
+from tests.support.process import ClickHouseHTTPProcess
+
+pytestmark = pytest.mark.slow
+
+SLOW_S = 9.0
+# Only the data inserts are slow (they read the batch from input()); claims and look-ups are not.
+SLOW_INSERTS = {"match": "FROM input(", "delay_s": SLOW_S}
+_CLAIM = re.compile(r"claim=([0-9a-f]+\.\d+)")
+
+
+def env_for(topics: Settings, ch: ClickHouseHTTPProcess, tmp_path: Path) -> dict[str, str]:
+    return role_env(
+        topics, ch, write_tokens(tmp_path / "tokens.json"),
+        LIVESALES_BATCH_MAX_RECORDS="200", LIVESALES_VALIDATION_PROCESSES="0",
+    )  # fmt: skip
+
+
+async def running_inserts_of(store: ClickHouse, role: Role) -> int:
+    """How many of ``role``'s data inserts the server is running now (its latest claim)."""
+    tokens = _CLAIM.findall(role.text())
+    if not tokens:
+        return 0
+    rows = await store.query(
+        "SELECT count() AS n FROM system.processes WHERE position(query_id, {t:String}) > 0",
+        {"t": f"-{tokens[-1]}-"},
+    )
+    return int(rows[0]["n"])
+
+
+async def two_consumers(env: dict[str, str], tmp_path: Path) -> tuple[Role, Role]:
+    a = Role("consume", env, tmp_path / "a.log").start()
+    b = Role("consume", env, tmp_path / "b.log").start()
+    await asyncio.gather(a.wait_ready(), b.wait_ready())
+    await asyncio.gather(wait_assigned(a), wait_assigned(b))
+    return a, b
+
+
+async def test_a_consumer_stopped_past_its_session_with_a_slow_insert_in_flight_doubles_nothing(
+    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+) -> None:
+    """SIGSTOP while its 9 s insert runs, for longer than its session (6 s): the group
+    gives its partitions to the other process, which re-reads the uncommitted batch. The
+    old insert is still running on the server: the new owner must wait it out (or have it
+    fail its own check) before deciding. Then SIGCONT: the zombie writes nothing more."""
+    a, b = await two_consumers(env_for(topics, chhttp, tmp_path), tmp_path)
+    try:
+        chhttp.set_faults(**SLOW_INSERTS)
+        events = generate(n_orders=200, seed=41)
+        await produce(topics, events)
+        await wait_for(lambda: running_inserts_of(store, a), timeout=60, what="an insert of A running")
+        assert a.proc is not None
+        claims = _claims(b)
+        a.proc.send_signal(signal.SIGSTOP)
+        try:  # A stays stopped until B has taken its partitions over
+            await wait_for(lambda: _more_claims(b, claims), timeout=60, what="B assigned A's partitions")
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        await wait_for(lambda: all_committed(topics), timeout=240, what="every offset committed")
+        chhttp.set_faults()
+        await assert_stored_once(store, events)
+    finally:
+        chhttp.set_faults()
+        codes = await gather_stop(a, b)
+    assert codes == [0, 0], a.text()[-3000:] + b.text()[-3000:]
+
+
+async def test_a_consumer_killed_with_a_slow_insert_in_flight_doubles_nothing(
+    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+) -> None:
+    """SIGKILL while its insert runs: the server goes on running it after the client is
+    gone (as ClickHouse does with an insert whose data it has), and it would land after the
+    successor decided. Restart the killed one too, as a supervisor would."""
+    env = env_for(topics, chhttp, tmp_path)
+    a, b = await two_consumers(env, tmp_path)
+    try:
+        chhttp.set_faults(**SLOW_INSERTS)
+        events = generate(n_orders=200, seed=43)
+        await produce(topics, events)
+        await wait_for(lambda: running_inserts_of(store, a), timeout=60, what="an insert of A running")
+        claims = _claims(b)
+        a.kill()
+        await wait_for(lambda: _more_claims(b, claims), timeout=60, what="B assigned A's partitions")
+        a.start()
+        await wait_for(lambda: all_committed(topics), timeout=240, what="every offset committed")
+        chhttp.set_faults()
+        await assert_stored_once(store, events)
+    finally:
+        chhttp.set_faults()
+        codes = await gather_stop(a, b)
+    assert codes == [0, 0], a.text()[-3000:] + b.text()[-3000:]
+
+
+async def test_a_rolling_restart_under_slow_inserts_doubles_nothing(
+    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+) -> None:
+    """Every deploy: each consumer SIGTERMed in turn and started again while events flow
+    and every insert takes 9 s. Each SIGTERM makes the others revoke with slow inserts in
+    flight, the case where a draining member kept renewing its lease on "rebalance in
+    progress" answers and wrote after its partitions had moved."""
+    env = env_for(topics, chhttp, tmp_path)
+    a, b = await two_consumers(env, tmp_path)
+    try:
+        chhttp.set_faults(**SLOW_INSERTS)
+        events = generate(n_orders=300, seed=47)
+        third = len(events) // 3
+        await produce(topics, events[:third])
+        for role in (a, b):
+            await wait_for(lambda r=role: running_inserts_of(store, r), timeout=60, what="an insert running")
+            assert await asyncio.to_thread(role.stop) == 0, role.text()[-3000:]
+            role.start()
+            await role.wait_ready()
+            await produce(topics, events[third : 2 * third] if role is a else events[2 * third :])
+        await wait_for(lambda: all_committed(topics), timeout=240, what="every offset committed")
+        chhttp.set_faults()
+        await assert_stored_once(store, events)
+    finally:
+        chhttp.set_faults()
+        codes = await gather_stop(a, b)
+    assert codes == [0, 0], a.text()[-3000:] + b.text()[-3000:]
+
+
+def _claims(role: Role) -> int:
+    """How many assignments the process logged (each with its claim)."""
+    return len(_CLAIM.findall(role.text()))
+
+
+async def _more_claims(role: Role, than: int) -> bool:
+    return _claims(role) > than
