@@ -180,6 +180,8 @@ class Writer:
                         self.fence.claim(client, owner.claim)
                     except Exception as exc:
                         raise StorageError(f"claiming the partitions failed: {exc}") from exc
+                    if len(self._claimed) >= 256:  # old epochs' tokens: bounded (a re-claim is harmless)
+                        self._claimed.clear()
                     self._claimed.add(owner.claim.token)
             for rows in row_sets:
                 dedupe = self.dedupers[rows.table]

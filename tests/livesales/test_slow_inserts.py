@@ -11,14 +11,17 @@ stored twice. Counts are checked against tests.reference's independent count.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from livesales.settings import Settings
+from processors.placement import partitions_for
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.livesales.roles_support import Role, gather_stop, role_env, wait_assigned, write_tokens
@@ -30,9 +33,29 @@ from tests.support.process import ClickHouseHTTPProcess
 pytestmark = pytest.mark.slow
 
 SLOW_S = 9.0
+# Longer than the group takes to hand a stopped member's partitions over (Tansu: 4.4-11 s),
+# so the successor's first decision always comes while the old insert is still running.
+SLOWER_S = 15.0
+PARTITIONS = 4  # the test topics' (tests/conftest.py)
 # Only the data inserts are slow (they read the batch from input()); claims and look-ups are not.
 SLOW_INSERTS = {"match": "FROM input(", "delay_s": SLOW_S}
 _CLAIM = re.compile(r"claim=([0-9a-f]+\.\d+)")
+
+
+_ASSIGNED = re.compile(r"assigned (\[.*?\]), claim=")
+
+
+def on_partitions_of(role: Role, topics: Settings, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The order events whose routing key (order_id) lands on ``role``'s latest assignment.
+
+    So the other consumer has nothing to store when it takes these partitions over: it
+    rejoins at once, its new owner's first decision comes while the stopped one's insert
+    is still running on the server — the race the write fence closes. (A busy successor
+    would itself drain a 9 s insert first, and miss the race.)"""
+    owned = {p for t, p in ast.literal_eval(_ASSIGNED.findall(role.text())[-1]) if t == topics.topic_orders}
+    orders = [e for e in events if e["schema"] == "order.v1"]
+    where = partitions_for([str(e["order_id"]).encode() for e in orders], PARTITIONS)
+    return [e for e, p in zip(orders, where.tolist(), strict=True) if p in owned]
 
 
 def env_for(topics: Settings, ch: ClickHouseHTTPProcess, tmp_path: Path) -> dict[str, str]:
@@ -71,8 +94,8 @@ async def test_a_consumer_stopped_past_its_session_with_a_slow_insert_in_flight_
     fail its own check) before deciding. Then SIGCONT: the zombie writes nothing more."""
     a, b = await two_consumers(env_for(topics, chhttp, tmp_path), tmp_path)
     try:
-        chhttp.set_faults(**SLOW_INSERTS)
-        events = generate(n_orders=200, seed=41)
+        chhttp.set_faults(**{**SLOW_INSERTS, "delay_s": SLOWER_S})
+        events = on_partitions_of(a, topics, generate(n_orders=400, seed=41))
         await produce(topics, events)
         await wait_for(lambda: running_inserts_of(store, a), timeout=60, what="an insert of A running")
         assert a.proc is not None
@@ -100,8 +123,8 @@ async def test_a_consumer_killed_with_a_slow_insert_in_flight_doubles_nothing(
     env = env_for(topics, chhttp, tmp_path)
     a, b = await two_consumers(env, tmp_path)
     try:
-        chhttp.set_faults(**SLOW_INSERTS)
-        events = generate(n_orders=200, seed=43)
+        chhttp.set_faults(**{**SLOW_INSERTS, "delay_s": SLOWER_S})
+        events = on_partitions_of(a, topics, generate(n_orders=400, seed=43))
         await produce(topics, events)
         await wait_for(lambda: running_inserts_of(store, a), timeout=60, what="an insert of A running")
         claims = _claims(b)
