@@ -57,6 +57,9 @@ from processors.writer import Fenced, Ownership, Writer
 log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 2
+# A stop stores and commits what was fetched within this long (docs/RELIABILITY.md: a
+# SIGTERM ends the process within 5 s in any state; Kubernetes' grace is 30 s).
+STOP_GRACE_S = 3.0
 
 
 class Consumer:
@@ -160,21 +163,45 @@ class Consumer:
             asyncio.create_task(self._write_loop(), name=f"{self.name}-write"),
         ]
 
-    async def stop(self) -> None:
-        """Stop fetching, store and commit what was fetched, then leave the group."""
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop fetching, store and commit what was fetched, then leave the group: each
+        step within what is left of ``grace_s``, whatever is away (a frozen broker, a
+        ClickHouse that fails every insert). What is not stored and committed by then is
+        given up, not lost: the next owner of its partitions reads it again."""
         self._stopping.set()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+
+        def left() -> float:
+            return max(0.1, deadline - loop.time())
+
         if self._tasks:
             fetch, write = self._tasks
-            await fetch
-            await self._validated()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout=30.0)
-            write.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(fetch), left())  # getmany returns within its wait
+            fetch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await write
+                await fetch
+            try:
+                await asyncio.wait_for(self._validated(), left())
+                await asyncio.wait_for(self._queue.join(), left())
+            except TimeoutError:
+                log.warning(
+                    "%s: stopping with %d batch(es) not stored or committed (%s); they will be re-read",
+                    self.name, self._queue.qsize() + len(self._validating) + 1, self.stall_reason or "slow",
+                )  # fmt: skip
+            for task in (write, *self._validating):
+                task.cancel()
+            for task in (write, *self._validating):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._kafka is not None:
-            with contextlib.suppress(KafkaError):
-                await self._kafka.stop()
+            # Leaving the group asks the coordinator; a frozen one never answers, and then
+            # the group notices our absence after the session timeout instead.
+            try:
+                await asyncio.wait_for(self._kafka.stop(), max(left(), 1.0))
+            except (TimeoutError, KafkaError) as exc:
+                log.warning("%s: left the group without the coordinator's answer (%r)", self.name, exc)
         self.subscribed = False
 
     async def kill(self) -> None:
