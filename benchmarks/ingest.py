@@ -381,6 +381,10 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.channels import bench_channels
 
         await bench_channels(args)
+    elif args.which == "chaos":
+        from benchmarks.chaos import bench_chaos
+
+        await bench_chaos(args)
     elif args.which == "live":
         from benchmarks.live import bench_live
 

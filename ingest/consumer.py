@@ -369,7 +369,7 @@ class Consumer:
         try:
             while True:
                 if not lease.owns(partitions, epoch):
-                    self.fenced_batches += 1
+                    self._dropped()
                     log.info("%s: dropped a batch fetched before the last rebalance; it is re-read", self.name)
                     return
                 owner = Ownership(
@@ -385,7 +385,7 @@ class Consumer:
                     # Another member claimed one of these partitions on the server after us:
                     # we are not their owner whatever we were told. Write nothing more until
                     # the group assigns us partitions again (positions reset from the commits).
-                    self.fenced_batches += 1
+                    self._dropped()
                     log.warning("%s: a later owner claimed these partitions; rejoining the group", self.name)
                     if lease.owns(partitions, epoch):
                         lease.lost()
@@ -468,6 +468,17 @@ class Consumer:
         except (CommitFailedError, KafkaError, IllegalStateError) as exc:
             # Stored but not committed: the next owner re-reads it and dedupe drops it.
             log.warning("%s: commit failed (%s); batch will be re-read and deduplicated", self.name, exc)
+
+    def _dropped(self) -> None:
+        """A batch given up unwritten (its partitions moved): a storage failure it met says
+        nothing of the next batch, so fetching must not stay paused for it (a stall is set
+        again by the next failure). Kept paused, a member assigned partitions right after
+        such a failure fetched nothing from them."""
+        self.fenced_batches += 1
+        if self.stalled:
+            log.info("%s: a batch given up after a storage failure; fetching again", self.name)
+        self.stalled = False
+        self._clear_stall()
 
     def _stall(self, why: str) -> None:
         if not self.stalled:

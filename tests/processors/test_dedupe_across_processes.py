@@ -53,14 +53,6 @@ async def steps(ch: ClickHouse) -> dict[tuple[str, str], int]:
     return {(r["order_id"], r["s"]): r["n"] for r in found}
 
 
-@pytest.fixture
-async def two_writers(clickhouse: ClickHouse) -> tuple[Writer, Writer]:
-    a, b = Writer(clickhouse), Writer(clickhouse)
-    await a.open()
-    await b.open()  # B loads on the empty store, before A stores anything
-    return a, b
-
-
 async def test_new_owner_re_reading_a_stored_step_with_a_new_one_counts_each_once(
     clickhouse: ClickHouse, two_writers: tuple[Writer, Writer]
 ) -> None:

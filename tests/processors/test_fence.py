@@ -9,7 +9,7 @@ import pytest
 from processors.fence import Claim, Superseded
 from processors.store import ClickHouse
 from processors.writer import Ownership, Writer
-from tests.processors.test_dedupe_across_processes import order, rows, steps, two_writers  # noqa: F401 - a fixture
+from tests.processors.test_dedupe_across_processes import order, rows, steps
 
 P0, P1 = ("orders", 0), ("orders", 1)
 
