@@ -381,6 +381,10 @@ async def run_bench(args: argparse.Namespace) -> None:
         from benchmarks.channels import bench_channels
 
         await bench_channels(args)
+    elif args.which == "fence":
+        from benchmarks.fence import bench_fence
+
+        await bench_fence(args)
     elif args.which == "chaos":
         from benchmarks.chaos import bench_chaos
 

@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
     benches = ["ingest", "api", "stages", "analytics", "live", "procs", "recovery", "startup", "refresh", "soak"]
-    benches += ["channels", "merges", "validation-heap", "chaos"]
+    benches += ["channels", "merges", "validation-heap", "chaos", "fence"]
     bench.add_argument("which", choices=benches)
     bench.add_argument(
         "--events", type=int, default=None,
@@ -163,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        help="soak: seconds between samples (30, or a twelfth of a shorter run)")  # fmt: skip
     bench.add_argument("--requests", type=int, default=200, help="channels: requests per case")
     bench.add_argument("--batches", default="1000,700,20000,1200", help="validation-heap: batch sizes, repeated")
-    bench.add_argument("--rounds", type=int, default=200, help="validation-heap: batches to validate")
+    bench.add_argument("--rounds", type=int, default=200, help="validation-heap: batches; fence: inserts each way")
+    bench.add_argument("--batch-rows", type=int, default=2_000, help="fence: order events per insert")
     bench.add_argument("--domestic", action="store_true", help="analytics: domestic pivots, rows vs sums")
     bench.add_argument("--runs", type=int, default=3, help="chaos: runs, each with its own seed (--seed, +1, ...)")
     bench.add_argument("--seed", type=int, default=1, help="chaos: the first run's seed (events and fault plan)")

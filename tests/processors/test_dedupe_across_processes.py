@@ -21,6 +21,7 @@ from processors.dedupe import TableDeduper
 from processors.rows import ORDERS, RowSet
 from processors.store import ClickHouse
 from processors.writer import Ownership, Writer
+from tests.ingest.test_lease import Clock
 
 NOW = datetime.now(UTC)
 
@@ -75,7 +76,8 @@ async def test_a_zombie_that_decided_before_losing_its_partition_writes_nothing(
     from ingest.lease import Lease
 
     a, b = two_writers
-    lease = Lease(session_timeout_s=0.6, margin_s=0.2)
+    clock = Clock()
+    lease = Lease(session_timeout_s=6, margin_s=2, clock=clock)
     lease.assigned([("orders", 0)])
     decided, wake = threading.Event(), threading.Event()
     deduper = a.dedupers["order_steps"]
@@ -91,7 +93,7 @@ async def test_a_zombie_that_decided_before_losing_its_partition_writes_nothing(
     k = order("e-k", "o-k")
     zombie = asyncio.create_task(a.store(rows(k), owner=Ownership(lambda: lease.holds([("orders", 0)]))))
     assert await asyncio.to_thread(decided.wait, 10)
-    await asyncio.sleep(0.7)  # no heartbeat answered meanwhile: the session has run out
+    clock.now += 7  # no heartbeat answered meanwhile: the session has run out
     await b.store(rows(k, order("e-l", "o-l")))
     wake.set()
     with pytest.raises(Exception, match="lease"):
@@ -104,11 +106,12 @@ async def test_a_live_member_keeps_writing_while_its_lease_is_renewed(clickhouse
 
     w = Writer(clickhouse)
     await w.open()
-    lease = Lease(session_timeout_s=0.6, margin_s=0.2)
+    clock = Clock()
+    lease = Lease(session_timeout_s=6, margin_s=2, clock=clock)
     lease.assigned([("orders", 0)])
     for i in range(3):
-        await asyncio.sleep(0.25)
-        lease.renew(lease._clock())  # a heartbeat answered
+        clock.now += 2.5  # past the lease (4 s) in all but the first round, but for:
+        lease.renew(clock.now - 0.1)  # a heartbeat answered
         await w.store(rows(order(f"e{i}", f"o{i}")), owner=Ownership(lambda: lease.holds([("orders", 0)])))
     assert sum((await steps(clickhouse)).values()) == 3
 
