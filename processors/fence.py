@@ -157,6 +157,10 @@ class WriteFence:
                 self.killed += len(waiting)
                 killed = True
                 log.warning("killed %d insert(s) of earlier owners past %.0f s", len(waiting), self.config.patience_s)
+            elif killed and self.clock() - started >= 3 * self.config.patience_s:
+                # Killed and still listed: the claim fails (the writer retries it, from a
+                # new claim), so a consumer is never stuck here past its own revocation.
+                raise TimeoutError(f"{len(waiting)} insert(s) of earlier owners still running after KILL")
             time.sleep(self.config.poll_s)
             waiting = self._running(client, "initial_query_id IN {ids:Array(String)}", {"ids": waiting})
 
