@@ -16,10 +16,11 @@ import api.routes.alerts as alert_routes
 import api.routes.labels as label_routes
 from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
 from api.channel_snapshot import CHANNEL_SNAPSHOTS, ChannelSnapshots, channel_snapshots_ctx
-from api.context import HEALTH, METRICS, PUBLISHER, READY, SETTINGS, STORE
+from api.context import HEALTH, METRICS, PIVOT_LIMITS, PUBLISHER, READY, SETTINGS, STORE
 from api.errors import Handler, json_errors
 from api.live_hub import LiveHub
 from api.openapi import openapi_json
+from api.queries.pivot_limits import LIMITS, PivotLimits
 from api.routes import channels, events, health, live, pivot, regions
 from api.routes.dashboard import add_dashboard
 from api.summary_cache import SUMMARIES, SummaryReads
@@ -55,6 +56,7 @@ def create_app(
     is_ready: Callable[[], bool],
     live_hub: LiveHub | None = None,
     readiness: Health | None = None,
+    pivot_limits: PivotLimits = LIMITS,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_timing(metrics), json_errors],  # type: ignore[list-item]
@@ -66,6 +68,7 @@ def create_app(
     app[PUBLISHER] = publisher
     app[READY] = is_ready
     app[HEALTH] = readiness  # per-component readiness (livesales.health); None: is_ready alone
+    app[PIVOT_LIMITS] = pivot_limits  # cells, seconds, groups, memory per pivot request
     app[TOKENS] = TokenStore.load(settings.api_tokens_file)
     app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
     app[live.HUB] = live_hub or LiveHub(store, settings, metrics)

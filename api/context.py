@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from api.queries.pivot_limits import PivotLimits
 from ingest.producer import Producer
 from livesales.health import Health
 from livesales.metrics import Metrics
@@ -20,6 +21,7 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 PUBLISHER: web.AppKey[Producer | None] = web.AppKey("publisher")
 READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 HEALTH: web.AppKey[Health | None] = web.AppKey("health")
+PIVOT_LIMITS: web.AppKey[PivotLimits] = web.AppKey("pivot_limits", PivotLimits)  # what one pivot may cost
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

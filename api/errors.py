@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -24,16 +25,21 @@ _CODES = {
 class ApiError(Exception):
     """Raised inside handlers; the middleware turns it into a JSON error response."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None,
+                 details: dict[str, Any] | None = None):  # fmt: skip
         super().__init__(message)
         self.status = status
         self.code = code or _CODES.get(status, "error")
         self.message = message
         self.headers = headers or {}
+        self.details = details or {}  # more fields of the error object, e.g. a pivot's limit
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, details: dict[str, Any] | None = None
+) -> web.Response:
+    body = {"error": {"code": code, "message": message, **(details or {})}}
+    return json_response(body, status=status, headers=headers)
 
 
 @web.middleware
@@ -41,7 +47,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -26,6 +26,15 @@ def _obj(props: dict[str, Any]) -> dict[str, Any]:
 
 
 ERROR = _obj({"error": _obj({"code": _STR, "message": _STR})})
+# A pivot over a limit (api.queries.pivot_limits): code too_large (400) or timeout (503),
+# the limit with its figure, and the message in Chinese for screens; not required, as a
+# bad parameter's 400 has neither.
+_LIMIT = _obj({
+    "name": {"enum": ["cells", "groups", "memory", "seconds"]}, "max": {"type": "number"},
+    "estimate": {"type": ["integer", "null"], "description": "the request's cells, when counted"},
+})  # fmt: skip
+_PIVOT_ERROR = _obj({"code": _STR, "message": _STR, "message_zh": _STR, "limit": _LIMIT})
+PIVOT_ERROR = _obj({"error": {**_PIVOT_ERROR, "required": ["code", "message"]}})
 CHANNEL = _obj({
     "channel_id": _STR, "platform": _STR, "district": _NSTR, "township": _NSTR, "paid_orders": _INT,
     "gmv_fen": _INT, "first_event_at": _TIME, "last_event_at": _TIME,
@@ -142,6 +151,13 @@ def build_spec() -> dict[str, Any]:
     pivot_ok = _json(PIVOT)
     pivot_ok["content"]["text/csv"] = {"schema": {"type": "string"}}
     pivot_ok["content"][XLSX] = {"schema": {"type": "string", "format": "binary"}}
+    pivot_op = _op("pivot a dataset; a request over what one may cost (cells per format, seconds, groups, "
+                   "memory) answers too_large (400) or timeout (503), naming the limit and how to narrow it",
+                   pivot_ok, pivot_params, authed)  # fmt: skip
+    pivot_op["responses"] |= {
+        "400": _json(PIVOT_ERROR, "a bad parameter, or over a limit"),
+        "503": _json(PIVOT_ERROR, "timed out, or storage unavailable"),
+    }
     return {
         "openapi": "3.1.0",
         "info": {"title": "livesales", "version": "1", "description": "Live-stream sales, exactly counted."},
@@ -173,7 +189,7 @@ def build_spec() -> dict[str, Any]:
                 "Server-Sent Events: 'update' events carrying {summary, minutes} whenever the channel changes",
                 {"description": "event stream", "content": {"text/event-stream": {"schema": _STR}}},
                 [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404, 503))},
-            "/v1/pivot": {"get": _op("pivot a dataset", pivot_ok, pivot_params, authed)},
+            "/v1/pivot": {"get": pivot_op},
             "/v1/channels/{channel_id}/alerts": {"get": _op(
                 "alert episodes of one channel along its clock, newest first (at most 100)", _json(ALERTS),
                 [CHANNEL_PARAM, *TIME_PARAMS[2:]], (*authed, 404))},

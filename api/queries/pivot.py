@@ -3,7 +3,8 @@
 One query per pivot: GROUPING SETS compute the cells, the row totals, the column totals
 and the grand total in a single scan, and ``group_by_use_nulls`` marks the dimensions a
 set rolls up (no stored dimension is ever NULL), so totals stay right for measures that
-do not add up, like ``firms_with_sales``.
+do not add up, like ``firms_with_sales``. Every query runs through
+``pivot_limits.limited_query``: what one request may cost is bounded inside ClickHouse.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from api.auth import Scope
 from api.params import TimeParams
 from api.queries import domestic
+from api.queries.pivot_limits import LIMITS, PivotLimits, Shape, limited_query
 from api.queries.scope import channel_scope, region_condition
 from processors.store import ClickHouse
 
@@ -108,6 +110,10 @@ class PivotRequest:
     rows: tuple[str, ...]
     cols: tuple[str, ...]
     measure: str
+    fmt: str = "json"  # json, csv or xlsx: each has its cap on cells (PivotLimits)
+
+    def shape(self) -> Shape:
+        return Shape(self.rows, self.cols, DATASETS[self.dataset].dims, self.fmt)
 
 
 def _key(value: Any) -> Any:
@@ -145,7 +151,7 @@ def _minute_aligned(t: datetime | None) -> bool:
 
 
 async def _orders_cells(
-    ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams
+    ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams, limits: PivotLimits
 ) -> dict[tuple[tuple[Any, ...], tuple[Any, ...]], int]:
     ds = DATASETS["orders"]
     dims = [*req.rows, *req.cols]
@@ -175,7 +181,8 @@ async def _orders_cells(
     """  # noqa: S608 - every name comes from the whitelists above; values are bound
     lo, hi = tp.bounds()
     acc: dict[tuple[Any, ...], dict[str, list[int]]] = {}
-    for r in await ch.query(sql, {"lo": lo, "hi": hi, "off": tp.offset_seconds, **params}):
+    params = {"lo": lo, "hi": hi, "off": tp.offset_seconds, **params}
+    for r in await limited_query(ch, sql, params, req.shape(), limits):
         key = tuple(r[f"d{i}"] for i in range(len(dims)))
         per_status = acc.setdefault(key, {s: [0, 0, 0, 0] for s in ("paid", "created", "refunded")})
         per_status[r["st"]] = [int(r["n"]), int(r["amount"]), int(r["u"]), int(r["w"])]
@@ -200,9 +207,12 @@ async def firm_names(ch: ClickHouse, firm_ids: list[str]) -> dict[str, str]:
     return {r["firm_id"]: r["name"] for r in rows}
 
 
-async def run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams) -> dict[str, Any]:
-    """The contract's pivot answer; with ``firm_id`` among the dimensions, also its names."""
-    result = await _run_pivot(ch, req, scope, tp)
+async def run_pivot(
+    ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams, limits: PivotLimits = LIMITS
+) -> dict[str, Any]:
+    """The contract's pivot answer; with ``firm_id`` among the dimensions, also its names.
+    Raises ``pivot_limits.PivotRefused`` when the request is over ``limits``."""
+    result = await _run_pivot(ch, req, scope, tp, limits)
     dims = [*req.rows, *req.cols]
     if req.dataset == "domestic_sales" and "firm_id" in dims:
         i = dims.index("firm_id")
@@ -212,9 +222,11 @@ async def run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimePar
     return result
 
 
-async def _run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams) -> dict[str, Any]:
+async def _run_pivot(
+    ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams, limits: PivotLimits
+) -> dict[str, Any]:
     if req.dataset == "orders":
-        linear = await _orders_cells(ch, req, scope, tp)
+        linear = await _orders_cells(ch, req, scope, tp, limits)
         return shape(req, linear, *_add_up(linear))
     ds = DATASETS[req.dataset]
     dims = [*req.rows, *req.cols]
@@ -224,11 +236,17 @@ async def _run_pivot(ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimePa
         sums = await domestic.firm_sums(ch, dims, tp.offset_seconds, bounds)
     if sums is not None:  # per-firm sums from the projections, bounds applied inside
         ds = replace(ds, source=sums[0], dims=domestic.DIMS, measures=domestic.MEASURES)
-    return await grouped_pivot(ch, req, scope, tp, ds, sums[1] if sums else None)
+    return await grouped_pivot(ch, req, scope, tp, ds, sums[1] if sums else None, limits)
 
 
 async def grouped_pivot(
-    ch: ClickHouse, req: PivotRequest, scope: Scope, tp: TimeParams, ds: Dataset, bounded: dict[str, Any] | None
+    ch: ClickHouse,
+    req: PivotRequest,
+    scope: Scope,
+    tp: TimeParams,
+    ds: Dataset,
+    bounded: dict[str, Any] | None,
+    limits: PivotLimits = LIMITS,
 ) -> dict[str, Any]:
     """The pivot as GROUPING SETS over ``ds.source``; ``bounded``: the parameters of a
     source that applies the time bounds itself (else they are applied to occurred_at)."""
@@ -253,9 +271,10 @@ async def grouped_pivot(
         FROM {ds.source} AS src
         WHERE {cond}
         {"GROUP BY GROUPING SETS (" + ", ".join(sets) + ")" if dims else ""}
-        SETTINGS group_by_use_nulls = 1
     """  # noqa: S608 - every name comes from the whitelists above; values are bound
-    rows = await ch.query(sql, {"lo": lo, "hi": hi, "off": tp.offset_seconds, **params})
+    is_cell = " AND ".join(f"{a} IS NOT NULL" for a in aliases.values()) or "1"  # not a total's row
+    params = {"lo": lo, "hi": hi, "off": tp.offset_seconds, **params}
+    rows = await limited_query(ch, sql, params, req.shape(), limits, is_cell, "group_by_use_nulls = 1")
 
     nr = len(req.rows)
     cells: dict[tuple[tuple[Any, ...], tuple[Any, ...]], int] = {}

@@ -11,10 +11,11 @@ from urllib.parse import quote
 from aiohttp import web
 
 from api.auth import principal_of
-from api.context import STORE, json_response
+from api.context import PIVOT_LIMITS, STORE, json_response
 from api.errors import ApiError
 from api.params import time_params
 from api.queries.pivot import DATASETS, PivotRequest, run_pivot
+from api.queries.pivot_limits import PivotRefused
 from api.xlsx import file_name, to_xlsx
 
 FORMATS = ("json", "csv", "xlsx")
@@ -49,7 +50,7 @@ def parse_pivot(query: Any) -> PivotRequest:
     fmt = query.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, f"format must be one of: {', '.join(FORMATS)}")
-    return PivotRequest(dataset, rows, cols, measure)
+    return PivotRequest(dataset, rows, cols, measure, fmt)
 
 
 def _label(value: Any, names: dict[str, str] | None = None) -> str:
@@ -91,8 +92,13 @@ async def pivot(request: web.Request) -> web.Response:
     principal = principal_of(request)
     req = parse_pivot(request.query)
     tp = time_params(request)
-    result = await run_pivot(request.app[STORE], req, principal.scope, tp)
-    fmt = request.query.get("format")
+    try:
+        result = await run_pivot(request.app[STORE], req, principal.scope, tp, request.app[PIVOT_LIMITS])
+    except PivotRefused as exc:  # over a limit: the error names it, the figure and how to narrow
+        retry = {"Retry-After": "30"} if exc.status == 503 else None
+        raise ApiError(exc.status, exc.message, exc.code, retry,
+                       {"message_zh": exc.message_zh, "limit": exc.limit}) from None  # fmt: skip
+    fmt = req.fmt
     if fmt == "csv":
         name = f"{req.dataset}-{req.measure}.csv"
         return web.Response(

@@ -40,11 +40,15 @@ export function requireToken() {
 }
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  // messageZh: the server's message for people, when it sends one (a pivot over a limit);
+  // limit: {name, max, estimate} of that limit.
+  constructor(status, code, message, messageZh = "", limit = null) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.messageZh = messageZh;
+    this.limit = limit;
   }
 }
 
@@ -58,6 +62,8 @@ export function authHeaders(token = getToken(), extra = {}) {
 export async function errorOf(resp) {
   let code = `http_${resp.status}`;
   let message = `HTTP ${resp.status} ${resp.statusText || ""}`.trim();
+  let messageZh = "";
+  let limit = null;
   try {
     const text = await resp.text();
     try {
@@ -65,6 +71,8 @@ export async function errorOf(resp) {
       if (body && body.error) {
         code = body.error.code || code;
         message = body.error.message || message;
+        messageZh = body.error.message_zh || "";
+        limit = body.error.limit || null;
       }
     } catch (e) {
       if (text) message = `${message}: ${text.slice(0, 200)}`;
@@ -72,7 +80,7 @@ export async function errorOf(resp) {
   } catch (e) {
     /* body unreadable: keep the status line */
   }
-  return new ApiError(resp.status, code, message);
+  return new ApiError(resp.status, code, message, messageZh, limit);
 }
 
 /**
@@ -201,8 +209,9 @@ export function clearError() {
   showError("");
 }
 
-/** Message for an error thrown by api(). */
+/** Message for an error thrown by api(): the server's Chinese one as it stands, when sent. */
 export function describe(err) {
+  if (err instanceof ApiError && err.messageZh) return err.messageZh;
   if (err instanceof ApiError) {
     return err.status ? `接口错误 ${err.status}（${err.code}）：${err.message}` : err.message;
   }

@@ -188,6 +188,18 @@ function renderTopChart(v, data, firms) {
   }, { notMerge: true });
 }
 
+/** Empty a view's table and chart: a refused query must not leave the previous answer
+ * standing beside its message as if it were this one's. */
+function clearView(v) {
+  const table = document.getElementById(v.kind === "top" ? "firms-table" : `${v.prefix}-pivot`);
+  if (table) {
+    table.dataset.total = "";
+    if (v.kind === "top") table.tBodies[0].replaceChildren();
+    else table.replaceChildren();
+  }
+  if (charts[v.prefix]) charts[v.prefix].clear();
+}
+
 async function load(v) {
   if (v.kind === "pivot" && control(v, "rows") === control(v, "cols")) {
     note(v, "行和列不能选同一个维度");
@@ -206,6 +218,7 @@ async function load(v) {
     }
     markUpdated();
   } catch (err) {
+    if (err.status === 400) clearView(v); // e.g. too_large: its message says how to narrow the query
     if (err.status !== 401) note(v, describe(err));
   }
 }
