@@ -1,9 +1,10 @@
-# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Two commands do everything on a fresh machine: `make demo` and `make test`; `make check`
+# is the inner loop: lint, types and the tests that need no broker, process or browser.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test lint bench bench-api clean
+.PHONY: demo run test check lint bench bench-api clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,6 +23,12 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist worksteal
+
+# The markers are set in tests/conftest.py; no test selected fails (pytest's exit code 5).
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+	$(PY) -m pytest -q -p no:cacheprovider -m "not needs_services and not browser and not slow" -n auto --dist worksteal
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -16,7 +16,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiokafka import AIOKafkaProducer
 
@@ -44,16 +44,30 @@ def encode(event: ScheduledEvent) -> tuple[bytes, bytes]:
     return event.key.encode(), value
 
 
-async def _wait_until(due: float, stop: asyncio.Event | None) -> None:
-    """Sleep until loop time ``due``, waking early if ``stop`` is set."""
-    delay = due - asyncio.get_running_loop().time()
-    if delay <= 0:
-        return
-    if stop is None:
-        await asyncio.sleep(delay)
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=delay)
+class Clock(Protocol):
+    """What pacing needs of a clock: the time now, and a wait until a time."""
+
+    def time(self) -> float: ...
+
+    async def wait_until(self, due: float, stop: asyncio.Event | None) -> None:
+        """Return at ``due`` (this clock's time), or earlier once ``stop`` is set."""
+
+
+class LoopClock:
+    """The running event loop's clock: what a replay is paced by unless given another."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def wait_until(self, due: float, stop: asyncio.Event | None) -> None:
+        delay = due - self.time()
+        if delay <= 0:
+            return
+        if stop is None:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
 
 
 async def replay(
@@ -63,6 +77,7 @@ async def replay(
     speed: float = 60.0,
     progress: Callable[[int, int], None] | None = None,
     stop: asyncio.Event | None = None,
+    clock: Clock | None = None,
 ) -> int:
     """Send ``events`` in order; return how many were sent (and acknowledged).
 
@@ -71,6 +86,7 @@ async def replay(
     each confirmed chunk, before each pacing pause, and at the end. Setting ``stop``
     ends the replay early; what was already queued is still delivered. A failed
     delivery raises (the broker's error), since a partial scenario would mislead.
+    ``clock`` paces it (default: the event loop's).
     """
     if math.isnan(speed) or speed < 0:
         raise ValueError(f"speed must be >= 0 (0 or inf: no pacing), got {speed}")
@@ -78,8 +94,8 @@ async def replay(
     if unknown:
         raise ValueError(f"no topic for {sorted(unknown)}; topic kinds are {', '.join(TOPIC_KINDS)}")
     paced = 0 < speed < math.inf
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    clock = clock or LoopClock()
+    start = clock.time()
     total = len(events)
     pending: list[asyncio.Future[object]] = []
     sent = reported = 0
@@ -95,9 +111,9 @@ async def replay(
             break
         if paced:
             due = start + event.at / speed
-            if due > loop.time():
+            if due > clock.time():
                 report()
-                await _wait_until(due, stop)
+                await clock.wait_until(due, stop)
                 if stop is not None and stop.is_set():
                     break
         key, value = encode(event)

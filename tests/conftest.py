@@ -6,6 +6,10 @@ path per process at a time, so each ClickHouse fixture opens a fresh temp dir an
 closes it when the test ends. Migrating an empty store takes ~1.2 s (some sixty DDL
 statements) and a copy of one migrated once per session ~0.1 s, so the ``clickhouse``
 fixture starts from that copy; tests of migrations themselves open a path of their own.
+
+Tests that need a broker, a process of their own or a browser are marked ``needs_services``
+here (by the fixtures they use, or by where they are: ``SPAWNING``); ``make check`` leaves
+them out, ``make test`` runs everything.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import asyncio
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +29,55 @@ from ingest.topics import ensure_topics
 from livesales.settings import Settings
 from localbroker import LocalBroker
 from processors.store import ClickHouse
+from tests.support.process import ClickHouseHTTPProcess
+
+# A fixture in a test's closure that starts a service: the session broker is behind
+# ``settings``, ``topics``, ``producer``, ``clickhouse``, ``api_settings`` and ``loaded``.
+SERVICE_FIXTURES = {
+    "broker": "the session's Tansu broker",
+    "frozen_broker": "a Tansu broker of its own",
+    "chhttp": "a ClickHouse HTTP server process",
+    "demo": "a `livesales demo` process",
+    "browser": "Chromium",
+}
+# Tests that start processes with no such fixture saying so: a folder, a file, or a
+# file's test (every parameter of it). tests/test_tiers.py checks that each one exists.
+SPAWNING = {
+    "tests/livesales/": "livesales processes and ClickHouse HTTP server processes",
+    "tests/demo/": "a `livesales demo` process and Chromium",
+    "tests/benchmarks/test_validation_heap.py": "a validating child process",
+    "tests/support/test_clickhouse_http.py": "a ClickHouse HTTP server process",
+    "tests/processors/test_fence_server.py": "a ClickHouse HTTP server process",
+    "tests/processors/test_checkpool.py": "validation child processes",
+    "tests/deploy/test_kubernetes.py": "kubectl",
+    "tests/deploy/test_dockerfile.py::test_healthcheck_asks_readyz_on_the_role_port": "the image's health check",
+    "tests/schemas/test_cluster.py::test_every_cluster_statement_parses_in_clickhouse": "a chDB probe process",
+    "tests/schemas/test_cluster.py::test_same_columns_and_projections_as_single_node": "chDB probe processes",
+    "tests/schemas/test_cluster.py::test_the_per_firm_projections_go_to_every_shards_local_table": "a chDB probe process",
+    "tests/schemas/test_cluster.py::test_the_writer_counts_the_same_through_distributed_tables": "chDB probe processes",
+    "tests/schemas/test_cluster.py::test_a_later_migration_is_clustered_generically": "a chDB probe process",
+}
+
+
+def services_of(nodeid: str, fixturenames: Iterable[str]) -> list[str]:
+    """What a test starts besides itself ([] for none), from its node id and fixture closure."""
+    path, _, name = nodeid.partition("::")
+    name = name.split("[")[0]
+    needs = [why for fixture, why in SERVICE_FIXTURES.items() if fixture in fixturenames]
+    for where, why in SPAWNING.items():
+        file, _, test = where.partition("::")
+        in_folder = file.endswith("/") and path.startswith(file)
+        if in_folder or (path == file and test in ("", name)):
+            needs.append(why)
+    return needs
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        needs = services_of(item.nodeid, getattr(item, "fixturenames", ()))
+        if needs:
+            item.add_marker(pytest.mark.needs_services(*needs))
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +161,18 @@ async def wait_for(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+@pytest.fixture
+def chhttp(tmp_path: Path) -> Iterator[ClickHouseHTTPProcess]:
+    with ClickHouseHTTPProcess(tmp_path / "chdata", log_path=tmp_path / "chhttp.log") as ch:
+        yield ch
+
+
+@pytest.fixture
+async def http_store(chhttp: ClickHouseHTTPProcess) -> AsyncIterator[ClickHouse]:
+    """The test's own look at the shared store, through the same HTTP endpoint."""
+    ch = ClickHouse(chhttp.dsn)
+    await ch.open()
+    yield ch
+    await ch.close()

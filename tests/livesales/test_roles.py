@@ -63,7 +63,7 @@ async def wait_all_counted(settings: Settings, serve: Role, events: list[dict[st
 
 
 async def test_consume_and_serve_share_a_clickhouse_server(
-    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+    topics: Settings, chhttp: ClickHouseHTTPProcess, http_store: ClickHouse, tmp_path: Path
 ) -> None:
     env = role_env(topics, chhttp, write_tokens(tmp_path / "tokens.json"), LIVESALES_VALIDATION_PROCESSES="0")
     consume = Role("consume", env, tmp_path / "consume.log").start()
@@ -73,7 +73,7 @@ async def test_consume_and_serve_share_a_clickhouse_server(
         events = generate(n_orders=60, seed=11)
         await produce(topics, events)
         await wait_all_counted(topics, serve, events, timeout=60)
-        assert await stored_counts(store) == distinct_counts(events)
+        assert await stored_counts(http_store) == distinct_counts(events)
         async with aiohttp.ClientSession() as s:
             async with s.get(f"{consume.url}/metrics") as r:
                 metrics = await r.text()
@@ -88,7 +88,7 @@ async def test_consume_and_serve_share_a_clickhouse_server(
 
 @pytest.mark.slow
 async def test_two_consumers_count_exactly_through_clickhouse_faults(
-    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+    topics: Settings, chhttp: ClickHouseHTTPProcess, http_store: ClickHouse, tmp_path: Path
 ) -> None:
     """5xx answers and connection resets before and after statements ran (an insert that
     landed but whose answer was lost), and slow answers, on every call of two consumer
@@ -114,26 +114,26 @@ async def test_two_consumers_count_exactly_through_clickhouse_faults(
         chhttp.set_faults()
         assert counts["errors"] + counts["resets"] and counts["errors_after"] + counts["resets_after"], counts
         await wait_all_counted(topics, serve, events, timeout=60)
-        assert await stored_counts(store) == distinct_counts(events)
+        assert await stored_counts(http_store) == distinct_counts(events)
     finally:
         chhttp.set_faults()
         codes = await gather_stop(a, b, serve)
     assert codes == [0, 0, 0]
 
 
-async def assert_stored_once(store: ClickHouse, events: list[dict[str, Any]]) -> None:
+async def assert_stored_once(http_store: ClickHouse, events: list[dict[str, Any]]) -> None:
     """Every distinct step stored, each exactly once."""
     want = distinct_counts(events)
-    distinct = await store.query(
+    distinct = await http_store.query(
         "SELECT (SELECT uniqExact(step_hash) FROM order_steps) AS o, (SELECT uniqExact(event_hash) FROM stream_stats) AS s"
     )
     assert (distinct[0]["o"], distinct[0]["s"]) == want  # nothing lost
-    assert await stored_counts(store) == want  # nothing twice
+    assert await stored_counts(http_store) == want  # nothing twice
 
 
 @pytest.mark.slow
 async def test_unkeyed_redeliveries_across_two_consumers_count_once(
-    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+    topics: Settings, chhttp: ClickHouseHTTPProcess, http_store: ClickHouse, tmp_path: Path
 ) -> None:
     """Without keys (contract §1: the service must not depend on them) an order's redelivery
     or webhook retry lands on another partition, owned by the other process: each process
@@ -148,7 +148,7 @@ async def test_unkeyed_redeliveries_across_two_consumers_count_once(
         events = generate(n_orders=300, seed=29)
         await produce(topics, events, keyed=False)
         await wait_for(lambda: all_committed(topics), timeout=120, what="every offset committed")
-        await assert_stored_once(store, events)
+        await assert_stored_once(http_store, events)
         forwarded = [await metrics_of(r) for r in (a, b)]
         assert sum('livesales_messages_forwarded_total{topic="' in m for m in forwarded) >= 1, forwarded
     finally:
@@ -158,7 +158,7 @@ async def test_unkeyed_redeliveries_across_two_consumers_count_once(
 
 @pytest.mark.slow
 async def test_consumer_killed_while_events_flow_loses_nothing(
-    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+    topics: Settings, chhttp: ClickHouseHTTPProcess, http_store: ClickHouse, tmp_path: Path
 ) -> None:
     """SIGKILL one of two consumer processes while its insert has landed but not been
     answered (so its offsets are not committed), restart it, keep producing: every order
@@ -177,7 +177,7 @@ async def test_consumer_killed_while_events_flow_loses_nothing(
         await produce(topics, events[:third])
 
         async def a_stored_some() -> bool:
-            return "livesales_rows_stored_total" in await metrics_of(a) and (await stored_counts(store))[0] > 0
+            return "livesales_rows_stored_total" in await metrics_of(a) and (await stored_counts(http_store))[0] > 0
 
         await wait_for(a_stored_some, timeout=60, what="rows stored before the kill")
         a.kill()
@@ -187,7 +187,7 @@ async def test_consumer_killed_while_events_flow_loses_nothing(
         await produce(topics, events[2 * third :])
         chhttp.set_faults()
         await wait_for(lambda: all_committed(topics), timeout=180, what="every offset committed after the kill")
-        await assert_stored_once(store, events)
+        await assert_stored_once(http_store, events)
         await wait_all_counted(topics, serve, events, timeout=30)  # and the API answers exactly
     finally:
         chhttp.set_faults()

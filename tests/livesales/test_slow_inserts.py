@@ -65,12 +65,12 @@ def env_for(topics: Settings, ch: ClickHouseHTTPProcess, tmp_path: Path) -> dict
     )  # fmt: skip
 
 
-async def running_inserts_of(store: ClickHouse, role: Role) -> int:
+async def running_inserts_of(http_store: ClickHouse, role: Role) -> int:
     """How many of ``role``'s data inserts the server is running now (its latest claim)."""
     tokens = _CLAIM.findall(role.text())
     if not tokens:
         return 0
-    rows = await store.query(
+    rows = await http_store.query(
         "SELECT count() AS n FROM system.processes WHERE position(query_id, {t:String}) > 0",
         {"t": f"-{tokens[-1]}-"},
     )
@@ -85,26 +85,31 @@ async def two_consumers(env: dict[str, str], tmp_path: Path) -> tuple[Role, Role
     return a, b
 
 
-async def test_a_consumer_stopped_past_its_session_with_a_slow_insert_in_flight_doubles_nothing(
-    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+async def successor_takes_over(
+    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path, seed: int, fault: str
 ) -> None:
-    """SIGSTOP while its 9 s insert runs, for longer than its session (6 s): the group
-    gives its partitions to the other process, which re-reads the uncommitted batch. The
-    old insert is still running on the server: the new owner must wait it out (or have it
-    fail its own check) before deciding. Then SIGCONT: the zombie writes nothing more."""
+    """A has an insert running on the server (held ``SLOWER_S``) when ``fault`` hits it;
+    B takes A's partitions over and re-reads the uncommitted batch while that insert still
+    runs. Every order step must be stored once."""
     a, b = await two_consumers(env_for(topics, chhttp, tmp_path), tmp_path)
     try:
         chhttp.set_faults(**{**SLOW_INSERTS, "delay_s": SLOWER_S})
-        events = on_partitions_of(a, topics, generate(n_orders=400, seed=41))
+        events = on_partitions_of(a, topics, generate(n_orders=400, seed=seed))
         await produce(topics, events)
         await wait_for(lambda: running_inserts_of(store, a), timeout=60, what="an insert of A running")
         assert a.proc is not None
         claims = _claims(b)
-        a.proc.send_signal(signal.SIGSTOP)
-        try:  # A stays stopped until B has taken its partitions over
+        if fault == "stop":
+            a.proc.send_signal(signal.SIGSTOP)
+        else:
+            a.kill()
+        try:  # A stays stopped (or dead) until B has taken its partitions over
             await wait_for(lambda: _more_claims(b, claims), timeout=60, what="B assigned A's partitions")
         finally:
-            a.proc.send_signal(signal.SIGCONT)
+            if fault == "stop":
+                a.proc.send_signal(signal.SIGCONT)
+            else:
+                a.start()  # as a supervisor would
         await wait_for(lambda: all_committed(topics), timeout=240, what="every offset committed")
         chhttp.set_faults()
         await assert_stored_once(store, events)
@@ -112,36 +117,28 @@ async def test_a_consumer_stopped_past_its_session_with_a_slow_insert_in_flight_
         chhttp.set_faults()
         codes = await gather_stop(a, b)
     assert codes == [0, 0], a.text()[-3000:] + b.text()[-3000:]
+
+
+async def test_a_consumer_stopped_past_its_session_with_a_slow_insert_in_flight_doubles_nothing(
+    topics: Settings, chhttp: ClickHouseHTTPProcess, http_store: ClickHouse, tmp_path: Path
+) -> None:
+    """SIGSTOP for longer than its session (6 s): the new owner must wait out the old
+    insert (or have it fail its own check) before deciding; after SIGCONT the zombie
+    writes nothing more."""
+    await successor_takes_over(topics, chhttp, http_store, tmp_path, seed=41, fault="stop")
 
 
 async def test_a_consumer_killed_with_a_slow_insert_in_flight_doubles_nothing(
-    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+    topics: Settings, chhttp: ClickHouseHTTPProcess, http_store: ClickHouse, tmp_path: Path
 ) -> None:
-    """SIGKILL while its insert runs: the server goes on running it after the client is
-    gone (as ClickHouse does with an insert whose data it has), and it would land after the
-    successor decided. Restart the killed one too, as a supervisor would."""
-    env = env_for(topics, chhttp, tmp_path)
-    a, b = await two_consumers(env, tmp_path)
-    try:
-        chhttp.set_faults(**{**SLOW_INSERTS, "delay_s": SLOWER_S})
-        events = on_partitions_of(a, topics, generate(n_orders=400, seed=43))
-        await produce(topics, events)
-        await wait_for(lambda: running_inserts_of(store, a), timeout=60, what="an insert of A running")
-        claims = _claims(b)
-        a.kill()
-        await wait_for(lambda: _more_claims(b, claims), timeout=60, what="B assigned A's partitions")
-        a.start()
-        await wait_for(lambda: all_committed(topics), timeout=240, what="every offset committed")
-        chhttp.set_faults()
-        await assert_stored_once(store, events)
-    finally:
-        chhttp.set_faults()
-        codes = await gather_stop(a, b)
-    assert codes == [0, 0], a.text()[-3000:] + b.text()[-3000:]
+    """SIGKILL: the server goes on running the insert after its client is gone (as
+    ClickHouse does with an insert whose data it has); it would land after the successor
+    decided."""
+    await successor_takes_over(topics, chhttp, http_store, tmp_path, seed=43, fault="kill")
 
 
 async def test_a_rolling_restart_under_slow_inserts_doubles_nothing(
-    topics: Settings, chhttp: ClickHouseHTTPProcess, store: ClickHouse, tmp_path: Path
+    topics: Settings, chhttp: ClickHouseHTTPProcess, http_store: ClickHouse, tmp_path: Path
 ) -> None:
     """Every deploy: each consumer SIGTERMed in turn and started again while events flow
     and every insert takes 9 s. Each SIGTERM makes the others revoke with slow inserts in
@@ -155,14 +152,14 @@ async def test_a_rolling_restart_under_slow_inserts_doubles_nothing(
         third = len(events) // 3
         await produce(topics, events[:third])
         for role in (a, b):
-            await wait_for(lambda r=role: running_inserts_of(store, r), timeout=60, what="an insert running")
+            await wait_for(lambda r=role: running_inserts_of(http_store, r), timeout=60, what="an insert running")
             assert await asyncio.to_thread(role.stop) == 0, role.text()[-3000:]
             role.start()
             await role.wait_ready()
             await produce(topics, events[third : 2 * third] if role is a else events[2 * third :])
         await wait_for(lambda: all_committed(topics), timeout=240, what="every offset committed")
         chhttp.set_faults()
-        await assert_stored_once(store, events)
+        await assert_stored_once(http_store, events)
     finally:
         chhttp.set_faults()
         codes = await gather_stop(a, b)

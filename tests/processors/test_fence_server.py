@@ -6,8 +6,6 @@ before it decides, and that insert stores nothing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -23,20 +21,6 @@ pytestmark = pytest.mark.slow
 P0 = ("orders", 0)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ClickHouseHTTPProcess]:
-    with ClickHouseHTTPProcess(tmp_path / "chdata", log_path=tmp_path / "ch.log") as ch:
-        yield ch
-
-
-@pytest.fixture
-async def store(server: ClickHouseHTTPProcess) -> AsyncIterator[ClickHouse]:
-    ch = ClickHouse(server.dsn)
-    await ch.open()
-    yield ch
-    await ch.close()
-
-
 async def running_inserts(store: ClickHouse) -> int:
     got = await store.query("SELECT count() AS n FROM system.processes WHERE startsWith(query_id, 'livesales-w-')")
     return int(got[0]["n"])
@@ -48,12 +32,13 @@ def owner(token: str) -> Ownership:
 
 @pytest.mark.parametrize("patience_s", [30.0, 0.5], ids=["waited-out", "killed"])
 async def test_a_new_owner_decides_only_once_the_old_owners_insert_cannot_land(
-    store: ClickHouse, server: ClickHouseHTTPProcess, patience_s: float
+    http_store: ClickHouse, chhttp: ClickHouseHTTPProcess, patience_s: float
 ) -> None:
     """A sends K; the server holds it 4 s. B is assigned the partition meanwhile, claims it
     and re-reads K: it must not decide before A's insert has ended. Waited out, A's
     insert then fails its own check (B's claim is the latest); killed, it never runs.
     Either way K is stored once, by B."""
+    store, server = http_store, chhttp
     a, b = Writer(store), Writer(store, fence=FenceConfig(patience_s=patience_s, poll_s=0.02))
     await a.open()
     await b.open()

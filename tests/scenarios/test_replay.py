@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from livesales.settings import Settings
 from scenarios import ScheduledEvent, generate
-from scenarios.replay import replay, topic_map
+from scenarios.replay import LoopClock, replay, topic_map
 from tests.conftest import wait_for
 
 
@@ -80,22 +80,56 @@ async def test_unpaced_replay_round_trips(topics: Settings, producer: AIOKafkaPr
     assert any("长街镇".encode() in r.value for r in records)  # UTF-8, not \\u escapes
 
 
+class StepClock:
+    """A pacing clock whose time passes only when the replay waits on it, by exactly what
+    it asked for: what the test sees is the replay's schedule, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def wait_until(self, due: float, stop: asyncio.Event | None) -> None:
+        self.waits.append(due)
+        await asyncio.sleep(0)
+        if stop is None or not stop.is_set():
+            self.now = max(self.now, due)
+
+
 async def test_paced_replay_keeps_time(topics: Settings, producer: AIOKafkaProducer) -> None:
     template = generate("razor-clam-festival")[0]
-    # Scenario seconds 0..60 at 60x: the last message is due 1 s after the start.
+    # Scenario seconds 0..60 at 60x: one message every 1/6 s, the last due 1 s after the start.
     events = [replace(template, at=float(s)) for s in range(0, 61, 10)]
-    loop = asyncio.get_running_loop()
-    sent_at: list[float] = []
-    started = loop.time()
-    sent = await replay(events, producer, topic_map(topics), speed=60.0,
-                        progress=lambda n, total: sent_at.append(loop.time() - started))  # fmt: skip
-    elapsed = loop.time() - started
+    clock = StepClock()
+    start = clock.now
+    reports: list[tuple[int, float]] = []
+    sent = await replay(events, producer, topic_map(topics), speed=60.0, clock=clock,
+                        progress=lambda n, total: reports.append((n, clock.now - start)))  # fmt: skip
     assert sent == len(events)
-    assert 0.95 <= elapsed < 3.0
-    # Reported before each pause: the first report comes after the at=0 message,
-    # each later one roughly 10/60 s after the previous.
-    assert sent_at[0] < 0.5 and sent_at[-1] >= 0.95
+    # it waited for each later message's due time, and for nothing else
+    assert clock.waits == pytest.approx([start + s / 60 for s in range(10, 61, 10)])
+    # reported before each pause (k sent by (k-1)/6 s: none early) and at the end, 1 s in
+    assert [n for n, _ in reports] == [1, 2, 3, 4, 5, 6, 7]
+    assert [t for _, t in reports] == pytest.approx([0.0, 1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0])
     assert len(await read_back(topics, len(events))) == len(events)
+
+
+async def test_the_loop_clock_waits_until_the_due_time_or_the_stop() -> None:
+    """The default clock of the paced replay above: the event loop's. Only lower bounds on
+    the time (less the loop's clock resolution): a loaded machine may wake it late, not early."""
+    clock = LoopClock()
+    loop = asyncio.get_running_loop()
+    due = clock.time() + 0.2
+    await clock.wait_until(due, None)
+    assert loop.time() >= due - 0.001
+    stop = asyncio.Event()
+    due = clock.time() + 0.2
+    await clock.wait_until(due, stop)
+    assert loop.time() >= due - 0.001
+    stop.set()
+    await asyncio.wait_for(clock.wait_until(clock.time() + 3600, stop), 30)  # not an hour
 
 
 async def test_stop_ends_a_paced_replay_early(topics: Settings, producer: AIOKafkaProducer) -> None:
