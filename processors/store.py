@@ -141,6 +141,7 @@ class ClickHouse:
         self._local = threading.local()
         self._readers: list[Client] = []
         self._lanes: list[ClickHouse] = []  # lane(): closed with this store
+        self._closing = threading.Event()  # close() began: migrations stop between migrations
 
     @property
     def is_open(self) -> bool:
@@ -159,6 +160,7 @@ class ClickHouse:
         await self.run_in_thread(self.migrate_sync)
 
     async def close(self) -> None:
+        self._closing.set()
         client, self._client = self._client, None
         pool, self._pool = self._pool, None
         loop = asyncio.get_running_loop()
@@ -213,7 +215,9 @@ class ClickHouse:
             for m in migrations:
                 if m.version in done:
                     continue
-                for stmt in m.statements:
+                if self._closing.is_set():  # a stop during start-up: the rest run at the next start
+                    raise StorageError("closed while migrating")
+                for stmt in m.statements:  # a migration whole, so it is recorded only once all ran
                     client.command(stmt)
                 client.insert(
                     "schema_migrations", [[m.version, m.description]], column_names=["version", "description"]

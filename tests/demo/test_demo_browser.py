@@ -139,3 +139,31 @@ async def test_channel_list_filters_and_pages(browser: Any, demo: Demo) -> None:
     assert "抖音" in await page.inner_text("#channels tbody")
     await check_layout(page, None)
     await page.close()
+
+
+async def test_bureau_page_says_when_a_pivot_is_too_large(browser: Any, demo: Demo) -> None:
+    """Issue 23: a pivot over its cost cap is refused with a 400 naming the limit and how to
+    narrow it; the bureau page must show that, in Chinese, and not keep the old table. The
+    demo's store is far below the caps, so the answer is the API's own refusal, built by
+    api.queries.pivot_limits for this very request, handed to the page for that one call."""
+    from api.queries.pivot_limits import LIMITS, Shape, too_many_cells
+
+    refused = too_many_cells(Shape(["district"], ["platform"], ["district", "platform"], "json"), LIMITS, 400, 200)
+    body = {"error": {"code": refused.code, "message": refused.message,
+                      "message_zh": refused.message_zh, "limit": refused.limit}}  # fmt: skip
+
+    async def too_large(route: Any) -> None:
+        await route.fulfill(status=400, content_type="application/json", body=json.dumps(body, ensure_ascii=False))
+
+    for size, shot in ((DESKTOP, "screenshot-bureau-too-large.png"), (PHONE, "screenshot-bureau-too-large-phone.png")):
+        page = await open_page(browser, demo, "bureau", "/bureau.html", size)
+        await page.wait_for_selector("#domestic-pivot:not([data-total=''])")
+        await page.route("**/v1/pivot?dataset=domestic_sales*", too_large)
+        await page.click("#domestic-apply")
+        note = page.locator("#domestic-note")
+        await note.wait_for(state="visible")
+        text = await note.inner_text()
+        assert "结果过大" in text and "80,000" in text and "缩短时间范围" in text, text
+        assert await page.locator("#domestic-pivot tr").count() == 0  # the old answer is not left beside it
+        await check_layout(page, shot)
+        await page.close()
