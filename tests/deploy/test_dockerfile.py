@@ -159,6 +159,22 @@ def test_healthcheck_asks_readyz_on_the_role_port(
     assert (proc.returncode == 0) is healthy
 
 
+def test_installs_the_wheel_without_the_embedded_extra(dockerfile: tuple[dict[str, str], list[Stage]]) -> None:
+    """The image talks to a ClickHouse server and a Kafka cluster: no chDB, no local broker."""
+    builder = dockerfile[1][0]
+    installs = [
+        part.strip()
+        for run in builder.args("RUN")
+        for part in run.split("&&")
+        if re.search(r"\bpip install\b", part)
+    ]
+    assert installs, "the builder installs nothing"
+    for install in installs:
+        targets = [t.strip("'\"") for t in install.split()[2:] if not t.startswith("-")]
+        assert targets == ["/wheels/livesales-*.whl"], install  # the wheel alone, no [extra]
+        assert "embedded" not in install and "chdb" not in install and "calfkit" not in install, install
+
+
 def _imported_packages(package: Path) -> set[str]:
     names: set[str] = set()
     for path in package.rglob("*.py"):
