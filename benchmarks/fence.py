@@ -13,7 +13,6 @@ itself (once per assignment) is timed apart.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 import statistics
 import time
@@ -76,4 +75,3 @@ async def bench_fence(args: argparse.Namespace) -> None:
         print(f"{name:>8} {statistics.median(ms):>8.1f} {_pct(ms, 0.9):>8.1f} {_pct(ms, 0.99):>8.1f} {rate:>10,.0f}")
     ratio = statistics.median(times["fenced"]) / statistics.median(times["plain"])
     print(f"fenced / plain, median: {ratio:.2f}; rows stored: {stored[0]['n']:,} of {2 * rounds * size:,}")
-    await asyncio.sleep(0)
