@@ -24,10 +24,10 @@ from api.queries.pivot_limits import LIMITS, PivotLimits
 from api.routes import channels, events, health, live, pivot, regions
 from api.routes.dashboard import add_dashboard
 from api.summary_cache import SUMMARIES, SummaryReads
+from ground.metrics import Metrics
+from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.health import Health
-from livesales.metrics import Metrics
-from livesales.settings import Settings
 from processors.store import ClickHouse
 
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator
 
 from api.errors import ApiError
-from livesales.config_errors import ConfigError, location, message
+from ground.config_errors import ConfigError, location, message
 
 TOKENS_ENV = "LIVESALES_API_TOKENS_FILE"
 SCOPE_FORMS = 'expected "all", "district:<区县>" or "township:<区县>/<乡镇>"'

@@ -9,10 +9,10 @@ import orjson
 from aiohttp import web
 
 from api.queries.pivot_limits import PivotLimits
+from ground.metrics import Metrics
+from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.health import Health
-from livesales.metrics import Metrics
-from livesales.settings import Settings
 from processors.store import ClickHouse
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)

@@ -52,8 +52,8 @@ from api.live_view import Viewer, ViewKey, Watcher
 from api.params import TimeParams
 from api.queries.channels import LIVE_WINDOW
 from api.queries.live import Marker, change_markers, live_payloads
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse, StorageError
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from api.live_hub import LiveHub
 from api.live_view import ViewKey
 from api.params import TimeParams
 from api.queries import channels as q
-from livesales.metrics import Metrics
+from ground.metrics import Metrics
 from processors.store import ClickHouse
 
 Summary = dict[str, Any]

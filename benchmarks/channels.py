@@ -39,8 +39,8 @@ from api.app import create_app
 from api.channel_snapshot import CHANNEL_SNAPSHOTS, ChannelSnapshots
 from api.queries.channel_list import NO_SUBCOLUMNS, STATE_ROWS, encode_cursor, state_params
 from benchmarks.ingest import scratch_dir
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse
 
 TOKEN = "bench-channels-all0"  # noqa: S105 - throwaway tokens for a loopback benchmark

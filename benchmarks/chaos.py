@@ -53,9 +53,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from benchmarks.ingest import scratch_dir
 from benchmarks.procs import ROOT, _ready, _until, http_clickhouse
+from ground.settings import Settings
 from ingest.routing import routed_topics
 from ingest.topics import ensure_topics
-from livesales.settings import Settings
 from localbroker import LocalBroker, free_port
 from processors.store import ClickHouse
 

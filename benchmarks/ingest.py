@@ -30,9 +30,9 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from ground.settings import Settings
 from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from localbroker import LocalBroker
 
 BASE = datetime(2020, 2, 29, 2, 0, tzinfo=UTC)

@@ -37,8 +37,8 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.ingest import scratch_dir
+from ground.settings import Settings
 from ingest.topics import ensure_topics
-from livesales.settings import Settings
 from localbroker import LocalBroker, free_port
 
 MAIN = "bench-live-main"

@@ -37,8 +37,8 @@ from pathlib import Path
 import aiohttp
 
 from benchmarks.ingest import order_payload, produce, scratch_dir
+from ground.settings import Settings
 from ingest.topics import ensure_topics
-from livesales.settings import Settings
 from localbroker import LocalBroker, free_port
 from processors.store import ClickHouse
 

@@ -28,8 +28,8 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.ingest import order_payload, scratch_dir
+from ground.settings import Settings
 from ingest.topics import ensure_topics
-from livesales.settings import Settings
 from localbroker import LocalBroker, free_port
 
 STORED = re.compile(r'^livesales_rows_stored_total\{table="order_steps"\} (\S+)$', re.M)

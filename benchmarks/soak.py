@@ -37,8 +37,8 @@ import aiohttp
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.ingest import order_payload, scratch_dir
+from ground.settings import Settings
 from ingest.topics import ensure_topics
-from livesales.settings import Settings
 from localbroker import LocalBroker, _die_with, free_port
 
 ROOT = Path(__file__).resolve().parents[1]

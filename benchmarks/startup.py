@@ -31,7 +31,7 @@ import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from benchmarks.ingest import scratch_dir
-from livesales.settings import Settings
+from ground.settings import Settings
 from processors.bloom import BloomFilter
 from processors.dedupe import TableDeduper
 from processors.store import ClickHouse

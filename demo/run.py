@@ -23,9 +23,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from ground.settings import Settings
+from ground.stopping import Stopped
 from livesales.runtime import Runtime
-from livesales.settings import Settings
-from livesales.stopping import Stopped
 from localbroker import LocalBroker, free_port
 from scenarios import festival, generate
 from scenarios.replay import replay, topic_map

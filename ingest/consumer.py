@@ -37,6 +37,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
+from ground.metrics import Metrics
+from ground.settings import Settings
 from ingest.backoff import Backoff as Backoff  # re-exported: livesales.runtime
 from ingest.kafka_security import kafka_security
 from ingest.lag import lag_trustworthy as lag_trustworthy  # re-exported: tests, tools
@@ -45,8 +47,6 @@ from ingest.lease import Lease
 from ingest.membership import Rebalance, evicted, rejoin, watch_heartbeats
 from ingest.producer import ProduceError, Producer
 from ingest.routing import forward, placement_of, routed_topics
-from livesales.metrics import Metrics
-from livesales.settings import Settings
 from processors.batch import Batch, assemble
 from processors.checkpool import CheckPool
 from processors.fence import Claim, Superseded
@@ -133,7 +133,7 @@ class Consumer:
             )
             try:
                 await kafka.start()
-            except asyncio.CancelledError:  # a stop during start-up (livesales.stopping)
+            except asyncio.CancelledError:  # a stop during start-up (ground.stopping)
                 with contextlib.suppress(Exception):
                     await kafka.stop()
                 raise

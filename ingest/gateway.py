@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ground.settings import Settings
 from ingest.producer import Producer
-from livesales.settings import Settings
 from processors.validate import Rejection, validate_value
 
 _KEY_FIELD = {"order.v1": "order_id", "onboarding.v1": "firm_id", "stream_stats.v1": "channel_id",

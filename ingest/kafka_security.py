@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from livesales.settings import Settings
+from ground.settings import Settings
 
 
 def kafka_security(settings: Settings) -> dict[str, Any]:

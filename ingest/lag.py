@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 
-from livesales.metrics import Metrics
+from ground.metrics import Metrics
 
 
 def fetched_end(kafka: AIOKafkaConsumer, tp: TopicPartition) -> int | None:

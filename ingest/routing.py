@@ -18,9 +18,9 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
+from ground.config_errors import ConfigError
 from ingest.backoff import Backoff
 from ingest.producer import ProduceError, Producer
-from livesales.config_errors import ConfigError
 from processors.placement import Placement, routed_topic
 
 __all__ = ["check_partition_counts", "forward", "placement_of", "routed_topic", "routed_topics"]

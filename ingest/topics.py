@@ -20,7 +20,7 @@ async def ensure_topics(
 
     ``security``: ingest.kafka_security's TLS/SASL options. ``routed_from``: topics whose
     ``<topic>.routed`` (ingest.routing) is created too, with the source's partition
-    count; raises livesales.config_errors.ConfigError when an existing one differs."""
+    count; raises ground.config_errors.ConfigError when an existing one differs."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 

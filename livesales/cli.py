@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from livesales.config_errors import ConfigError, from_settings_error
-from livesales.logs import configure_logging
-from livesales.settings import Settings
-from livesales.stopping import Stopped, unless_stopped
+from ground.config_errors import ConfigError, from_settings_error
+from ground.logs import configure_logging
+from ground.settings import Settings
+from ground.stopping import Stopped, unless_stopped
 
 # Commands that never read the API tokens file.
 _NO_TOKENS = ("migrate", "demo", "replay", "bench")

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from ground.metrics import Metrics
+from ground.settings import Settings
 from ingest.producer import Producer
-from livesales.metrics import Metrics
-from livesales.settings import Settings
 from processors.store import ClickHouse
 
 PROBE_TIMEOUT_S = 2.0

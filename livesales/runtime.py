@@ -19,16 +19,16 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from api.live_hub import LiveHub
+from ground.config_errors import ConfigError
+from ground.heap import Heap
+from ground.metrics import Metrics
+from ground.settings import Settings
+from ground.stopping import Stopped, sleep_unless_stopped, unless_stopped
 from ingest.consumer import Backoff, Consumer
 from ingest.kafka_security import kafka_security
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
-from livesales.config_errors import ConfigError
 from livesales.health import Health
-from livesales.heap import Heap
-from livesales.metrics import Metrics
-from livesales.settings import Settings
-from livesales.stopping import Stopped, sleep_unless_stopped, unless_stopped
 from processors.checkpool import CheckPool
 from processors.store import ClickHouse, ServerOptions
 from processors.writer import Writer
@@ -265,7 +265,7 @@ class Runtime:
 
     async def _trim_heap(self) -> None:
         """Every LIVESALES_HEAP_TRIM_S, hand the C heap's free pages back to the OS
-        (livesales/heap.py): what glibc keeps after a merge or a big batch would otherwise
+        (ground/heap.py): what glibc keeps after a merge or a big batch would otherwise
         show as RSS that creeps (docs/BENCHMARKS.md "Memory soak")."""
         while True:
             await asyncio.sleep(self.settings.heap_trim_s)

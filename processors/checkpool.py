@@ -25,7 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from multiprocessing.connection import wait
 
-from livesales.heap import Heap
+from ground.heap import Heap
 from processors.batch import Checked, check_values
 from processors.gctune import tune_gc
 from processors.placement import Placement
@@ -37,7 +37,7 @@ class CheckPool:
     def __init__(self, processes: int, max_value_bytes: int, heap_trim_s: float = 0.0) -> None:
         self.processes = processes
         self.max_value_bytes = max_value_bytes
-        self.heap_trim_s = heap_trim_s  # the child trims its own C heap (livesales.heap) this often
+        self.heap_trim_s = heap_trim_s  # the child trims its own C heap (ground.heap) this often
         self._pool: ProcessPoolExecutor | None = None
 
     @property
@@ -104,7 +104,7 @@ def _init_child(heap_trim_s: float = 0.0) -> None:
 
 
 def _trim_every(seconds: float) -> None:
-    """The child's share of livesales.heap's periodic trim: it parses every batch's JSON,
+    """The child's share of ground.heap's periodic trim: it parses every batch's JSON,
     and glibc keeps what that frees unless asked to give it back."""
     heap = Heap()
     while heap.available:

@@ -63,7 +63,7 @@ CHDB_MEMORY_METRICS = (
 )  # fmt: skip
 
 
-# chDB allocates with a jemalloc of its own, not glibc's malloc (livesales.heap): its
+# chDB allocates with a jemalloc of its own, not glibc's malloc (ground.heap): its
 # summary line splits chDB's share of the RSS into memory in use (allocated), pages
 # holding it (active), bookkeeping (metadata) and what is resident, dirty pages included.
 JEMALLOC_FIGURES = {"allocated": "JemallocAllocated", "active": "JemallocActive",

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 from scenarios.model import TOPIC_KINDS, ScheduledEvent
 
 if TYPE_CHECKING:
-    from livesales.settings import Settings
+    from ground.settings import Settings
 
 CHUNK = 1000  # deliveries confirmed (and progress reported) per this many messages
 

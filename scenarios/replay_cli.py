@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaProducer
 
+from ground.settings import Settings
 from ingest.kafka_security import kafka_security
-from livesales.settings import Settings
 from scenarios import generate
 from scenarios.replay import replay, topic_map
 

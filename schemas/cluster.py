@@ -51,7 +51,8 @@ SHARDING_OVERRIDES: dict[str, str] = {}
 # Tables replicated to every node and read locally, not sharded: the write fences
 # (processors.fence), which an insert's own check must read complete on whichever node
 # it reached (docs/DESIGN.md, "The write fence").
-EVERYWHERE_TABLES = frozenset({"write_fences"})
+# The connectors' watermarks and the robots' notifications: small coordination tables too.
+EVERYWHERE_TABLES = frozenset({"write_fences", "connector_watermarks", "notifications"})
 
 # Session settings of every client in cluster mode (docs/DESIGN.md, "Exactly once on a
 # ClickHouse cluster", says why each).

@@ -15,15 +15,11 @@ in-memory Bloom filters at start-up and the bloom_filter skip indexes that make
 from __future__ import annotations
 
 from schemas.ddl_channel_state import CHANNEL_STATE
+from schemas.ddl_connectors import CONNECTORS
+from schemas.ddl_notify import NOTIFICATIONS
+from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS, Migration
 from schemas.migration import DEDUP as _DEDUP
-from schemas.migration import Migration
 
-COMPRESS_BLOCK_BYTES = 64 * 1024  # migration 7
-# Migration 8: merge column by column from the first row (ClickHouse's defaults: from 131,072
-# rows, which the 5-15k-row parts of a live sale's inserts seldom reach).
-VERTICAL_MERGE_SETTINGS = (
-    "vertical_merge_algorithm_min_rows_to_activate = 1, vertical_merge_algorithm_min_bytes_to_activate = 0"
-)
 STORED_TABLES = (
     "order_steps", "onboarding_steps", "stream_stats", "channel_registry", "channel_state", "channel_minutes",
 )  # fmt: skip
@@ -362,6 +358,8 @@ SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTI
 """,
         ),
     ),
+    CONNECTORS,
+    NOTIFICATIONS,
 )
 
 MIGRATIONS_TABLE = """

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
+from ground.settings import Settings
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
-from livesales.settings import Settings
 from localbroker import LocalBroker
 from processors.store import ClickHouse
 from tests.support.process import ClickHouseHTTPProcess

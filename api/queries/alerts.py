@@ -17,7 +17,7 @@ from api.alerts import Series, Thresholds, evaluate, message
 from api.auth import Scope
 from api.params import TimeParams
 from api.queries.channels import channel_in_scope
-from livesales.settings import Settings
+from ground.settings import Settings
 from processors.store import ClickHouse
 
 LIVE_WINDOW = timedelta(minutes=10)  # contract §3: stored within the last 10 minutes of processing time

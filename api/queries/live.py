@@ -23,7 +23,7 @@ from api.auth import Scope
 from api.params import TimeParams
 from api.queries.alerts import alerts_of
 from api.queries.channels import _BY_STATUS, ZERO, _ceil_minute, fold, summaries
-from livesales.settings import Settings
+from ground.settings import Settings
 from processors.store import ClickHouse
 
 # newest stored_at of the channel's orders, stream stats and registry entries

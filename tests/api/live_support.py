@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.live_hub import LiveHub
 from api.routes.live import HUB
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse
 
 Client = TestClient[Any, Any]

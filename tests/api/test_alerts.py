@@ -14,10 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.auth import Scope
 from api.queries.alerts import alerts_of, channel_alerts
+from ground.metrics import Metrics
+from ground.settings import Settings
 from ingest.producer import Producer
-from livesales.metrics import Metrics
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import C25, auth, order, stats
 from tests.api.test_channels import get

@@ -10,8 +10,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import auth, dataset, order, store_events
 from tests.api.test_channels import channel

@@ -21,8 +21,8 @@ from api.params import TimeParams
 from api.queries import channel_list
 from api.queries.channel_list import ListFilters, active_ids, decode_cursor, list_channels
 from api.queries.regions import regions
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors import store as store_module
 from processors.store import ClickHouse
 from schemas.ddl import MIGRATIONS

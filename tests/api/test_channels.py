@@ -13,8 +13,8 @@ from api.app import create_app
 from api.auth import Scope
 from api.params import TimeParams
 from api.queries import channels as q
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import auth, dataset, order, stats, store_events
 

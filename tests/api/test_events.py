@@ -10,9 +10,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
+from ground.metrics import Metrics
+from ground.settings import Settings
 from ingest.producer import Producer
-from livesales.metrics import Metrics
-from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import auth, order, stats
 from tests.ingest.test_pipeline import read_topic

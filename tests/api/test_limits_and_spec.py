@@ -9,8 +9,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
 from api.openapi import build_spec
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import auth
 

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from api.context import METRICS
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import C25, auth, order, store_events
 from tests.api.live_support import Client, MakeClient, client_factory, hub_of, next_update, paid_reaches, sample

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from api.context import METRICS
+from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from processors.batch import prepare
 from processors.store import ClickHouse
 from processors.writer import Writer

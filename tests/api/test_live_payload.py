@@ -9,7 +9,7 @@ from api.params import TimeParams
 from api.queries import channels as q
 from api.queries.alerts import alerts_of
 from api.queries.live import live_payloads
-from livesales.settings import Settings
+from ground.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import stats, store_events
 

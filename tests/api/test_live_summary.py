@@ -20,8 +20,8 @@ from api.live_hub import LiveHub
 from api.params import TimeParams
 from api.queries import channels as q
 from api.summary_cache import SUMMARIES, SummaryReads
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import C25, TOKENS, order, store_events
 from tests.api.live_support import MakeClient, client_factory, hub_of, next_update, sample

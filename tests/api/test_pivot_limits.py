@@ -23,8 +23,8 @@ from api.openapi import build_spec
 from api.params import TimeParams
 from api.queries.pivot import DATASETS, PivotRequest, run_pivot
 from api.queries.pivot_limits import PivotLimits, PivotRefused, Shape, from_clickhouse, too_many_cells
-from livesales.metrics import Metrics
-from livesales.settings import Settings
+from ground.metrics import Metrics
+from ground.settings import Settings
 from processors.store import ClickHouse
 from tests.api.conftest import auth
 from tests.api.test_channels import get

@@ -36,11 +36,11 @@ def test_too_few_samples_give_no_drift() -> None:
 
 
 def test_the_soak_reads_the_services_own_metrics_text() -> None:
-    """parse_metrics reads what livesales.metrics writes: a renamed metric fails here."""
+    """parse_metrics reads what ground.metrics writes: a renamed metric fails here."""
     from prometheus_client import generate_latest
 
     from benchmarks.soak import parse_metrics
-    from livesales.metrics import Metrics
+    from ground.metrics import Metrics
 
     m = Metrics()
     m.stored.labels("order_steps").inc(1234)

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from livesales.settings import Settings
+from ground.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

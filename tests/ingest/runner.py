@@ -13,9 +13,9 @@ import signal
 import sys
 from typing import Any
 
+from ground.settings import Settings
 from ingest.consumer import Consumer
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 
 
 async def main(crash: bool) -> None:

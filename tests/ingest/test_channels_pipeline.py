@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from tests.conftest import wait_for
 from tests.ingest.test_pipeline import read_topic
 from tests.processors.test_validate import example

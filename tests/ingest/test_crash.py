@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ground.settings import Settings
 from ingest.producer import Producer
-from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.reference import distinct_counts, encode, generate, reference, stored_minutes

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from ground.settings import Settings
 from ingest.consumer import QUEUE_DEPTH
 from ingest.producer import Producer
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from tests.conftest import wait_for
 from tests.reference import distinct_counts, encode, generate, reference, stored_counts, stored_minutes
 

@@ -9,9 +9,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from benchmarks.ingest import BAD_KINDS, bad_payload, order_payload, poisoned
+from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from tests.conftest import wait_for
 
 

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from benchmarks.recovery import counting, first_count_after_restart, service_env, spawn, steady_orders
-from livesales.settings import Settings
+from ground.settings import Settings
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow

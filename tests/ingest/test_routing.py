@@ -7,11 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from ground.settings import Settings
 from ingest.producer import Producer
 from ingest.routing import routed_topic
 from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from tests.conftest import wait_for
 from tests.ingest.test_pipeline import assert_exact, wait_counted
 from tests.livesales.test_startup_errors import livesales

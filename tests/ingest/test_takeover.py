@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from ground.metrics import Metrics
+from ground.settings import Settings
 from ingest.consumer import Consumer
 from ingest.producer import Producer
-from livesales.metrics import Metrics
-from livesales.settings import Settings
 from processors.batch import Batch
 from processors.checkpool import CheckPool
 from processors.store import ClickHouse

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from livesales.settings import Settings
+from ground.settings import Settings
 from localbroker import free_port
 from tests.conftest import wait_for
 from tests.reference import CHANNELS, reference

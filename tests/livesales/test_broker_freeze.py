@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ground.settings import Settings
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from localbroker import LocalBroker
 from tests.conftest import wait_for
 from tests.livesales.test_health import ready_status, readyz, running, unique

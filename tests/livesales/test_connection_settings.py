@@ -11,9 +11,9 @@ import certifi
 import pytest
 from pydantic import ValidationError
 
+from ground.settings import Settings
 from ingest.kafka_security import kafka_security
 from livesales.runtime import server_options
-from livesales.settings import Settings
 from processors.store import ClickHouse, ServerOptions, open_client
 from tests.support.process import ClickHouseHTTPProcess
 

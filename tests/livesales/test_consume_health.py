@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
+from ground.settings import Settings
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from tests.conftest import wait_for
 
 

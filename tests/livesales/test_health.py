@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ground.metrics import Metrics
+from ground.settings import Settings
 from ingest.consumer import lag_trustworthy
 from ingest.producer import Producer
 from livesales.health import Health
-from livesales.metrics import Metrics
 from livesales.runtime import Runtime
-from livesales.settings import Settings
 from localbroker import LocalBroker
 from processors.store import ClickHouse
 from tests.conftest import wait_for

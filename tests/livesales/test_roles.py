@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ground.settings import Settings
 from ingest.producer import Producer
-from livesales.settings import Settings
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.livesales.roles_support import (

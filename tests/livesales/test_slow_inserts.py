@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from livesales.settings import Settings
+from ground.settings import Settings
 from processors.placement import partitions_for
 from processors.store import ClickHouse
 from tests.conftest import wait_for

@@ -13,8 +13,8 @@ import pytest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from api.auth import read_tokens_file
-from livesales.config_errors import ConfigError
-from livesales.settings import StrictEnvBool
+from ground.config_errors import ConfigError
+from ground.settings import StrictEnvBool
 
 GOOD = {"token": "tok-good-0001", "name": "bureau", "scope": "all", "ingest": False}
 

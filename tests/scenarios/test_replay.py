@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from livesales.settings import Settings
+from ground.settings import Settings
 from scenarios import ScheduledEvent, generate
 from scenarios.replay import LoopClock, replay, topic_map
 from tests.conftest import wait_for

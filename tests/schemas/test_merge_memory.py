@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 from processors.store import ClickHouse
-from schemas.ddl import COMPRESS_BLOCK_BYTES, MIGRATIONS, VERTICAL_MERGE_SETTINGS
+from schemas.ddl import MIGRATIONS
+from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS
 
 _MERGE_TREES = "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase() AND engine LIKE '%MergeTree'"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ground.settings import Settings
 from ingest.routing import routed_topics
-from livesales.settings import Settings
 
 
 async def all_committed(settings: Settings, partitions: int = 4) -> bool:

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # chDB's caches (mark, primary index, query condition, ...) together, in MiB
     # (processors/store.py CHDB_CACHE_SHARES; chdb:// only); 0: ClickHouse's defaults, 5 GiB each.
     chdb_cache_mb: float = Field(default=256.0, ge=0)
-    # The C heap (livesales/heap.py): glibc malloc arenas, set before storage starts its
+    # The C heap (ground/heap.py): glibc malloc arenas, set before storage starts its
     # threads (0: glibc's default, 8 per core), and how often freed pages go back to the OS (0: never).
     malloc_arenas: int = Field(default=2, ge=0, le=64)
     malloc_mmap_threshold_kb: int = Field(default=1024, ge=0, le=32 * 1024)  # 0: glibc's sliding threshold
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     fetch_partition_kb: int = Field(default=8 * 1024, ge=64)
     fetch_max_kb: int = Field(default=32 * 1024, ge=64)
     heap_trim_s: float = Field(default=30.0, ge=0)
-    # chDB's own allocator (jemalloc, livesales/heap.py): ms a freed page is kept for reuse
+    # chDB's own allocator (jemalloc, ground/heap.py): ms a freed page is kept for reuse
     # before it goes back to the OS; read when chDB loads, chdb:// only. 0: at once, which
     # halves the RSS swing a merge leaves behind (docs/BENCHMARKS.md "Memory soak"); chDB's
     # own is 5000. Never-kept-forever (-1) is refused: RSS then grows without bound.

@@ -1,4 +1,4 @@
-"""The C heap gives freed memory back when trimmed (livesales/heap.py)."""
+"""The C heap gives freed memory back when trimmed (ground/heap.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from livesales.heap import Heap
+from ground.heap import Heap
 
 # In a fresh interpreter: fill the heap with 64 KiB blocks (below glibc's mmap threshold),
 # free all but the newest (so the heap's top cannot shrink by itself), then trim.
 _SCRIPT = """
 import ctypes, ctypes.util
 from pathlib import Path
-from livesales.heap import Heap
+from ground.heap import Heap
 
 def rss():
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -80,7 +80,7 @@ def test_a_fixed_mmap_threshold_gives_large_blocks_back_when_freed() -> None:
 
 _USAGE_SCRIPT = """
 import ctypes, ctypes.util
-from livesales.heap import Heap
+from ground.heap import Heap
 
 heap = Heap()
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
@@ -111,7 +111,7 @@ def test_usage_tells_memory_in_use_from_memory_held_free() -> None:
 _CHDB_SCRIPT = """
 import os, sys, tempfile
 import clickhouse_connect
-from livesales.heap import Heap
+from ground.heap import Heap
 
 set_here = Heap.configure_chdb_allocator(1234)
 client = clickhouse_connect.get_client(dsn=f"chdb://{tempfile.mkdtemp()}/ch")
@@ -144,7 +144,7 @@ def test_chdbs_allocator_takes_our_settings_unless_the_operator_gave_some(operat
 _RUNTIME_SCRIPT = """
 import asyncio, os, sys, tempfile
 from livesales.runtime import Runtime
-from livesales.settings import Settings
+from ground.settings import Settings
 
 async def main() -> None:
     runtime = Runtime(Settings(clickhouse_dsn=f"chdb://{tempfile.mkdtemp()}/ch"))

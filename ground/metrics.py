@@ -99,7 +99,7 @@ class Metrics:
         ProcessCollector(namespace="livesales", registry=r)
 
     def watch_heap(self, usage: Callable[[], dict[str, int] | None]) -> None:
-        """Publish ``livesales_malloc_bytes{kind}``, read at each scrape (livesales.heap)."""
+        """Publish ``livesales_malloc_bytes{kind}``, read at each scrape (ground.heap)."""
         self.registry.register(_HeapCollector(usage))
 
 
