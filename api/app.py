@@ -16,18 +16,16 @@ import api.routes.alerts as alert_routes
 import api.routes.labels as label_routes
 from api.auth import LIMITER, TOKENS, RateLimiter, TokenStore
 from api.channel_snapshot import CHANNEL_SNAPSHOTS, ChannelSnapshots, channel_snapshots_ctx
-from api.context import HEALTH, METRICS, PIVOT_LIMITS, PUBLISHER, READY, SETTINGS, STORE
+from api.context import CONFIG, HEALTH, METRICS, PIVOT_LIMITS, PUBLISHER, READY, STORE, ApiConfig, Readiness
 from api.errors import Handler, json_errors
-from api.live_hub import LiveHub
+from api.live.hub import LiveHub
+from api.live.summaries import SUMMARIES, SummaryReads
 from api.openapi import openapi_json
 from api.queries.pivot_limits import LIMITS, PivotLimits
 from api.routes import channels, events, health, live, pivot, regions
 from api.routes.dashboard import add_dashboard
-from api.summary_cache import SUMMARIES, SummaryReads
 from ground.metrics import Metrics
-from ground.settings import Settings
 from ingest.producer import Producer
-from livesales.health import Health
 from processors.store import ClickHouse
 
 
@@ -49,32 +47,32 @@ def _timing(metrics: Metrics) -> Callable[[web.Request, Handler], object]:
 
 
 def create_app(
-    settings: Settings,
+    config: ApiConfig,
     store: ClickHouse,
     metrics: Metrics,
     publisher: Producer | None,
     is_ready: Callable[[], bool],
     live_hub: LiveHub | None = None,
-    readiness: Health | None = None,
+    readiness: Readiness | None = None,
     pivot_limits: PivotLimits = LIMITS,
 ) -> web.Application:
     app = web.Application(
         middlewares=[_timing(metrics), json_errors],  # type: ignore[list-item]
-        client_max_size=settings.api_max_body_bytes,
+        client_max_size=config.max_body_bytes,
     )
-    app[SETTINGS] = settings
+    app[CONFIG] = config
     app[STORE] = store
     app[METRICS] = metrics
     app[PUBLISHER] = publisher
     app[READY] = is_ready
     app[HEALTH] = readiness  # per-component readiness (livesales.health); None: is_ready alone
     app[PIVOT_LIMITS] = pivot_limits  # cells, seconds, groups, memory per pivot request
-    app[TOKENS] = TokenStore.load(settings.api_tokens_file)
-    app[LIMITER] = RateLimiter(settings.api_rate_per_s, settings.api_burst)
-    app[live.HUB] = live_hub or LiveHub(store, settings, metrics)
-    reads = store.lane(settings.api_read_threads, "api") if settings.api_read_threads else store
-    app[SUMMARIES] = SummaryReads(reads, app[live.HUB], metrics, settings.summary_max_age_ms)
-    app[CHANNEL_SNAPSHOTS] = ChannelSnapshots(store.lane(1, "channel-list"), settings.channel_list_max_age_ms)
+    app[TOKENS] = TokenStore.load(config.tokens_file)
+    app[LIMITER] = RateLimiter(config.rate_per_s, max(1, round(2 * config.rate_per_s)))
+    app[live.HUB] = live_hub or LiveHub(store, config.live, metrics)
+    reads = store.lane(config.read_threads, "api") if config.read_threads else store
+    app[SUMMARIES] = SummaryReads(reads, app[live.HUB], metrics, config.max_age_ms)
+    app[CHANNEL_SNAPSHOTS] = ChannelSnapshots(store.lane(1, "channel-list"), config.max_age_ms)
     app.cleanup_ctx.append(channel_snapshots_ctx)
     for module in (health, channels, pivot, events, live, regions):
         app.add_routes(module.routes)

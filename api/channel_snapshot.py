@@ -22,7 +22,7 @@ process stored shows in it. A refresh, in the background while pages are asked f
 So a snapshot holds every row stored, by any process, before its refresh began: it is
 what the query path would have answered then. A page is answered from it only when
 that moment is at most ``channel_list_max_age_ms`` before the request arrived (like
-/summary's bound, api.summary_cache); else by the query path. With ``from``/``to``, the
+/summary's bound, api.live.summaries); else by the query path. With ``from``/``to``, the
 channels with events in the range come from one query of ``channel_minutes`` (or of
 the rows, within one minute: api.queries.channel_list.active_ids), read after the
 request arrived; the schedules and everything else from the snapshot.

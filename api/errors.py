@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from api.context import json_response
+from api.responses import json_response
 from processors.store import StorageError
 
 log = logging.getLogger(__name__)

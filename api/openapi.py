@@ -11,8 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from api.context import json_response
 from api.queries.pivot import DATASETS
+from api.responses import json_response
 
 _INT = {"type": "integer"}
 _NINT = {"type": ["integer", "null"]}

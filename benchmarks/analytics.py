@@ -26,7 +26,7 @@ from api.auth import Scope
 from api.params import TimeParams
 from api.queries.pivot import DATASETS, PivotRequest, firm_names, grouped_pivot, run_pivot
 from benchmarks.api import BIG, load, measure, serving
-from benchmarks.ingest import scratch_dir
+from benchmarks.common import scratch_dir
 from processors.store import ClickHouse
 
 FIRMS_SQL = """

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks.ingest import scratch_dir
+from benchmarks.common import scratch_dir
 from localbroker import free_port
 from processors.store import ClickHouse
 
@@ -117,7 +117,7 @@ async def serving(dsn: str, tmp: str) -> AsyncIterator[str]:
     port = free_port()
     env = {**os.environ, "LIVESALES_CLICKHOUSE_DSN": dsn, "LIVESALES_API_PORT": str(port),
            "LIVESALES_API_TOKENS_FILE": str(tokens), "LIVESALES_API_RATE_PER_S": "1000000",
-           "LIVESALES_API_BURST": "1000000", "LIVESALES_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # fmt: skip
+           "LIVESALES_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}  # fmt: skip
     server = subprocess.Popen([sys.executable, "-m", "livesales.cli", "--log-level", "WARNING", "serve"], env=env)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -28,6 +28,7 @@ import logging
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,10 @@ from aiohttp.test_utils import TestServer
 
 from api.app import create_app
 from api.channel_snapshot import CHANNEL_SNAPSHOTS, ChannelSnapshots
+from api.context import ApiConfig
 from api.queries.channel_list import NO_SUBCOLUMNS, STATE_ROWS, encode_cursor, state_params
-from benchmarks.ingest import scratch_dir
+from benchmarks.common import scratch_dir
 from ground.metrics import Metrics
-from ground.settings import Settings
 from processors.store import ClickHouse
 
 TOKEN = "bench-channels-all0"  # noqa: S105 - throwaway tokens for a loopback benchmark
@@ -165,14 +166,14 @@ async def bench_channels(args: argparse.Namespace) -> None:
             {"token": TOKEN, "name": "bench", "scope": "all"},
             {"token": TOWNSHIP_TOKEN, "name": "town", "scope": f"township:{DISTRICTS[8]}/{DISTRICTS[8]}东镇"},
         ]}))  # fmt: skip
-        settings = Settings(clickhouse_dsn=dsn, api_tokens_file=tokens, api_rate_per_s=1_000_000, api_burst=1_000_000)
+        config = ApiConfig(tokens_file=tokens, rate_per_s=1_000_000)
         store = ClickHouse(dsn)
         await store.open()
-        query_settings = settings.model_copy(update={"channel_list_max_age_ms": 0})  # its pages: the query path
-        app = create_app(query_settings, store, Metrics(), None, lambda: True)
+        app = create_app(replace(config, max_age_ms=0),  # its pages: the query path
+                          store, Metrics(), None, lambda: True)
         server = TestServer(app)
         await server.start_server()
-        snap_app = create_app(settings, store, Metrics(), None, lambda: True)  # the default bound
+        snap_app = create_app(config, store, Metrics(), None, lambda: True)  # the default bound
         snap_server = TestServer(snap_app)
         await snap_server.start_server()
         snaps = snap_app[CHANNEL_SNAPSHOTS]

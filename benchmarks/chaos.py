@@ -51,7 +51,7 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from benchmarks.ingest import scratch_dir
+from benchmarks.common import scratch_dir
 from benchmarks.procs import ROOT, _ready, _until, http_clickhouse
 from ground.settings import Settings
 from ingest.routing import routed_topics

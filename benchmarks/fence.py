@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from benchmarks.ingest import order_payload, scratch_dir
+from benchmarks.common import order_payload, scratch_dir
 from benchmarks.procs import http_clickhouse
 from processors.batch import prepare
 from processors.fence import Claim, FenceConfig, WriteFence

@@ -36,7 +36,7 @@ from pathlib import Path
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.ingest import scratch_dir
+from benchmarks.common import scratch_dir
 from ground.settings import Settings
 from ingest.topics import ensure_topics
 from localbroker import LocalBroker, free_port
@@ -225,7 +225,7 @@ async def bench_live(args: argparse.Namespace) -> None:
         port = free_port()
         env = {**os.environ, "LIVESALES_CLICKHOUSE_DSN": settings.clickhouse_dsn, "LIVESALES_API_PORT": str(port),
                "LIVESALES_API_TOKENS_FILE": str(tokens_file), "LIVESALES_API_RATE_PER_S": "1000000",
-               "LIVESALES_API_BURST": "1000000", "LIVESALES_KAFKA_BOOTSTRAP": broker.bootstrap}  # fmt: skip
+               "LIVESALES_KAFKA_BOOTSTRAP": broker.bootstrap}  # fmt: skip
         server = subprocess.Popen(
             [sys.executable, "-m", "livesales.cli", "--log-level", "WARNING", "run"], env=env
         )
@@ -334,5 +334,5 @@ async def bench_live(args: argparse.Namespace) -> None:
           f"{live.get('livesales_live_streams', 0):.0f} streams")
     sources = {k: live.get(f'livesales_summary_answers_total{{source="{k}"}}', 0) for k in ("live_hub", "shared",
                                                                                             "query")}  # fmt: skip
-    print("/summary answers (all phases, api.summary_cache): " + ", ".join(f"{v:.0f} {k}" for k, v in sources.items()))
+    print("/summary answers (all phases, api.live.summaries): " + ", ".join(f"{v:.0f} {k}" for k, v in sources.items()))
     print(f"viewer streams that ended before the end (dropped or refused): {early}")

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 
 from clickhouse_connect.driver.client import Client
 
-from benchmarks.ingest import order_payload, scratch_dir
+from benchmarks.common import order_payload, scratch_dir
 from processors.store import ClickHouse, open_client
 from schemas.ddl import STORED_TABLES
 from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import aiohttp
 
-from benchmarks.ingest import order_payload, produce, scratch_dir
+from benchmarks.common import order_payload, produce, scratch_dir
 from ground.settings import Settings
 from ingest.topics import ensure_topics
 from localbroker import LocalBroker, free_port

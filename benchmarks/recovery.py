@@ -27,7 +27,7 @@ from pathlib import Path
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.ingest import order_payload, scratch_dir
+from benchmarks.common import order_payload, scratch_dir
 from ground.settings import Settings
 from ingest.topics import ensure_topics
 from localbroker import LocalBroker, free_port
@@ -152,8 +152,8 @@ async def bench_recovery(args: argparse.Namespace) -> None:
         variants: list[tuple[str, dict[str, str]]] = [
             ("defaults (session 6 s, heartbeat 1 s)", {}),
             ("aiokafka's defaults (session 10 s, heartbeat 3 s)",
-             {"LIVESALES_KAFKA_SESSION_TIMEOUT_MS": "10000", "LIVESALES_KAFKA_HEARTBEAT_INTERVAL_MS": "3000",
-              "LIVESALES_KAFKA_REBALANCE_TIMEOUT_MS": "30000"}),
+             {"LIVESALES_KAFKA_SESSION_TIMEOUT_MS": "10000",
+              "LIVESALES_TUNING": '{"kafka_rebalance_timeout_ms": 30000}'}),
         ]  # fmt: skip
         for k, (label, extra) in enumerate(variants):
             settings = Settings(kafka_bootstrap=broker.bootstrap, consumer_group=f"recovery-{k}",

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.ingest import order_payload, scratch_dir
+from benchmarks.common import order_payload, scratch_dir
 from processors.batch import prepare
 from processors.store import ClickHouse
 from processors.writer import Writer, _insert

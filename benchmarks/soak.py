@@ -36,7 +36,7 @@ from pathlib import Path
 import aiohttp
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.ingest import order_payload, scratch_dir
+from benchmarks.common import order_payload, scratch_dir
 from ground.settings import Settings
 from ingest.topics import ensure_topics
 from localbroker import LocalBroker, _die_with, free_port
@@ -55,9 +55,9 @@ LINGER_MS = 100
 # turn), the channel list and a pivot, as a live sale's screens read them. Reads are what
 # fill chDB's mark and primary-index caches (ingest alone reads no marks).
 READ_EVERY_S = 2.0
-PASSED_THROUGH = ("LIVESALES_CHDB_CACHE_MB", "LIVESALES_MALLOC_ARENAS", "LIVESALES_HEAP_TRIM_S",
-                  "LIVESALES_MALLOC_MMAP_THRESHOLD_KB", "LIVESALES_DEDUPE_MEMORY_MB", "LIVESALES_FETCH_PARTITION_KB",
-                  "LIVESALES_FETCH_MAX_KB", "LIVESALES_CHDB_DIRTY_DECAY_MS")  # fmt: skip
+# the memory settings a soak compares: the budget, internal tuning, the allocators' own
+PASSED_THROUGH = ("LIVESALES_CHDB_CACHE_MB", "LIVESALES_TUNING", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
+                  "JE_MALLOC_CONF")  # fmt: skip
 TOKEN = "soak-token-0000"  # noqa: S105 - a throwaway token for a loopback benchmark
 
 
@@ -185,7 +185,7 @@ def _producer(bootstrap: str) -> AIOKafkaProducer:
 
 async def produce_backlog(bootstrap: str, topic: str, events: int) -> None:
     """``events`` orders stamped now, sent before the service starts: what waits for it
-    after a restart. Its catch-up reads full batches (LIVESALES_BATCH_MAX_RECORDS), the
+    after a restart. Its catch-up reads full batches (Tuning.batch_max_records), the
     largest it meets; every working set sized by a batch (aiokafka's fetch buffers, the
     validation child's heap, an insert) reaches its high-water mark there, in warm-up,
     instead of creeping up over the run as the biggest batch so far is outdone."""

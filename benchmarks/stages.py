@@ -26,7 +26,7 @@ import ingest.producer
 import processors.checkpool
 import processors.dedupe
 import processors.writer
-from benchmarks.ingest import loaded_broker, ours, poisoned
+from benchmarks.common import loaded_broker, ours, poisoned
 
 _TICK = os.sysconf("SC_CLK_TCK")
 

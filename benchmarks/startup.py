@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from clickhouse_connect.driver.client import Client
 
-from benchmarks.ingest import scratch_dir
+from benchmarks.common import scratch_dir
 from ground.settings import Settings
 from processors.bloom import BloomFilter
 from processors.dedupe import TableDeduper
@@ -136,7 +136,7 @@ async def _generate(dsn: str, n: int, days: float, keep_projections: bool) -> fl
 
 async def bench_startup(args: argparse.Namespace) -> None:
     n = args.events if args.events is not None else 100_000_000
-    horizon = Settings().dedupe_horizon_hours
+    horizon = Settings().tuning.dedupe_horizon_hours
     with scratch_dir() as tmp:
         dsn = f"chdb://{tmp}/ch"
         empty = _measure(dsn, horizon)

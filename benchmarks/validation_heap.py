@@ -16,7 +16,7 @@ import random
 import time
 from datetime import UTC, datetime
 
-from benchmarks.ingest import order_payload
+from benchmarks.common import order_payload
 from benchmarks.soak import _MIB, rss_bytes
 from processors.checkpool import CheckPool
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from ground.settings import Settings
+from ground.settings import Settings, Tuning
 from ground.stopping import Stopped
 from livesales.runtime import Runtime
 from localbroker import LocalBroker, free_port
@@ -69,7 +69,7 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
             clickhouse_dsn=f"chdb://{root / 'clickhouse'}",
             api_port=api_port,
             api_tokens_file=root / "tokens.json",
-            batch_wait_ms=50,
+            tuning=Tuning(batch_wait_ms=50),
         )
         runtime = Runtime(settings, stop=stop)
         try:

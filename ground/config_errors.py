@@ -49,6 +49,8 @@ def from_settings_error(exc: ValidationError) -> ConfigError:
     err = exc.errors(include_url=False)[0]
     field = str(err["loc"][0]) if err["loc"] else "?"
     var = f"{ENV_PREFIX}{field.upper()}"
+    if len(err["loc"]) > 1:  # inside a JSON setting (LIVESALES_TUNING): name the key too
+        var += "." + location(err["loc"][1:])
     value = err.get("input")
     if isinstance(value, str | int | float) and not any(h in field.lower() for h in _SECRET_HINTS):
         shown = str(value)

@@ -64,7 +64,7 @@ class Heap:
         """Cap glibc's malloc arenas (like MALLOC_ARENA_MAX). Takes effect for arenas not
         yet made, so call it before the threads that allocate start; 0 leaves glibc's
         default. True if the cap was set."""
-        if arenas <= 0 or self._libc is None:
+        if arenas <= 0 or self._libc is None or "MALLOC_ARENA_MAX" in os.environ:  # glibc's own wins
             return False
         return bool(self._libc.mallopt(ctypes.c_int(_M_ARENA_MAX), ctypes.c_int(arenas)))
 
@@ -75,7 +75,7 @@ class Heap:
         joined insert block or a dedupe slice then stays in the heap after it is freed. A
         fixed threshold unmaps them when freed. 0 leaves glibc's sliding threshold. True
         if set."""
-        if kib <= 0 or self._libc is None:
+        if kib <= 0 or self._libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:  # glibc's own wins
             return False
         return bool(self._libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(kib * 1024)))
 
@@ -108,7 +108,7 @@ class Heap:
             return False
         if "chdb" in sys.modules:
             # Only where chDB was opened in-process before the runtime (tests, benchmarks).
-            log.info("chDB already loaded: LIVESALES_CHDB_DIRTY_DECAY_MS cannot reach its allocator")
+            log.info("chDB already loaded: chdb_dirty_decay_ms cannot reach its allocator")
             return False
         os.environ["JE_MALLOC_CONF"] = conf
         return True

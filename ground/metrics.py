@@ -93,7 +93,7 @@ class Metrics:
         )
         self.heap_trim_seconds = Histogram(
             "livesales_heap_trim_seconds", "Time to hand the C heap's free pages back to the OS (malloc_trim),"
-            " every LIVESALES_HEAP_TRIM_S", buckets=(0.001, 0.005, 0.02, 0.1, 0.5), registry=r,
+            " every Tuning.heap_trim_s", buckets=(0.001, 0.005, 0.02, 0.1, 0.5), registry=r,
         )
         # livesales_process_resident_memory_bytes, _cpu_seconds_total, ... (Linux /proc)
         ProcessCollector(namespace="livesales", registry=r)
@@ -113,7 +113,7 @@ class _HeapCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "livesales_malloc_bytes", "glibc malloc's bytes by kind (mallinfo2): in_use, free (held, not"
-            " yet given back), mmapped (blocks over LIVESALES_MALLOC_MMAP_THRESHOLD_KB)", labels=["kind"],
+            " yet given back), mmapped (blocks over Tuning.malloc_mmap_threshold_kb)", labels=["kind"],
         )
         for kind, value in (self._usage() or {}).items():
             family.add_metric([kind], value)

@@ -1,12 +1,24 @@
-"""Every knob of the service, read from ``LIVESALES_*`` env vars (contract §5)."""
+"""The operator's settings, read from ``LIVESALES_*`` env vars (contract §5).
+
+Only what an operator decides lives here, grouped as the README's table shows it: Kafka,
+ClickHouse, the API, the answers' policy, operations. Internal tuning is ``Tuning``: named
+constants with the values docs/BENCHMARKS.md chose, overridable as a whole through one
+JSON variable for tests and benchmarks, not a knob to turn in production. The runtime
+turns these into each component's own small config (livesales/wiring.py); no component
+reads ``Settings``.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "LIVESALES_"
 
 
 def _strict_bool(value: Any) -> Any:
@@ -28,92 +40,109 @@ def _default_dsn() -> str:
     return f"chdb://{(Path.cwd() / 'data' / 'clickhouse').resolve()}"
 
 
+class Tuning(BaseModel):
+    """Internal tuning: the values docs/BENCHMARKS.md measured, under names a test can set.
+
+    ``LIVESALES_TUNING='{"batch_max_records": 100}'`` overrides some of them (tests and
+    benchmarks do); an unknown name is refused at start."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Consumers (ingest/consumer.py).
+    batch_max_records: int = Field(default=20_000, ge=1, description="records one fetch may bring")
+    batch_wait_ms: int = Field(default=100, ge=1, description="how long a fetch waits for records")
+    min_insert_interval_ms: int = Field(default=150, ge=0, description="at most one insert per interval; 0: none")
+    write_retry_max_s: float = Field(default=10.0, gt=0, description="the back-off's cap while storage fails")
+    fetch_partition_kb: int = Field(default=8 * 1024, ge=64, description="one fetch's bytes per partition")
+    fetch_max_kb: int = Field(default=32 * 1024, ge=64, description="one fetch's bytes in all")
+    kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=1_000, description="a member's time to rejoin")
+    # Exactly-once (processors/writer.py): older events always take the exact look-up.
+    dedupe_horizon_hours: float = Field(default=48.0, gt=0, description="the dedupe filters' span")
+    dedupe_memory_mb: float = Field(default=32.0, gt=0, description="the dedupe filters' memory per process")
+    # The C heaps (ground/heap.py). glibc's own MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_
+    # and jemalloc's JE_MALLOC_CONF, when set, win over these.
+    malloc_arenas: int = Field(default=2, ge=0, le=64, description="glibc arenas; 0: glibc's default")
+    malloc_mmap_threshold_kb: int = Field(default=1024, ge=0, le=32 * 1024, description="0: glibc's sliding one")
+    heap_trim_s: float = Field(default=30.0, ge=0, description="how often freed pages go back; 0: never")
+    chdb_dirty_decay_ms: int = Field(default=0, ge=0, description="chDB's jemalloc dirty_decay_ms")
+    # The API (api/): per-token burst is twice the rate.
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest request body")
+    api_read_threads: int = Field(default=2, ge=0, le=32, description="storage threads of /summary; 0: shared")
+    # Live screens (api/live/).
+    live_max_streams_per_token: int = Field(default=50, ge=1, description="open streams per token")
+    live_poll_ms: int = Field(default=1000, ge=50, description="how often other processes' stores are polled")
+    live_min_interval_ms: int = Field(default=500, ge=0, description="a channel recomputed at most this often")
+    live_compute_cores: float = Field(default=0.5, gt=0, description="CPU the live computations may use")
+    live_send_timeout_s: float = Field(default=10.0, gt=0, description="a viewer this far behind is dropped")
+    live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0, description="kernel send buffer; 0: default")
+    # Readiness (livesales/health.py).
+    ready_stall_s: float = Field(default=30.0, gt=0, description="a consumer stalled longer is not ready")
+    ready_probe_s: float = Field(default=10.0, gt=0, description="storage probed when no write for this long")
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LIVESALES_", extra="ignore")
+    """Every ``LIVESALES_*`` setting, with its default and what it means."""
 
-    kafka_bootstrap: str = "localhost:9092"
-    consumer_group: str = "livesales"
-    topic_orders: str = "livesales.orders"
-    topic_onboarding: str = "livesales.onboarding"
-    topic_stream_stats: str = "livesales.stream_stats"
-    topic_channels: str = "livesales.channels"
-    topic_dlq: str = "livesales.dlq"
-    clickhouse_dsn: str = Field(default_factory=_default_dsn)
-    # A cluster name from the servers' remote_servers: migrations run ON CLUSTER with
-    # Replicated and Distributed tables (schemas/cluster.py); unset: one server or chDB.
-    clickhouse_cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    api_tokens_file: Path | None = None
-    # Kafka TLS/SASL, for every Kafka client of the process (ingest.kafka_security).
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None  # none: the system's CAs
-    # ClickHouse server parts; each one set overrides that part of the DSN (http(s):// only).
-    clickhouse_user: str | None = None
-    clickhouse_password: SecretStr | None = None
-    clickhouse_database: str | None = None
-    clickhouse_secure: bool | None = None  # none: TLS when the DSN says https://
-    clickhouse_ca_file: Path | None = None
-    # `livesales consume`: /healthz, /readyz and /metrics on a port of their own.
-    health_host: str = "127.0.0.1"
-    health_port: int = 9108
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
-    # Tuning (not in the contract; defaults chosen by docs/BENCHMARKS.md).
-    batch_max_records: int = Field(default=20_000, ge=1)
-    batch_wait_ms: int = Field(default=100, ge=1)
-    min_insert_interval_ms: int = Field(default=150, ge=0)  # 0: insert each batch as soon as it is ready
-    max_value_bytes: int = 64 * 1024
-    validation_processes: int = Field(default=1, ge=0)  # 0: validate in a thread
-    write_retry_max_s: float = 10.0
-    api_rate_per_s: float = 50.0
-    api_burst: int = 100
-    api_max_body_bytes: int = 8 * 1024 * 1024
-    # Exactly-once across processes (docs/DESIGN.md): events older than the horizon always
-    # take the exact ClickHouse look-up; the session timeout also bounds a zombie's lease.
-    dedupe_horizon_hours: float = Field(default=48.0, gt=0)
-    # The dedupe filters' memory per process (processors/filter_ring.py): the event times
-    # they cover shrink below the horizon when it is full; older events take the look-up.
-    dedupe_memory_mb: float = Field(default=32.0, gt=0)
-    # chDB's caches (mark, primary index, query condition, ...) together, in MiB
-    # (processors/store.py CHDB_CACHE_SHARES; chdb:// only); 0: ClickHouse's defaults, 5 GiB each.
-    chdb_cache_mb: float = Field(default=256.0, ge=0)
-    # The C heap (ground/heap.py): glibc malloc arenas, set before storage starts its
-    # threads (0: glibc's default, 8 per core), and how often freed pages go back to the OS (0: never).
-    malloc_arenas: int = Field(default=2, ge=0, le=64)
-    malloc_mmap_threshold_kb: int = Field(default=1024, ge=0, le=32 * 1024)  # 0: glibc's sliding threshold
-    # One fetch's bytes per partition and in all (aiokafka's max_partition_fetch_bytes, fetch_max_bytes).
-    fetch_partition_kb: int = Field(default=8 * 1024, ge=64)
-    fetch_max_kb: int = Field(default=32 * 1024, ge=64)
-    heap_trim_s: float = Field(default=30.0, ge=0)
-    # chDB's own allocator (jemalloc, ground/heap.py): ms a freed page is kept for reuse
-    # before it goes back to the OS; read when chDB loads, chdb:// only. 0: at once, which
-    # halves the RSS swing a merge leaves behind (docs/BENCHMARKS.md "Memory soak"); chDB's
-    # own is 5000. Never-kept-forever (-1) is refused: RSS then grows without bound.
-    chdb_dirty_decay_ms: int = Field(default=0, ge=0)
-    # Alert rules (contract §6): minutes without a paid order; refunds as % of paid orders.
-    alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60)
-    alert_refund_spike_pct: float = Field(default=20.0, ge=0)
-    # Live screens (api/live_hub.py): caps on open SSE streams, and how often a channel's
-    # shared watcher may recompute / polls for what other processes stored.
-    live_max_streams_per_token: int = Field(default=50, ge=1)
-    live_max_streams: int = Field(default=2000, ge=1)
-    live_poll_ms: int = Field(default=1000, ge=50)
-    live_min_interval_ms: int = Field(default=500, ge=0)
-    live_compute_cores: float = Field(default=0.5, gt=0)  # CPU the live computations may use, in cores
-    live_send_timeout_s: float = Field(default=10.0, gt=0)  # a viewer this far behind is dropped
-    live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0)  # kernel send buffer per stream; 0: default
-    # GET /summary may answer what a query returned at most this long before the request
-    # arrived (the live hub's newest, or a query under way: api/summary_cache.py); 0: always query.
-    summary_max_age_ms: int = Field(default=1000, ge=0, le=10_000)
-    # Storage threads of /summary's own queries (ClickHouse.lane): they queue behind no live
-    # round or insert; 0: share the store's.
-    api_read_threads: int = Field(default=2, ge=0, le=32)
-    # GET /v1/channels may answer from an in-process snapshot holding every row stored up to
-    # at most this long before the request arrived (api/channel_snapshot.py); 0: always query.
-    channel_list_max_age_ms: int = Field(default=1000, ge=0, le=10_000)
+    # -- Kafka ------------------------------------------------------------------------
+    kafka_bootstrap: str = Field(default="localhost:9092", description="Kafka bootstrap servers")
+    consumer_group: str = Field(default="livesales", description="consumer group id")
+    topic_orders: str = Field(default="livesales.orders", description="`order.v1` events")
+    topic_onboarding: str = Field(default="livesales.onboarding", description="`onboarding.v1` events")
+    topic_stream_stats: str = Field(default="livesales.stream_stats", description="`stream_stats.v1` events")
+    topic_channels: str = Field(default="livesales.channels", description="`channel.v1` events")
+    topic_dlq: str = Field(default="livesales.dlq", description="dead letters written by the service")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="for every Kafka client of the process"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="with a SASL_* protocol"
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="required with a SASL_* protocol")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="required with a SASL_* protocol")
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle for SSL; none: the system's")
+    kafka_session_timeout_ms: int = Field(
+        default=6_000, ge=1_000,
+        description="how soon the group notices a dead member; heartbeats every sixth of it",
+    )
+
+    # -- ClickHouse -------------------------------------------------------------------
+    clickhouse_dsn: str = Field(
+        default_factory=_default_dsn,
+        description="`chdb:///path` (embedded) or `http(s)://user:pass@host:8123/db`; default: `data/clickhouse`",
+    )
+    clickhouse_cluster: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$",
+        description="a cluster of the servers' remote_servers: Replicated and Distributed tables",
+    )
+    clickhouse_user: str | None = Field(default=None, description="overrides the DSN's user")
+    clickhouse_password: SecretStr | None = Field(default=None, description="overrides the DSN's password")
+    clickhouse_ca_file: Path | None = Field(default=None, description="CA bundle for https://")
+    chdb_cache_mb: float = Field(
+        default=256.0, ge=0, description="embedded chDB's caches together, MiB; 0: ClickHouse's defaults"
+    )
+
+    # -- API --------------------------------------------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="API listener (and `consume`'s health endpoints)")
+    api_port: int = Field(default=8080, description="API listener")
+    api_tokens_file: Path | None = Field(
+        default=None, description="JSON tokens file; none: every call but health is refused"
+    )
+    api_rate_per_s: float = Field(default=50.0, gt=0, description="requests per second per token (burst: twice)")
+    live_max_streams: int = Field(default=2000, ge=1, description="open live streams per process")
+    api_max_age_ms: int = Field(
+        default=1000, ge=0, le=10_000,
+        description="how old an answer of /summary or /v1/channels may be; 0: always query",
+    )
+    alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60, description="minutes without a paid order")
+    alert_refund_spike_pct: float = Field(default=20.0, ge=0, description="refunds as % of paid orders")
+
+    # -- Operations -------------------------------------------------------------------
+    health_port: int = Field(default=9108, description="`consume`'s /healthz, /readyz and /metrics")
+    log_format: Literal["text", "json"] = Field(default="text", description="log lines as text or JSON")
+    validation_processes: int = Field(default=1, ge=0, description="validation child processes; 0: a thread")
+    tuning: Tuning = Field(default_factory=Tuning, description="internal tuning as JSON (tests, benchmarks)")
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
@@ -125,22 +154,72 @@ class Settings(BaseSettings):
                 f"LIVESALES_KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
             )
         return self
-    # Operations (docs/RELIABILITY.md).
-    log_format: Literal["text", "json"] = "text"
-    ready_stall_s: float = Field(default=30.0, gt=0)  # a consumer stalled longer is not ready
-    ready_probe_s: float = Field(default=10.0, gt=0)  # storage probed when no write for this long
-    kafka_session_timeout_ms: int = Field(default=6_000, ge=1_000)
-    kafka_heartbeat_interval_ms: int = Field(default=1_000, ge=100)
-    kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=1_000)
 
     @property
     def topics(self) -> tuple[str, ...]:
+        """The four topics of events in (contract §1)."""
         return (self.topic_orders, self.topic_onboarding, self.topic_stream_stats, self.topic_channels)
 
-    def topic_for_schema(self, schema: str) -> str:
-        return {
-            "order.v1": self.topic_orders,
-            "onboarding.v1": self.topic_onboarding,
-            "stream_stats.v1": self.topic_stream_stats,
-            "channel.v1": self.topic_channels,
-        }[schema]
+    @property
+    def kafka_heartbeat_interval_ms(self) -> int:
+        """A sixth of the session timeout: Kafka advises at most a third."""
+        return max(100, self.kafka_session_timeout_ms // 6)
+
+
+# Settings of earlier versions: named in one warning line at start when still set.
+REMOVED: dict[str, str] = {
+    **{name: "internal: LIVESALES_TUNING" for name in Tuning.model_fields},
+    "clickhouse_database": "the DSN's path",
+    "clickhouse_secure": "the DSN's https://",
+    "health_host": "LIVESALES_API_HOST",
+    "kafka_heartbeat_interval_ms": "a sixth of LIVESALES_KAFKA_SESSION_TIMEOUT_MS",
+    "api_burst": "twice LIVESALES_API_RATE_PER_S",
+    "max_value_bytes": "the contract's 64 KiB",
+    "summary_max_age_ms": "LIVESALES_API_MAX_AGE_MS",
+    "channel_list_max_age_ms": "LIVESALES_API_MAX_AGE_MS",
+}
+
+
+def removed_in(environ: Mapping[str, str] | None = None) -> str | None:
+    """One warning line naming each removed setting still set, and what replaced it."""
+    env = os.environ if environ is None else environ
+    found = [
+        f"{ENV_PREFIX}{name.upper()} ({instead})"
+        for name, instead in REMOVED.items()
+        if f"{ENV_PREFIX}{name.upper()}" in env
+    ]
+    return f"livesales: warning: removed settings ignored: {', '.join(found)}" if found else None
+
+
+def _group(name: str) -> str:
+    if name.startswith(("kafka_", "topic_")) or name == "consumer_group":
+        return "Kafka"
+    if name.startswith(("clickhouse_", "chdb_")):
+        return "ClickHouse"
+    if name.startswith(("api_", "live_", "alert_")):
+        return "API and its answers"
+    return "Operations"
+
+
+def settings_table() -> str:
+    """The README's table of settings, grouped, from the fields themselves (a test keeps
+    the README equal to it: ``python -m ground.settings`` prints it)."""
+    rows: dict[str, list[str]] = {}
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "see meaning"
+        elif field.default is None:
+            default = "none"
+        else:
+            default = f"`{field.default}`"
+        line = f"| `{ENV_PREFIX}{name.upper()}` | {default} | {field.description} |"
+        rows.setdefault(_group(name), []).append(line)
+    out = ["| setting | default | meaning |", "|---|---|---|"]
+    for group, lines in rows.items():
+        out.append(f"| **{group}** | | |")
+        out.extend(lines)
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(settings_table())

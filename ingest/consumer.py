@@ -31,6 +31,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -38,15 +39,15 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ground.metrics import Metrics
-from ground.settings import Settings
 from ingest.backoff import Backoff as Backoff  # re-exported: livesales.runtime
-from ingest.kafka_security import kafka_security
+from ingest.kafka_security import KafkaAccess, kafka_security
 from ingest.lag import lag_trustworthy as lag_trustworthy  # re-exported: tests, tools
 from ingest.lag import measure_lag
 from ingest.lease import Lease
 from ingest.membership import Rebalance, evicted, rejoin, watch_heartbeats
 from ingest.producer import ProduceError, Producer
 from ingest.routing import forward, placement_of, routed_topics
+from ingest.topics import Topics
 from processors.batch import Batch, assemble
 from processors.checkpool import CheckPool
 from processors.fence import Claim, Superseded
@@ -62,10 +63,29 @@ QUEUE_DEPTH = 2
 STOP_GRACE_S = 3.0
 
 
+@dataclass(frozen=True)
+class ConsumerConfig:
+    """What a consumer needs to know: its group, its topics, and how it fetches and writes
+    (the defaults are ground.settings.Tuning's)."""
+
+    kafka: KafkaAccess
+    group: str = "livesales"
+    topics: Topics = field(default_factory=Topics)
+    session_timeout_ms: int = 6_000
+    heartbeat_interval_ms: int = 1_000
+    rebalance_timeout_ms: int = 10_000
+    fetch_partition_kb: int = 8 * 1024
+    fetch_max_kb: int = 32 * 1024
+    batch_max_records: int = 20_000
+    batch_wait_ms: int = 100
+    min_insert_interval_ms: int = 150  # 0: insert each batch as soon as it is ready
+    write_retry_max_s: float = 10.0
+
+
 class Consumer:
     def __init__(
         self,
-        settings: Settings,
+        config: ConsumerConfig,
         writer: Writer,
         producer: Producer,
         metrics: Metrics,
@@ -73,13 +93,13 @@ class Consumer:
         name: str = "consumer",
         on_stored: Callable[[Sequence[RowSet]], None] | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.checks = checks
         self.writer = writer
         self.producer = producer
         self.metrics = metrics
         self.name = name
-        self.on_stored = on_stored  # told of each stored batch's rows (live screens: api.live_hub)
+        self.on_stored = on_stored  # told of each stored batch's rows (live screens: api.live.hub)
         self._kafka: AIOKafkaConsumer | None = None
         self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
         # batches in validation, oldest first: at most one per validation process
@@ -96,10 +116,10 @@ class Consumer:
         self.lag_total: int | None = None
         self.lag_trustworthy = True
         self._committed: dict[TopicPartition, int] = {}  # what this member committed last
-        session_s = settings.kafka_session_timeout_ms / 1000
+        session_s = config.session_timeout_ms / 1000
         self.lease = Lease(session_s, margin_s=session_s / 3)
         self.fenced_batches = 0  # batches dropped unwritten: partitions lost (observability)
-        self._routed = frozenset(routed_topics(settings.topics))
+        self._routed = frozenset(routed_topics(config.topics.inputs))
         self.forwarded = 0  # messages forwarded to the .routed topics (ingest.routing)
 
     # -- life cycle -----------------------------------------------------------------
@@ -112,24 +132,24 @@ class Consumer:
         backoff = Backoff(cap=5.0)
         while not self._stopping.is_set():
             kafka = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
-                group_id=self.settings.consumer_group,
+                bootstrap_servers=self.config.kafka.bootstrap,
+                group_id=self.config.group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 # partition p of a topic and of its .routed topic to one member (ingest.routing)
                 partition_assignment_strategy=(RangePartitionAssignor,),
                 # what one fetch may bring: a backlog drains faster with more, and a
                 # consumer behind holds up to this much more memory (docs/BENCHMARKS.md)
-                max_partition_fetch_bytes=self.settings.fetch_partition_kb << 10,
-                fetch_max_bytes=self.settings.fetch_max_kb << 10,
+                max_partition_fetch_bytes=self.config.fetch_partition_kb << 10,
+                fetch_max_bytes=self.config.fetch_max_kb << 10,
                 fetch_max_wait_ms=50,  # an idle partition answers sooner: fresher counts (BENCHMARKS.md)
                 isolation_level="read_committed",
-                **kafka_security(self.settings),
+                **kafka_security(self.config.kafka),
                 # How soon the group notices a crashed member, and so how soon its
                 # partitions count again after a restart (docs/RELIABILITY.md).
-                session_timeout_ms=self.settings.kafka_session_timeout_ms,
-                heartbeat_interval_ms=self.settings.kafka_heartbeat_interval_ms,
-                rebalance_timeout_ms=self.settings.kafka_rebalance_timeout_ms,
+                session_timeout_ms=self.config.session_timeout_ms,
+                heartbeat_interval_ms=self.config.heartbeat_interval_ms,
+                rebalance_timeout_ms=self.config.rebalance_timeout_ms,
             )
             try:
                 await kafka.start()
@@ -145,8 +165,8 @@ class Consumer:
                 continue
             # The drain on revocation waits for the insert under way at most this long: a
             # member must rejoin within the rebalance timeout to stay in the group.
-            drain_s = min(30.0, self.settings.kafka_rebalance_timeout_ms / 1000)
-            kafka.subscribe([*self.settings.topics, *self._routed], listener=Rebalance(self, drain_s))
+            drain_s = min(30.0, self.config.rebalance_timeout_ms / 1000)
+            kafka.subscribe([*self.config.topics.inputs, *self._routed], listener=Rebalance(self, drain_s))
             watch_heartbeats(kafka, self.lease, self.name)
             self._kafka = kafka
             break
@@ -249,8 +269,8 @@ class Consumer:
                 elif kafka.paused():
                     kafka.resume(*kafka.paused())
                 records = await kafka.getmany(
-                    timeout_ms=200 if throttled else self.settings.batch_wait_ms,
-                    max_records=self.settings.batch_max_records,
+                    timeout_ms=200 if throttled else self.config.batch_wait_ms,
+                    max_records=self.config.batch_max_records,
                 )
                 epoch = self.lease.epoch  # the assignment these records were fetched in
                 backoff.reset()
@@ -317,7 +337,7 @@ class Consumer:
             # every insert writes a part of ~45 files, whatever its rows, and at a few
             # thousand events/s inserting each small batch at once kept the writer ~90%
             # busy with file work and merges (docs/BENCHMARKS.md: freshness).
-            deadline = last_insert + self.settings.min_insert_interval_ms / 1000
+            deadline = last_insert + self.config.min_insert_interval_ms / 1000
             while True:
                 while not self._queue.empty():
                     batch = self._joined(batch, self._queue.get_nowait())
@@ -356,12 +376,12 @@ class Consumer:
         dead letters too): it was fetched before they were revoked, and whoever owns them
         now (this member too, after a re-assignment) reads it again from the committed
         offset."""
-        backoff = Backoff(cap=self.settings.write_retry_max_s)
+        backoff = Backoff(cap=self.config.write_retry_max_s)
         m = self.metrics
         lease, partitions, epoch = self.lease, batch.partitions, batch.epoch
         dlq = asyncio.create_task(self._send_dead_letters(batch)) if batch.dead_values else None
         fwd = (
-            asyncio.create_task(forward(self.producer, batch.forwards, self._stall, self.settings.write_retry_max_s))
+            asyncio.create_task(forward(self.producer, batch.forwards, self._stall, self.config.write_retry_max_s))
             if batch.forwards
             else None
         )
@@ -374,7 +394,7 @@ class Consumer:
                     return
                 owner = Ownership(
                     holds=lambda: lease.holds(partitions, epoch),
-                    claim=Claim(self.settings.consumer_group, lease.token, tuple(sorted(lease.owned))),
+                    claim=Claim(self.config.group, lease.token, tuple(sorted(lease.owned))),
                     partitions=tuple(partitions),
                 )
                 try:
@@ -439,10 +459,10 @@ class Consumer:
 
     async def _send_dead_letters(self, batch: Batch) -> None:
         values = batch.dead_values  # encoded in the validation process (processors.batch.dead_head)
-        backoff = Backoff(cap=self.settings.write_retry_max_s)
+        backoff = Backoff(cap=self.config.write_retry_max_s)
         while True:
             try:
-                await self.producer.send_values(self.settings.topic_dlq, values)
+                await self.producer.send_values(self.config.topics.dlq, values)
                 break
             except (ProduceError, KafkaError) as exc:
                 self._stall(f"dead-letter queue unavailable: {exc}")

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ground.settings import Settings
 from ingest.producer import Producer
+from ingest.topics import Topics
 from processors.validate import Rejection, validate_value
 
 _KEY_FIELD = {"order.v1": "order_id", "onboarding.v1": "firm_id", "stream_stats.v1": "channel_id",
@@ -45,19 +45,19 @@ def split_body(body: bytes, content_type: str) -> list[bytes]:
     return lines
 
 
-async def ingest(body: bytes, content_type: str, settings: Settings, producer: Producer) -> IngestResult:
+async def ingest(body: bytes, content_type: str, topics: Topics, producer: Producer) -> IngestResult:
     result = IngestResult()
     now = datetime.now(UTC)
     messages: list[tuple[str, bytes | None, bytes]] = []
     indices: list[int] = []
     for i, raw in enumerate(split_body(body, content_type)):
-        checked = validate_value(raw, now, settings.max_value_bytes)
+        checked = validate_value(raw, now)
         if isinstance(checked, Rejection):
             result.rejected.append({"index": i, "code": checked.code, "message": checked.message})
             continue
         schema = checked["schema"]
         key = str(checked[_KEY_FIELD[schema]]).encode()  # type: ignore[literal-required]
-        messages.append((settings.topic_for_schema(schema), key, raw))
+        messages.append((topics.for_schema(schema), key, raw))
         indices.append(i)
     if messages:
         errors = await producer.send_all(messages)

@@ -8,21 +8,30 @@ building them here means a cluster that requires SASL_SSL is configured once, by
 from __future__ import annotations
 
 import ssl
+from dataclasses import dataclass, field
 from typing import Any
 
-from ground.settings import Settings
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """Where the brokers are and how to authenticate to them."""
+
+    bootstrap: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None  # none: the system's CAs
 
 
-def kafka_security(settings: Settings) -> dict[str, Any]:
+def kafka_security(access: KafkaAccess) -> dict[str, Any]:
     """Keyword arguments for AIOKafkaConsumer, AIOKafkaProducer and AIOKafkaAdminClient."""
-    protocol = settings.kafka_security_protocol
+    protocol = access.security_protocol
     options: dict[str, Any] = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):
-        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
-        options["ssl_context"] = ssl.create_default_context(cafile=cafile)  # verifies host names
+        options["ssl_context"] = ssl.create_default_context(cafile=access.ssl_cafile)  # verifies host names
     if protocol.startswith("SASL_"):
-        password = settings.kafka_sasl_password
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = password.get_secret_value() if password else None
+        options["sasl_mechanism"] = access.sasl_mechanism
+        options["sasl_plain_username"] = access.sasl_username
+        options["sasl_plain_password"] = access.sasl_password
     return options

@@ -4,9 +4,33 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ingest.routing import check_partition_counts, routed_topic
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The service's topics (contract §1): four of events in, one of dead letters out."""
+
+    orders: str = "livesales.orders"
+    onboarding: str = "livesales.onboarding"
+    stream_stats: str = "livesales.stream_stats"
+    channels: str = "livesales.channels"
+    dlq: str = "livesales.dlq"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.orders, self.onboarding, self.stream_stats, self.channels)
+
+    def for_schema(self, schema: str) -> str:
+        return {
+            "order.v1": self.orders,
+            "onboarding.v1": self.onboarding,
+            "stream_stats.v1": self.stream_stats,
+            "channel.v1": self.channels,
+        }[schema]
 
 
 async def ensure_topics(

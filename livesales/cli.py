@@ -7,16 +7,18 @@ import asyncio
 import importlib.util
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from ground.config_errors import ConfigError, from_settings_error
 from ground.logs import configure_logging
-from ground.settings import Settings
+from ground.settings import Settings, removed_in
 from ground.stopping import Stopped, unless_stopped
 
 # Commands that never read the API tokens file.
@@ -111,7 +113,7 @@ async def _serve(settings: Settings) -> None:
 
 
 async def _migrate(settings: Settings) -> None:
-    from livesales.runtime import server_options
+    from livesales.wiring import server_options
     from processors.store import ClickHouse
 
     ch = ClickHouse(settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings))
@@ -139,9 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--speed", type=float, default=60.0)
     replay.add_argument("--seed", type=int, default=2020)
     bench = sub.add_parser("bench", help="benchmarks (docs/BENCHMARKS.md)")
-    benches = ["ingest", "api", "stages", "analytics", "live", "procs", "recovery", "startup", "refresh", "soak"]
-    benches += ["channels", "merges", "validation-heap", "chaos", "fence"]
-    bench.add_argument("which", choices=benches)
+    try:
+        from benchmarks.registry import BENCHMARKS
+    except ImportError:  # the production image leaves the benchmarks out
+        BENCHMARKS = {}
+    bench.add_argument("which", choices=list(BENCHMARKS))
     bench.add_argument(
         "--events", type=int, default=None,
         help="default: 400,000 (ingest, stages), 10,000,000 (api), 100,000 (procs), 750,000 (merges), 20,000 (chaos)",
@@ -196,11 +200,17 @@ def _load_settings(command: str) -> Settings:
         settings = Settings()
     except ValidationError as exc:
         raise from_settings_error(exc) from None
+    except SettingsError as exc:  # a JSON setting (LIVESALES_TUNING) that does not parse
+        field = re.search(r'field "(\w+)"', str(exc))
+        where = f"LIVESALES_{field[1].upper()}" if field else "LIVESALES_*"
+        raise ConfigError(where, "not valid JSON") from None
     if command not in _NO_TOKENS and settings.api_tokens_file is not None:
         from api.auth import read_tokens_file
 
         read_tokens_file(settings.api_tokens_file)
     _require_embedded(command, settings)
+    if (warning := removed_in()) is not None:  # an old setting still set: say it does nothing now
+        print(warning, file=sys.stderr, flush=True)
     return settings
 
 
@@ -240,7 +250,7 @@ def _main(args: argparse.Namespace) -> int:
 
         asyncio.run(replay_to_kafka(settings, args.scenario, args.speed, args.seed))
     elif args.command == "bench":
-        from benchmarks.ingest import run_bench
+        from benchmarks.registry import run_bench
 
         asyncio.run(run_bench(args))
     return 0

@@ -6,13 +6,13 @@ and a full disk. Now it answers what each part can do right now and decides by r
 
 * ``run`` / ``consume`` (processes with consumers) are ready when storage is writable,
   the broker answers, every consumer is subscribed, and none has been stalled (storage,
-  dead-letter queue or fetches failing) for more than ``LIVESALES_READY_STALL_S``.
+  dead-letter queue or fetches failing) for more than ``ReadyPolicy.stall_s`` (30 s).
 * ``serve`` (the API alone) is ready when storage answers a read; the broker is reported
   but only ``POST /v1/events`` needs it.
 
 Checks are cheap: storage counts as writable from the consumers' last insert, and is
 probed (a read, and for embedded ClickHouse a small file written and removed in its
-data directory) only when nothing was written for ``LIVESALES_READY_PROBE_S``. Probe
+data directory) only when nothing was written for ``ReadyPolicy.probe_s`` (10 s). Probe
 results are kept for a few seconds, so a burst of probes costs one check.
 """
 
@@ -28,7 +28,6 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from ground.metrics import Metrics
-from ground.settings import Settings
 from ingest.producer import Producer
 from processors.store import ClickHouse
 
@@ -65,10 +64,18 @@ class _Probe:
     at: float = -1e9  # time.monotonic() of the check
 
 
+@dataclass(frozen=True)
+class ReadyPolicy:
+    """How long a consumer may be stalled, and storage unwritten before it is probed."""
+
+    stall_s: float = 30.0
+    probe_s: float = 10.0
+
+
 @dataclass
 class Health:
     role: str
-    settings: Settings
+    policy: ReadyPolicy
     store: ClickHouse
     producer: Producer | None
     consumers: Sequence[ConsumerState]
@@ -112,9 +119,9 @@ class Health:
             for c in consumers:
                 if not c["subscribed"]:
                     reasons.append(f"{c['name']} not subscribed")
-                elif c["stalled_for_s"] is not None and c["stalled_for_s"] > self.settings.ready_stall_s:
+                elif c["stalled_for_s"] is not None and c["stalled_for_s"] > self.policy.stall_s:
                     reasons.append(f"{c['name']} stalled for {c['stalled_for_s']:.0f} s ({c['stall_reason']})")
-                elif c["behind_for_s"] is not None and c["behind_for_s"] > self.settings.ready_stall_s:
+                elif c["behind_for_s"] is not None and c["behind_for_s"] > self.policy.stall_s:
                     # nothing fails, yet records wait and nothing is stored: fetches that
                     # return nothing (a broker that answers metadata but serves no data)
                     behind = f"{c['lag']} records behind, nothing stored for {c['behind_for_s']:.0f} s"
@@ -123,18 +130,18 @@ class Health:
         body: dict[str, Any] = {
             "status": "ready" if ready else "not_ready",
             "role": self.role,
-            "policy": self.policy(),
+            "policy": self.describe_policy(),
             "components": {"storage": storage, "broker": broker, "consumers": consumers},
         }
         if not ready:
             body["error"] = {"code": "unavailable", "message": "; ".join(reasons)}
         return ready, body
 
-    def policy(self) -> str:
+    def describe_policy(self) -> str:
         if self.role in CONSUMER_ROLES:
             return (
                 "ready when storage is writable, the broker answers, every consumer is subscribed"
-                f" and none stalled, or behind with nothing stored, for over {self.settings.ready_stall_s:g} s"
+                f" and none stalled, or behind with nothing stored, for over {self.policy.stall_s:g} s"
             )
         return "ready when storage answers a read; the broker matters only to POST /v1/events"
 
@@ -163,7 +170,7 @@ class Health:
         if failed_at is not None and (ok_at is None or failed_at > ok_at):
             return {"ok": False, "checked_by": "last_write", "error": "the last insert failed",
                     "seconds_since_last_write": since_write}  # fmt: skip
-        if ok_at is not None and now - ok_at < self.settings.ready_probe_s:
+        if ok_at is not None and now - ok_at < self.policy.probe_s:
             return {"ok": True, "checked_by": "last_write", "seconds_since_last_write": since_write}
         if now - self._storage.at > PROBE_CACHE_S:
             self._storage = await self._probe_storage()

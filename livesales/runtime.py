@@ -18,7 +18,7 @@ import tracemalloc
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from api.live_hub import LiveHub
+from api.live.hub import LiveHub
 from ground.config_errors import ConfigError
 from ground.heap import Heap
 from ground.metrics import Metrics
@@ -28,9 +28,12 @@ from ingest.consumer import Backoff, Consumer
 from ingest.kafka_security import kafka_security
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
+from livesales import wiring
 from livesales.health import Health
+from livesales.wiring import server_options
 from processors.checkpool import CheckPool
-from processors.store import ClickHouse, ServerOptions
+from processors.store import ClickHouse
+from processors.validate import MAX_VALUE_BYTES
 from processors.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -38,18 +41,6 @@ log = logging.getLogger(__name__)
 # system-table queries. Every 5 s was tried: make bench's freshness came out worse in
 # those runs (not isolated from the other changes tried with it), so 15 s as before.
 MEMORY_SAMPLE_S = 15.0
-
-
-def server_options(settings: Settings) -> ServerOptions:
-    """The LIVESALES_CLICKHOUSE_* parts that override the DSN's."""
-    password = settings.clickhouse_password
-    return ServerOptions(
-        user=settings.clickhouse_user,
-        password=password.get_secret_value() if password else None,
-        database=settings.clickhouse_database,
-        secure=settings.clickhouse_secure,
-        ca_file=str(settings.clickhouse_ca_file) if settings.clickhouse_ca_file else None,
-    )
 
 
 class Runtime:
@@ -64,15 +55,19 @@ class Runtime:
             settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings),
             chdb_cache_mb=settings.chdb_cache_mb,
         )
+        tuning = settings.tuning
         self.writer = Writer(
             self.store,
-            settings.dedupe_horizon_hours * 3600,
-            settings.dedupe_memory_mb,
+            tuning.dedupe_horizon_hours * 3600,
+            tuning.dedupe_memory_mb,
             sole_writer=settings.clickhouse_dsn.startswith("chdb://"),  # one process per chDB path
         )
-        self.live = LiveHub(self.store, settings, self.metrics)  # woken by the consumers' stores
-        self.producer = Producer(settings.kafka_bootstrap, security=kafka_security(settings))
-        self.checks = CheckPool(settings.validation_processes, settings.max_value_bytes, settings.heap_trim_s)
+        self.api_config = wiring.api_config(settings)
+        self.consumer_config = wiring.consumer_config(settings)
+        self.live = LiveHub(self.store, self.api_config.live, self.metrics)  # woken by the consumers' stores
+        kafka = self.consumer_config.kafka
+        self.producer = Producer(kafka.bootstrap, security=kafka_security(kafka))
+        self.checks = CheckPool(settings.validation_processes, MAX_VALUE_BYTES, tuning.heap_trim_s)
         self._n_consumers = consumers
         self.consumers: list[Consumer] = []
         self._runner: web.AppRunner | None = None
@@ -86,7 +81,8 @@ class Runtime:
         self._trim_task: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.health = Health(
-            role or ("run" if consumers else "serve"), settings, self.store, self.producer, self.consumers, self.metrics
+            role or ("run" if consumers else "serve"), wiring.ready_policy(settings), self.store, self.producer,
+            self.consumers, self.metrics,
         )
 
     def is_ready(self) -> bool:
@@ -97,10 +93,11 @@ class Runtime:
     async def start_storage(self) -> None:
         """Open ClickHouse, retrying while it is away; a stop ends the retries."""
         backoff = Backoff(cap=5.0)
-        self.heap.limit_arenas(self.settings.malloc_arenas)  # before the threads that allocate start
-        self.heap.fix_mmap_threshold(self.settings.malloc_mmap_threshold_kb)
+        tuning = self.settings.tuning
+        self.heap.limit_arenas(tuning.malloc_arenas)  # before the threads that allocate start
+        self.heap.fix_mmap_threshold(tuning.malloc_mmap_threshold_kb)
         if self.settings.clickhouse_dsn.startswith("chdb:"):
-            self.heap.configure_chdb_allocator(self.settings.chdb_dirty_decay_ms)
+            self.heap.configure_chdb_allocator(tuning.chdb_dirty_decay_ms)
         while True:
             try:
                 await unless_stopped(self.store.open(), self.stopping)
@@ -115,7 +112,7 @@ class Runtime:
                 await sleep_unless_stopped(backoff.next(), self.stopping)
         if self._memory_task is None and self.settings.clickhouse_dsn.startswith("chdb:"):
             self._memory_task = asyncio.create_task(self._watch_memory())
-        if self._trim_task is None and self.settings.heap_trim_s > 0 and self.heap.available:
+        if self._trim_task is None and self.settings.tuning.heap_trim_s > 0 and self.heap.available:
             self._trim_task = asyncio.create_task(self._trim_heap())
         if self._n_consumers:  # `serve` writes nothing: no dedupe state to load
             await self.writer.open()
@@ -130,10 +127,10 @@ class Runtime:
                 if create_topics:
                     await unless_stopped(
                         ensure_topics(
-                            self.settings.kafka_bootstrap,
-                            [*self.settings.topics, self.settings.topic_dlq],
-                            security=kafka_security(self.settings),
-                            routed_from=self.settings.topics,  # ingest.routing
+                            self.consumer_config.kafka.bootstrap,
+                            [*self.consumer_config.topics.inputs, self.consumer_config.topics.dlq],
+                            security=kafka_security(self.consumer_config.kafka),
+                            routed_from=self.consumer_config.topics.inputs,  # ingest.routing
                         ),
                         self.stopping,
                     )
@@ -148,7 +145,7 @@ class Runtime:
         self._checks_task = asyncio.create_task(self.checks.start())
         for i in range(self._n_consumers):
             consumer = Consumer(
-                self.settings, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}",
+                self.consumer_config, self.writer, self.producer, self.metrics, self.checks, name=f"consumer-{i}",
                 on_stored=self.live.stored,
             )
             await unless_stopped(consumer.start(storage_ready), self.stopping)
@@ -159,7 +156,7 @@ class Runtime:
         from api.app import create_app
 
         app: web.Application = create_app(
-            self.settings, self.store, self.metrics, self.producer, self.is_ready, live_hub=self.live,
+            self.api_config, self.store, self.metrics, self.producer, self.is_ready, live_hub=self.live,
             readiness=self.health,
         )
         return app
@@ -182,7 +179,8 @@ class Runtime:
 
         /healthz here also fails when a consumer's loop died, so a liveness probe restarts
         the process rather than leave its partitions assigned and idle."""
-        from api.context import HEALTH, METRICS, READY, json_response
+        from api.context import HEALTH, METRICS, READY
+        from api.responses import json_response
         from api.routes import health
 
         async def healthz(request: web.Request) -> web.Response:
@@ -201,11 +199,11 @@ class Runtime:
         app.router.add_get("/metrics", health.metrics)
         self._health_runner = web.AppRunner(app, access_log=None)
         await self._health_runner.setup()
-        site = web.TCPSite(self._health_runner, self.settings.health_host, self.settings.health_port)
+        site = web.TCPSite(self._health_runner, self.settings.api_host, self.settings.health_port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.health_port = sockets[0].getsockname()[1] if sockets else self.settings.health_port
-        log.info("health endpoints on http://%s:%s", self.settings.health_host, self.health_port)
+        log.info("health endpoints on http://%s:%s", self.settings.api_host, self.health_port)
 
     async def start(self, api: bool = True) -> None:
         """Storage and Kafka start side by side (a restart joins its group while storage
@@ -264,11 +262,11 @@ class Runtime:
                 await consumer.update_lag()
 
     async def _trim_heap(self) -> None:
-        """Every LIVESALES_HEAP_TRIM_S, hand the C heap's free pages back to the OS
+        """Every ``Tuning.heap_trim_s``, hand the C heap's free pages back to the OS
         (ground/heap.py): what glibc keeps after a merge or a big batch would otherwise
         show as RSS that creeps (docs/BENCHMARKS.md "Memory soak")."""
         while True:
-            await asyncio.sleep(self.settings.heap_trim_s)
+            await asyncio.sleep(self.settings.tuning.heap_trim_s)
             began = time.monotonic()
             await asyncio.to_thread(self.heap.trim)
             self.metrics.heap_trim_seconds.observe(time.monotonic() - began)

@@ -5,7 +5,7 @@ horizon) makes memory follow the rows stored within the horizon: at 5,000 events
 is 864M rows in 48 h, and the soak grew 25 MiB/min in steps (docs/BENCHMARKS.md). Here
 rows go into the newest *slice*; a full slice stays as it is and a new one is started
 beside it (nothing is read again). Slices are dropped, oldest first, when the process's
-``MemoryBudget`` (``LIVESALES_DEDUPE_MEMORY_MB``) has no room for a new one, or when a
+``MemoryBudget`` (``Tuning.dedupe_memory_mb``) has no room for a new one, or when a
 horizon has passed since their rows were learnt and occurred.
 
 What memory still proves: every slice records the latest event time (``occurred_at``)

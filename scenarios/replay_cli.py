@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from ground.settings import Settings
 from ingest.kafka_security import kafka_security
+from livesales.wiring import kafka_access
 from scenarios import generate
 from scenarios.replay import replay, topic_map
 
@@ -26,7 +27,7 @@ def print_progress(label: str) -> Callable[[int, int], None]:
 async def replay_to_kafka(settings: Settings, scenario: str, speed: float, seed: int) -> int:
     events = generate(scenario, seed)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, **kafka_security(settings)
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, **kafka_security(kafka_access(settings))
     )
     await producer.start()
     try:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from ground.settings import Settings
+from ground.settings import Settings, Tuning
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
 from localbroker import LocalBroker
@@ -101,7 +101,7 @@ def settings(broker: LocalBroker, tmp_path: Path) -> Settings:
         topic_dlq=f"dlq-{tag}",
         clickhouse_dsn=f"chdb://{tmp_path / 'ch'}",
         api_port=0,
-        batch_wait_ms=20,
+        tuning=Tuning(batch_wait_ms=20),
     )
 
 

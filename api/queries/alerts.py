@@ -17,7 +17,6 @@ from api.alerts import Series, Thresholds, evaluate, message
 from api.auth import Scope
 from api.params import TimeParams
 from api.queries.channels import channel_in_scope
-from ground.settings import Settings
 from processors.store import ClickHouse
 
 LIVE_WINDOW = timedelta(minutes=10)  # contract §3: stored within the last 10 minutes of processing time
@@ -36,10 +35,6 @@ _STATS = """
               WHERE channel_id = {c:String} AND stored_at >= {live_since:DateTime64(3, 'UTC')}) AS recent
     FROM stream_stats WHERE channel_id = {c:String}
 """
-
-
-def thresholds(settings: Settings) -> Thresholds:
-    return Thresholds(settings.alert_silence_minutes, settings.alert_refund_spike_pct)
 
 
 def _epoch(t: datetime) -> float:
@@ -71,13 +66,12 @@ async def load_series(ch: ClickHouse, channel_id: str, now: datetime | None = No
 
 
 async def alerts_of(
-    store: ClickHouse, channel_id: str, settings: Settings, tp: TimeParams | None = None, now: datetime | None = None
+    store: ClickHouse, channel_id: str, th: Thresholds, tp: TimeParams | None = None, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The contract's alert list of a channel the caller may see, newest first."""
     series = await load_series(store, channel_id, now)
     if series is None:
         return []
-    th = thresholds(settings)
     tz = (tp or TimeParams()).tzinfo
     return [
         {
@@ -92,9 +86,9 @@ async def alerts_of(
 
 
 async def channel_alerts(
-    store: ClickHouse, channel_id: str, scope: Scope, settings: Settings, tp: TimeParams | None = None
+    store: ClickHouse, channel_id: str, scope: Scope, th: Thresholds, tp: TimeParams | None = None
 ) -> list[dict[str, Any]]:
     """For callers that have not checked the scope (the live stream has): [] outside it."""
     if not scope.is_all and await channel_in_scope(store, channel_id, scope) is None:
         return []
-    return await alerts_of(store, channel_id, settings, tp)
+    return await alerts_of(store, channel_id, th, tp)

@@ -9,11 +9,12 @@ from aiohttp import web
 
 from api.auth import Principal, principal_of
 from api.channel_snapshot import CHANNEL_SNAPSHOTS
-from api.context import STORE, json_response
+from api.context import STORE
 from api.errors import ApiError
+from api.live.summaries import SUMMARIES
 from api.params import TimeParams, int_param, strict_time_params, time_params
 from api.queries import channels as q
-from api.summary_cache import SUMMARIES
+from api.responses import json_response
 
 routes = web.RouteTableDef()
 
@@ -106,7 +107,7 @@ async def summary(request: web.Request) -> web.Response:
     principal = principal_of(request)
     tp = time_params(request)
     channel_id = request.match_info["channel_id"]
-    # lent by the live hub or shared with a query under way when recent enough (api.summary_cache)
+    # lent by the live hub or shared with a query under way when recent enough (api.live.summaries)
     body = await request.app[SUMMARIES].summary(channel_id, principal.scope, tp)
     if body is None:
         raise not_found(channel_id)

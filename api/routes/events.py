@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.auth import principal_of
-from api.context import METRICS, PUBLISHER, SETTINGS, json_response
+from api.context import CONFIG, METRICS, PUBLISHER
 from api.errors import ApiError
+from api.responses import json_response
 from ingest.gateway import BodyError, ingest
 
 routes = web.RouteTableDef()
@@ -22,7 +23,7 @@ async def post_events(request: web.Request) -> web.Response:
         raise ApiError(503, "the Kafka producer is not running")
     body = await request.read()
     try:
-        result = await ingest(body, request.content_type, request.app[SETTINGS], producer)
+        result = await ingest(body, request.content_type, request.app[CONFIG].topics, producer)
     except BodyError as exc:
         raise ApiError(400, str(exc), code="invalid_json") from None
     metrics = request.app[METRICS]

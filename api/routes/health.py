@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api.context import HEALTH, METRICS, READY, json_response
+from api.context import HEALTH, METRICS, READY
+from api.responses import json_response
 
 routes = web.RouteTableDef()
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from api import labels
 from api.auth import principal_of
-from api.context import json_response
+from api.responses import json_response
 
 routes = web.RouteTableDef()
 

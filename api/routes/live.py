@@ -1,7 +1,7 @@
 """``GET /v1/channels/{id}/live``: Server-Sent Events pushing the channel as it changes.
 
 The dashboard must show a new order within 2 s, to every one of a room full of screens.
-A stream computes nothing itself: it joins the view's shared watcher (api.live_hub),
+A stream computes nothing itself: it joins the view's shared watcher (api.live.hub),
 which the writer wakes when it stores the channel's rows, and writes out the newest
 frame the watcher offers. The first frame doubles as the existence and scope check, so
 a thousand screens opening at once cost one query round, and an unknown or out-of-scope
@@ -17,8 +17,8 @@ import socket
 from aiohttp import web
 
 from api.auth import principal_of
-from api.live_hub import LiveHub
-from api.live_view import Viewer
+from api.live.hub import LiveHub
+from api.live.view import Viewer
 from api.params import time_params
 from api.routes.channels import not_found
 from processors.store import StorageError

@@ -11,11 +11,12 @@ from urllib.parse import quote
 from aiohttp import web
 
 from api.auth import principal_of
-from api.context import PIVOT_LIMITS, STORE, json_response
+from api.context import PIVOT_LIMITS, STORE
 from api.errors import ApiError
 from api.params import time_params
 from api.queries.pivot import DATASETS, PivotRequest, run_pivot
 from api.queries.pivot_limits import PivotRefused
+from api.responses import json_response
 from api.xlsx import file_name, to_xlsx
 
 FORMATS = ("json", "csv", "xlsx")

@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from api.auth import principal_of
-from api.context import STORE, json_response
+from api.context import STORE
 from api.errors import ApiError
 from api.params import strict_time_params
 from api.queries import regions as q
+from api.responses import json_response
 
 routes = web.RouteTableDef()
 

@@ -14,9 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors.batch import prepare
 from processors.store import ClickHouse
 from processors.writer import Writer
+from tests.support.settings import tuned
 
 TOKENS = {
     "all": {"token": "tok-all-000000", "name": "bureau", "scope": "all", "ingest": True},
@@ -119,7 +121,7 @@ async def store_events(ch: ClickHouse, events: list[dict[str, Any]]) -> None:
 def api_settings(settings: Settings, tmp_path: Path) -> Settings:
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps({"tokens": list(TOKENS.values())}, ensure_ascii=False), encoding="utf-8")
-    return settings.model_copy(update={"api_tokens_file": path, "api_rate_per_s": 1000.0, "api_burst": 1000})
+    return tuned(settings, **{"api_tokens_file": path, "api_rate_per_s": 1000.0})
 
 
 @pytest.fixture
@@ -130,6 +132,6 @@ async def loaded(clickhouse: ClickHouse) -> ClickHouse:
 
 @pytest.fixture
 async def client(api_settings: Settings, loaded: ClickHouse) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(api_settings, loaded, Metrics(), None, lambda: True)
+    app = create_app(api_config(api_settings), loaded, Metrics(), None, lambda: True)
     async with TestClient(TestServer(app)) as c:
         yield c

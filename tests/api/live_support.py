@@ -11,11 +11,13 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from api.app import create_app
-from api.live_hub import LiveHub
+from api.live.hub import LiveHub
 from api.routes.live import HUB
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors.store import ClickHouse
+from tests.support.settings import tuned
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., AbstractAsyncContextManager[Client]]
@@ -71,8 +73,8 @@ def client_factory(api_settings: Settings, store: ClickHouse) -> Callable[..., A
 
     @asynccontextmanager
     async def make(**changes: Any) -> AsyncIterator[Client]:
-        settings = api_settings.model_copy(update=changes)
-        app = create_app(settings, store, Metrics(), None, lambda: True)
+        settings = tuned(api_settings, **changes)
+        app = create_app(api_config(settings), store, Metrics(), None, lambda: True)
         async with TestClient(TestServer(app)) as c:
             yield c
 

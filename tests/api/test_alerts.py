@@ -18,10 +18,13 @@ from ground.metrics import Metrics
 from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.runtime import Runtime
+from livesales.wiring import api_config, thresholds
+from livesales.wiring import topics as topics_of
 from processors.store import ClickHouse
 from tests.api.conftest import C25, auth, order, stats
 from tests.api.test_channels import get
 from tests.conftest import wait_for
+from tests.support.settings import tuned
 
 Client = TestClient[Any, Any]
 
@@ -56,24 +59,24 @@ async def test_alerts_are_scope_checked_like_the_other_channel_routes(client: Cl
 
 
 async def test_thresholds_come_from_settings(api_settings: Settings, loaded: ClickHouse) -> None:
-    settings = api_settings.model_copy(update={"alert_silence_minutes": 60})
-    async with TestClient(TestServer(create_app(settings, loaded, Metrics(), None, lambda: True))) as c:
+    settings = tuned(api_settings, **{"alert_silence_minutes": 60})
+    async with TestClient(TestServer(create_app(api_config(settings), loaded, Metrics(), None, lambda: True))) as c:
         body = await get(c, "/v1/channels/nh-live/alerts")
         assert [a["rule"] for a in body["alerts"]] == ["pace_drop"]  # 55 quiet minutes < 60
 
 
 async def test_channel_alerts_for_the_live_stream_checks_the_scope(api_settings: Settings, loaded: ClickHouse) -> None:
     township = Scope.parse("township:宁海县/长街镇")
-    assert len(await channel_alerts(loaded, "nh-live", township, api_settings)) == 3
-    assert await channel_alerts(loaded, "xs-live", township, api_settings) == []
-    assert await channel_alerts(loaded, "nope", Scope(), api_settings) == []
+    assert len(await channel_alerts(loaded, "nh-live", township, thresholds(api_settings))) == 3
+    assert await channel_alerts(loaded, "xs-live", township, thresholds(api_settings)) == []
+    assert await channel_alerts(loaded, "nope", Scope(), thresholds(api_settings)) == []
 
 
 async def test_a_channel_no_longer_live_ends_its_open_episodes_at_its_last_event(
     api_settings: Settings, loaded: ClickHouse
 ) -> None:
     later = datetime.now(UTC) + timedelta(minutes=11)  # nothing stored in the 10 minutes before
-    alerts = await alerts_of(loaded, "nh-live", api_settings, now=later)
+    alerts = await alerts_of(loaded, "nh-live", thresholds(api_settings), now=later)
     assert [(a["rule"], a["state"], a["until"]) for a in alerts[:2]] == [
         ("pace_drop", "cleared", "2020-02-29T11:00:00+08:00"),
         ("silence", "cleared", "2020-02-29T11:00:00+08:00"),
@@ -110,7 +113,7 @@ async def publish(settings: Settings, events: list[dict[str, Any]]) -> None:
     producer = Producer(settings.kafka_bootstrap)
     await producer.start()
     try:
-        await producer.send_all_or_raise([(settings.topic_for_schema(e["schema"]), None,
+        await producer.send_all_or_raise([(topics_of(settings).for_schema(e["schema"]), None,
                                            json.dumps(e, ensure_ascii=False).encode()) for e in events])  # fmt: skip
     finally:
         await producer.stop()

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors.store import ClickHouse
 from tests.api.conftest import auth, dataset, order, store_events
 from tests.api.test_channels import channel
@@ -39,7 +40,7 @@ def moving_events() -> list[dict[str, Any]]:
 @pytest.fixture
 async def client(api_settings: Settings, clickhouse: ClickHouse) -> AsyncIterator[Client]:
     await store_events(clickhouse, dataset() + moving_events())
-    app = create_app(api_settings, clickhouse, Metrics(), None, lambda: True)
+    app = create_app(api_config(api_settings), clickhouse, Metrics(), None, lambda: True)
     async with TestClient(TestServer(app)) as c:
         yield c
 

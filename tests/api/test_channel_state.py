@@ -23,6 +23,7 @@ from api.queries.channel_list import ListFilters, active_ids, decode_cursor, lis
 from api.queries.regions import regions
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors import store as store_module
 from processors.store import ClickHouse
 from schemas.ddl import MIGRATIONS
@@ -30,6 +31,7 @@ from tests.api.channel_reference import reference_list, reference_regions
 from tests.api.conftest import auth, dataset, order, stats, store_events
 from tests.api.test_channels import channel, registry_events
 from tests.conftest import wait_for
+from tests.support.settings import tuned
 
 ONE = ("tea", "望海茶", 1, 1500, 100)
 PLACES = [("宁海县", "长街镇"), ("宁海县", "桃源街道"), ("象山县", "石浦镇"), ("北仑区", None)]
@@ -259,9 +261,9 @@ async def test_a_store_by_another_process_shows_in_both_apps_within_the_bound(
     consumer) show in both apps' pages once the bound has passed since they were stored,
     and each app then answers a page from a snapshot refreshed since, with the rows."""
     bound_ms = 400
-    settings = api_settings.model_copy(update={"channel_list_max_age_ms": bound_ms})
+    settings = tuned(api_settings, **{"api_max_age_ms": bound_ms})
     await store_events(clickhouse, dataset())
-    apps = [create_app(settings, clickhouse, Metrics(), None, lambda: True) for _ in range(2)]
+    apps = [create_app(api_config(settings), clickhouse, Metrics(), None, lambda: True) for _ in range(2)]
     async with TestClient(TestServer(apps[0])) as one, TestClient(TestServer(apps[1])) as two:
 
         async def ids(c: TestClient[Any, Any]) -> set[str]:
@@ -295,8 +297,8 @@ async def test_a_ranged_page_comes_from_the_snapshot_and_equals_the_query(
     api_settings: Settings, clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await store_events(clickhouse, dataset() + registry_events() + many_channels())
-    settings = api_settings.model_copy(update={"channel_list_max_age_ms": 10_000})
-    app = create_app(settings, clickhouse, Metrics(), None, lambda: True)
+    settings = tuned(api_settings, **{"api_max_age_ms": 10_000})
+    app = create_app(api_config(settings), clickhouse, Metrics(), None, lambda: True)
     async with TestClient(TestServer(app)) as client:
         snaps = app[CHANNEL_SNAPSHOTS]
         await wait_for(lambda: _async(snaps.fresh() is not None), 10, what="snapshot")

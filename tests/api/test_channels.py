@@ -15,6 +15,7 @@ from api.params import TimeParams
 from api.queries import channels as q
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors.store import ClickHouse
 from tests.api.conftest import auth, dataset, order, stats, store_events
 
@@ -189,7 +190,7 @@ def registry_events() -> list[dict[str, Any]]:
 @pytest.fixture
 async def reg_client(api_settings: Settings, clickhouse: ClickHouse) -> AsyncIterator[Client]:
     await store_events(clickhouse, dataset() + registry_events())
-    app = create_app(api_settings, clickhouse, Metrics(), None, lambda: True)
+    app = create_app(api_config(api_settings), clickhouse, Metrics(), None, lambda: True)
     async with TestClient(TestServer(app)) as c:
         yield c
 

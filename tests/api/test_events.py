@@ -13,6 +13,7 @@ from api.app import create_app
 from ground.metrics import Metrics
 from ground.settings import Settings
 from ingest.producer import Producer
+from livesales.wiring import api_config
 from processors.store import ClickHouse
 from tests.api.conftest import auth, order, stats
 from tests.ingest.test_pipeline import read_topic
@@ -24,7 +25,7 @@ Client = TestClient[Any, Any]
 async def gateway(api_settings: Settings, topics: Settings, clickhouse: ClickHouse) -> AsyncIterator[Client]:
     producer = Producer(api_settings.kafka_bootstrap)
     await producer.start()
-    app = create_app(api_settings, clickhouse, Metrics(), producer, lambda: True)
+    app = create_app(api_config(api_settings), clickhouse, Metrics(), producer, lambda: True)
     async with TestClient(TestServer(app)) as c:
         yield c
     await producer.stop()
@@ -63,7 +64,7 @@ async def test_gateway_refusals(gateway: Client, api_settings: Settings) -> None
     assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_json"
     resp = await gateway.post("/v1/events", json=[GOOD])
     assert resp.status == 401
-    big = b"[" + b" " * (api_settings.api_max_body_bytes + 1) + b"]"
+    big = b"[" + b" " * (api_settings.tuning.api_max_body_bytes + 1) + b"]"
     resp = await gateway.post("/v1/events", data=big, headers={**auth("all"), "Content-Type": "application/json"})
     assert resp.status == 413 and (await resp.json())["error"]["code"] == "payload_too_large"
 

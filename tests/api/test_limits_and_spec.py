@@ -11,15 +11,17 @@ from api.app import create_app
 from api.openapi import build_spec
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors.store import ClickHouse
 from tests.api.conftest import auth
+from tests.support.settings import tuned
 
 Client = TestClient[Any, Any]
 
 
 async def test_rate_limit_answers_429_with_retry_after(api_settings: Settings, loaded: ClickHouse) -> None:
-    settings = api_settings.model_copy(update={"api_rate_per_s": 0.1, "api_burst": 3})  # no refill between calls
-    async with TestClient(TestServer(create_app(settings, loaded, Metrics(), None, lambda: True))) as c:
+    settings = tuned(api_settings, **{"api_rate_per_s": 1.5})  # a burst of 3; ~no refill between calls
+    async with TestClient(TestServer(create_app(api_config(settings), loaded, Metrics(), None, lambda: True))) as c:
         statuses = [(await c.get("/v1/channels", headers=auth("reader"))).status for _ in range(5)]
         assert statuses[:3] == [200, 200, 200] and statuses[3] == 429
         resp = await c.get("/v1/channels", headers=auth("reader"))
@@ -32,7 +34,7 @@ async def test_rate_limit_answers_429_with_retry_after(api_settings: Settings, l
 
 async def test_readyz_503_until_ready(api_settings: Settings, loaded: ClickHouse) -> None:
     ready = {"now": False}
-    async with TestClient(TestServer(create_app(api_settings, loaded, Metrics(), None, lambda: ready["now"]))) as c:
+    async with TestClient(TestServer(create_app(api_config(api_settings), loaded, Metrics(), None, lambda: ready["now"]))) as c:
         assert (await c.get("/readyz")).status == 503
         ready["now"] = True
         assert (await c.get("/readyz")).status == 200
@@ -80,7 +82,7 @@ async def test_responses_match_the_document(client: Client) -> None:
 
 async def test_storage_outage_answers_503_not_500(api_settings: Settings) -> None:
     closed = ClickHouse("chdb:///never-opened")  # every query raises StorageError
-    async with TestClient(TestServer(create_app(api_settings, closed, Metrics(), None, lambda: False))) as c:
+    async with TestClient(TestServer(create_app(api_config(api_settings), closed, Metrics(), None, lambda: False))) as c:
         resp = await c.get("/v1/channels", headers=auth("reader"))
         assert resp.status == 503 and resp.headers["Retry-After"] == "5"
         assert (await resp.json())["error"]["code"] == "unavailable"

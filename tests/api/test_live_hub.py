@@ -21,6 +21,7 @@ from processors.writer import Writer
 from tests.api.conftest import C25, TOKENS, Rec, auth, order
 from tests.api.live_support import client_factory, hub_of, next_update, paid_reaches, sample
 from tests.conftest import wait_for
+from tests.support.settings import tuned
 
 CHANNEL = "hub-live"
 
@@ -36,7 +37,7 @@ async def test_a_stored_batch_wakes_its_viewers_without_waiting_for_the_poll(
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"tokens": list(TOKENS.values())}, ensure_ascii=False), encoding="utf-8")
     # The poll is an hour away: only the consumer's hook can deliver the second update.
-    settings = topics.model_copy(update={"api_tokens_file": tokens, "live_poll_ms": 3_600_000})
+    settings = tuned(topics, api_tokens_file=tokens, live_poll_ms=3_600_000)
     runtime = Runtime(settings)
     producer = Producer(settings.kafka_bootstrap)
     await producer.start()
@@ -69,7 +70,7 @@ async def test_three_hundred_viewers_of_one_channel_share_one_watcher_through_in
     tokens = tmp_path / "tokens.json"
     many = [{"token": f"tok-viewer-{i:04d}", "name": f"viewer-{i}", "scope": "all"} for i in range(10)]
     tokens.write_text(json.dumps({"tokens": many}), encoding="utf-8")
-    settings = topics.model_copy(update={"api_tokens_file": tokens, "api_rate_per_s": 10_000.0, "api_burst": 10_000})
+    settings = tuned(topics, **{"api_tokens_file": tokens, "api_rate_per_s": 10_000.0})
     runtime = Runtime(settings)
     producer = Producer(settings.kafka_bootstrap)
     await producer.start()

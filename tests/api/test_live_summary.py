@@ -1,5 +1,5 @@
 """``/summary`` of a watched channel: lent by the live hub, shared, never stale past its
-bound, never across scopes (api.summary_cache)."""
+bound, never across scopes (api.live.summaries)."""
 
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ from typing import Any
 import orjson
 import pytest
 
-from api import summary_cache
 from api.auth import Scope
 from api.context import METRICS
-from api.live_hub import LiveHub
+from api.live.hub import LiveHub
+from api.live.summaries import SUMMARIES, SummaryReads
 from api.params import TimeParams
 from api.queries import channels as q
-from api.summary_cache import SUMMARIES, SummaryReads
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import live_config
 from processors.store import ClickHouse
 from tests.api.conftest import C25, TOKENS, order, store_events
 from tests.api.live_support import MakeClient, client_factory, hub_of, next_update, sample
 from tests.api.test_channels import channel
 from tests.conftest import wait_for
+from tests.support.settings import tuned
 
 CHANGJIE = Scope(district="宁海县", township="长街镇")
 TAOYUAN = {"token": "tok-taoyuan-0000", "name": "taoyuan", "scope": "township:宁海县/桃源街道", "ingest": False}
@@ -42,7 +43,7 @@ def make_client(api_settings: Settings, loaded: ClickHouse, tmp_path: Path) -> M
     tokens = tmp_path / "tokens-live-summary.json"
     tokens.write_text(json.dumps({"tokens": [*TOKENS.values(), TAOYUAN]}, ensure_ascii=False), encoding="utf-8")
     # No poll within a test: a row stored here reaches a watcher only when it recomputes.
-    return client_factory(api_settings.model_copy(update={"api_tokens_file": tokens, "live_poll_ms": 3_600_000}),
+    return client_factory(tuned(api_settings, api_tokens_file=tokens, live_poll_ms=3_600_000),
                           loaded)  # fmt: skip
 
 
@@ -55,7 +56,7 @@ def paid(n: int, channel: str = "nh-live") -> dict[str, Any]:
 
 
 async def test_a_summary_lent_by_the_live_hub_equals_a_fresh_query(make_client: MakeClient, loaded: ClickHouse) -> None:
-    async with make_client(summary_max_age_ms=10_000) as client:
+    async with make_client(api_max_age_ms=10_000) as client:
         metrics = client.server.app[METRICS]
         for tz in ("+08:00", "-05:30"):
             stream = await client.get("/v1/channels/nh-live/live", params={"tz": tz}, headers=auth("township"))
@@ -81,7 +82,7 @@ async def test_a_summary_lent_by_the_live_hub_equals_a_fresh_query(make_client: 
 
 
 async def test_a_payload_older_than_the_bound_is_not_lent(make_client: MakeClient, loaded: ClickHouse) -> None:
-    async with make_client(summary_max_age_ms=200) as client:
+    async with make_client(api_max_age_ms=200) as client:
         metrics = client.server.app[METRICS]
         stream = await client.get("/v1/channels/nh-live/live", headers=auth("township"))
         assert (await next_update(stream))["summary"]["paid_orders"] == 4
@@ -94,7 +95,7 @@ async def test_a_payload_older_than_the_bound_is_not_lent(make_client: MakeClien
 
 
 async def test_a_cached_summary_never_crosses_scopes(make_client: MakeClient) -> None:
-    async with make_client(summary_max_age_ms=10_000) as client:
+    async with make_client(api_max_age_ms=10_000) as client:
         metrics = client.server.app[METRICS]
         streams = [await client.get(f"/v1/channels/{c}/live", headers=auth(role))
                    for c, role in (("nh-other", "all"), ("nh-live", "all"), ("nh-other", "taoyuan"))]  # fmt: skip
@@ -120,7 +121,7 @@ async def test_a_cached_summary_never_crosses_scopes(make_client: MakeClient) ->
 async def test_a_quiet_payload_is_lent_until_a_registry_move_takes_the_channel_away(
     make_client: MakeClient, loaded: ClickHouse
 ) -> None:
-    async with make_client(summary_max_age_ms=300, live_poll_ms=100) as client:
+    async with make_client(api_max_age_ms=300, live_poll_ms=100) as client:
         metrics = client.server.app[METRICS]
         stream = await client.get("/v1/channels/nh-live/live", headers=auth("township"))
         assert (await next_update(stream))["summary"]["paid_orders"] == 4
@@ -150,7 +151,7 @@ async def test_concurrent_identical_summaries_share_one_query(
     loaded: ClickHouse, api_settings: Settings, max_age_ms: int
 ) -> None:
     metrics = Metrics()
-    reads = SummaryReads(loaded, LiveHub(loaded, api_settings, metrics), metrics, max_age_ms)
+    reads = SummaryReads(loaded, LiveHub(loaded, live_config(api_settings), metrics), metrics, max_age_ms)
     got = await asyncio.gather(*(reads.summary("nh-live", CHANGJIE, TimeParams()) for _ in range(20)))
     assert all(g == got[0] for g in got) and got[0] is not None and got[0]["paid_orders"] == 4
     if max_age_ms:
@@ -168,7 +169,7 @@ async def test_concurrent_identical_summaries_share_one_query(
 
 
 class Clock:
-    """api.summary_cache's clock (its ``time.monotonic``), moved by the test alone."""
+    """api.live.summaries's clock (its ``time.monotonic``), moved by the test alone."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -181,7 +182,6 @@ async def test_an_answer_past_a_quarter_of_the_bound_is_refreshed_ahead(
     loaded: ClickHouse, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = Clock()
-    monkeypatch.setattr(summary_cache, "time", clock)  # its one use of time: monotonic()
     queries: list[str] = []  # every summary query started, by the test's request or ahead of one
     query = q.summary
 
@@ -191,7 +191,7 @@ async def test_an_answer_past_a_quarter_of_the_bound_is_refreshed_ahead(
 
     monkeypatch.setattr(q, "summary", counted)
     metrics = Metrics()
-    reads = SummaryReads(loaded, LiveHub(loaded, api_settings, metrics), metrics, 10_000)
+    reads = SummaryReads(loaded, LiveHub(loaded, live_config(api_settings), metrics), metrics, 10_000, clock.monotonic)
 
     async def paid_orders() -> int:
         return int((await reads.summary("nh-live", CHANGJIE, TimeParams()) or {})["paid_orders"])
@@ -221,7 +221,7 @@ async def test_the_summary_route_goes_through_the_shared_reads(make_client: Make
 
 
 async def test_summary_queries_wait_behind_no_other_storage_call(make_client: MakeClient, loaded: ClickHouse) -> None:
-    async with make_client(summary_max_age_ms=0) as client:
+    async with make_client(api_max_age_ms=0) as client:
         # every thread of the shared storage pool busy (a long live round, an insert) ...
         release = threading.Event()
         busy = [asyncio.ensure_future(loaded.run_in_thread(release.wait, 30)) for _ in range(loaded._threads)]

@@ -25,6 +25,7 @@ from api.queries.pivot import DATASETS, PivotRequest, run_pivot
 from api.queries.pivot_limits import PivotLimits, PivotRefused, Shape, from_clickhouse, too_many_cells
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors.store import ClickHouse
 from tests.api.conftest import auth
 from tests.api.test_channels import get
@@ -37,7 +38,7 @@ WEB = Path(__file__).resolve().parents[2] / "api" / "web"
 
 @pytest.fixture
 async def small(api_settings: Settings, loaded: ClickHouse) -> AsyncIterator[Client]:
-    app = create_app(api_settings, loaded, Metrics(), None, lambda: True, pivot_limits=SMALL)
+    app = create_app(api_config(api_settings), loaded, Metrics(), None, lambda: True, pivot_limits=SMALL)
     async with TestClient(TestServer(app)) as c:
         yield c
 
@@ -207,7 +208,7 @@ async def test_an_over_cap_pivot_is_refused_before_it_is_computed_in_python(
     url = "/v1/pivot?dataset=orders&rows=channel_id&cols=day&measure=paid_orders"
     took = {}
     for name, limits in (("refused", PivotLimits()), ("answered", PivotLimits(json_cells=1_000_000))):
-        app = create_app(api_settings, clickhouse, Metrics(), None, lambda: True, pivot_limits=limits)
+        app = create_app(api_config(api_settings), clickhouse, Metrics(), None, lambda: True, pivot_limits=limits)
         async with TestClient(TestServer(app)) as c:
             await c.get("/v1/pivot?dataset=orders&rows=platform", headers=auth("reader"))  # warm up
             runs = []

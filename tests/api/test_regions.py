@@ -13,6 +13,7 @@ from api.app import create_app
 from api.openapi import build_spec
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors.store import ClickHouse
 from tests.api.conftest import auth, dataset, order, store_events
 from tests.api.test_channels import channel
@@ -37,7 +38,7 @@ def events() -> list[dict[str, Any]]:
 @pytest.fixture
 async def client(api_settings: Settings, clickhouse: ClickHouse) -> AsyncIterator[Client]:
     await store_events(clickhouse, events())
-    app = create_app(api_settings, clickhouse, Metrics(), None, lambda: True)
+    app = create_app(api_config(api_settings), clickhouse, Metrics(), None, lambda: True)
     async with TestClient(TestServer(app)) as c:
         yield c
 

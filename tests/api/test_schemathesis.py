@@ -20,6 +20,7 @@ from api.app import create_app
 from api.openapi import build_spec
 from ground.metrics import Metrics
 from ground.settings import Settings
+from livesales.wiring import api_config
 from processors.store import ClickHouse
 from tests.api.conftest import auth
 
@@ -48,7 +49,7 @@ def run_all(base_url: str) -> list[str]:
 
 
 async def test_schemathesis_finds_no_5xx_and_no_spec_violation(api_settings: Settings, loaded: ClickHouse) -> None:
-    app = create_app(api_settings, loaded, Metrics(), None, lambda: True)
+    app = create_app(api_config(api_settings), loaded, Metrics(), None, lambda: True)
     server = TestServer(app)
     await server.start_server()
     try:

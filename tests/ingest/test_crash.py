@@ -13,6 +13,7 @@ import pytest
 
 from ground.settings import Settings
 from ingest.producer import Producer
+from livesales.wiring import topics as topics_of
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.reference import distinct_counts, encode, generate, reference, stored_minutes
@@ -33,7 +34,7 @@ def spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
         "LIVESALES_TOPIC_CHANNELS": settings.topic_channels,
         "LIVESALES_TOPIC_DLQ": settings.topic_dlq,
         "LIVESALES_CLICKHOUSE_DSN": settings.clickhouse_dsn,
-        "LIVESALES_BATCH_MAX_RECORDS": "500",
+        "LIVESALES_TUNING": '{"batch_max_records": 500}',
     }
     return subprocess.Popen(
         [sys.executable, "-m", "tests.ingest.runner", *args], cwd=ROOT, env=env,
@@ -45,7 +46,7 @@ async def test_sigkill_after_write_before_commit_counts_nothing_twice(topics: Se
     events = generate(n_orders=300, seed=13)
     producer = Producer(topics.kafka_bootstrap)
     await producer.start()
-    await producer.send_all_or_raise([(topics.topic_for_schema(e["schema"]), None, encode(e)) for e in events])
+    await producer.send_all_or_raise([(topics_of(topics).for_schema(e["schema"]), None, encode(e)) for e in events])
     await producer.stop()
 
     crashing = spawn(topics, "--crash-before-commit")

@@ -14,8 +14,10 @@ from ground.settings import Settings
 from ingest.consumer import QUEUE_DEPTH
 from ingest.producer import Producer
 from livesales.runtime import Runtime
+from livesales.wiring import topics as topics_of
 from tests.conftest import wait_for
 from tests.reference import distinct_counts, encode, generate, reference, stored_counts, stored_minutes
+from tests.support.settings import tuned
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,7 @@ async def send(producer: Producer, settings: Settings, events: list[Any], keyed:
         value = ev if isinstance(ev, bytes) else encode(ev)
         topic = settings.topic_orders
         if isinstance(ev, dict) and ev.get("schema") in ("onboarding.v1", "stream_stats.v1"):
-            topic = settings.topic_for_schema(ev["schema"])
+            topic = topics_of(settings).for_schema(ev["schema"])
         key = None
         if keyed and isinstance(ev, dict):  # contract §1's key: the default partitioner keeps it in place
             key = str(ev.get("order_id") or ev.get("firm_id") or ev["channel_id"]).encode()
@@ -85,7 +87,7 @@ async def test_a_trickle_is_stored_in_few_inserts_and_counted_exactly(topics: Se
     """With ``min_insert_interval_ms``, batches that arrive within the interval share one
     insert (each insert writes a part, however few its rows), and every one is counted."""
     interval_s = 1.5
-    settings = topics.model_copy(update={"min_insert_interval_ms": int(interval_s * 1000)})
+    settings = tuned(topics, **{"min_insert_interval_ms": int(interval_s * 1000)})
     events = generate(n_orders=80, seed=9)
     runtime = Runtime(settings)
     await runtime.start(api=False)
@@ -132,7 +134,7 @@ async def test_restart_with_new_process_state_counts_nothing_twice(topics: Setti
     await wait_counted(runtime, events)
     await runtime.stop()
 
-    again = Runtime(topics.model_copy(update={"consumer_group": topics.consumer_group + "-fresh"}))
+    again = Runtime(tuned(topics, **{"consumer_group": topics.consumer_group + "-fresh"}))
     await again.start(api=False)
     try:
         await send(producer, topics, events[:50])  # and redeliver some on top
@@ -235,7 +237,7 @@ class FlakyClient:
 
 async def test_storage_failures_lose_and_double_nothing(topics: Settings, producer: Producer) -> None:
     events = generate(n_orders=200, seed=5)
-    runtime = Runtime(topics.model_copy(update={"write_retry_max_s": 0.2}))
+    runtime = Runtime(tuned(topics, **{"write_retry_max_s": 0.2}))
     await runtime.start_storage()
     flaky = FlakyClient(runtime.store._client, failures=4)
     runtime.store._client = flaky  # type: ignore[assignment]
@@ -254,7 +256,7 @@ async def test_storage_failures_lose_and_double_nothing(topics: Settings, produc
 
 async def test_stalled_storage_pauses_fetching_and_bounds_memory(topics: Settings, producer: Producer) -> None:
     events = generate(n_orders=300, seed=8)
-    runtime = Runtime(topics.model_copy(update={"write_retry_max_s": 0.2, "batch_max_records": 100}))
+    runtime = Runtime(tuned(topics, **{"write_retry_max_s": 0.2, "batch_max_records": 100}))
     await runtime.start_storage()
     flaky = FlakyClient(runtime.store._client, failures=10**9, land_some=False)
     runtime.store._client = flaky  # type: ignore[assignment]

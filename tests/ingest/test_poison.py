@@ -8,11 +8,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from benchmarks.ingest import BAD_KINDS, bad_payload, order_payload, poisoned
+from benchmarks.common import BAD_KINDS, bad_payload, order_payload, poisoned
 from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.runtime import Runtime
 from tests.conftest import wait_for
+from tests.support.settings import tuned
 
 
 async def read_all(settings: Settings, topic: str, n: int) -> list[Any]:
@@ -49,7 +50,7 @@ async def test_every_bad_message_is_dead_lettered_with_its_code(topics: Settings
     finally:
         await producer.stop()
 
-    runtime = Runtime(topics.model_copy(update={"validation_processes": 1}))
+    runtime = Runtime(tuned(topics, **{"validation_processes": 1}))
     await runtime.start(api=False)
     try:
         async def counted() -> bool:

@@ -12,6 +12,7 @@ from ingest.producer import Producer
 from ingest.routing import routed_topic
 from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
+from livesales.wiring import topics as topics_of
 from tests.conftest import wait_for
 from tests.ingest.test_pipeline import assert_exact, wait_counted
 from tests.livesales.test_startup_errors import livesales
@@ -25,7 +26,7 @@ def routing_key(event: dict[str, Any]) -> bytes:
 
 async def send(producer: Producer, settings: Settings, events: list[dict[str, Any]], keyed: bool) -> None:
     await producer.send_all_or_raise([
-        (settings.topic_for_schema(e["schema"]), routing_key(e) if keyed else None, encode(e)) for e in events
+        (topics_of(settings).for_schema(e["schema"]), routing_key(e) if keyed else None, encode(e)) for e in events
     ])  # fmt: skip
 
 

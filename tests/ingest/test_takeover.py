@@ -21,12 +21,15 @@ from ground.metrics import Metrics
 from ground.settings import Settings
 from ingest.consumer import Consumer
 from ingest.producer import Producer
+from livesales.wiring import consumer_config
 from processors.batch import Batch
 from processors.checkpool import CheckPool
 from processors.store import ClickHouse
+from processors.validate import MAX_VALUE_BYTES
 from processors.writer import Writer
 from tests.conftest import wait_for
 from tests.support.offsets import all_committed
+from tests.support.settings import tuned
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +51,8 @@ class Member:
 
     def __init__(self, settings: Settings, store: ClickHouse, producer: Producer, name: str) -> None:
         self.writer = Writer(store)
-        self.checks = CheckPool(0, settings.max_value_bytes)
-        self.consumer = Consumer(settings, self.writer, producer, Metrics(), self.checks, name=name)
+        self.checks = CheckPool(0, MAX_VALUE_BYTES)
+        self.consumer = Consumer(consumer_config(settings), self.writer, producer, Metrics(), self.checks, name=name)
 
 
 @pytest.fixture
@@ -114,7 +117,7 @@ async def test_a_zombie_that_lost_its_partitions_while_stalled_writes_nothing(
     """A has decided K is new and stalls before inserting (its heartbeats stop, as in a
     long pause); the group gives its partitions to B, which stores K and L; then A
     wakes up. Its lease has run out, so K is not inserted twice."""
-    settings = topics.model_copy(update={"kafka_session_timeout_ms": 3000})
+    settings = tuned(topics, **{"kafka_session_timeout_ms": 3000})
     a = Member(settings, store, producer, "A")
     b = Member(settings, store, producer, "B")
     await a.writer.open()

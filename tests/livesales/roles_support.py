@@ -50,9 +50,7 @@ def role_env(settings: Settings, ch: ClickHouseHTTPProcess, tokens: Path, **extr
         "LIVESALES_CLICKHOUSE_PASSWORD": ch.password,
         "LIVESALES_API_TOKENS_FILE": str(tokens),
         "LIVESALES_API_RATE_PER_S": "1000",
-        "LIVESALES_API_BURST": "1000",
-        "LIVESALES_BATCH_WAIT_MS": "20",
-        "LIVESALES_WRITE_RETRY_MAX_S": "0.5",
+        "LIVESALES_TUNING": '{"batch_wait_ms": 20, "write_retry_max_s": 0.5}',
         **extra,
     })  # fmt: skip
     return env

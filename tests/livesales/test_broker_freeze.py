@@ -24,6 +24,7 @@ from ground.settings import Settings
 from ingest.producer import Producer
 from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
+from livesales.wiring import topics as topics_of
 from localbroker import LocalBroker
 from tests.conftest import wait_for
 from tests.livesales.test_health import ready_status, readyz, running, unique
@@ -65,7 +66,7 @@ async def freeze_while_ingesting(settings: Settings, tmp_path: Path, freeze_s: f
     random.Random(29).shuffle(events)  # the redeliveries and retries spread over all three phases
     with LocalBroker(log_path=tmp_path / "tansu.log") as broker:
         s = unique(settings, kafka_bootstrap=broker.bootstrap)
-        messages: list[Message] = [(s.topic_for_schema(e["schema"]), None, encode(e)) for e in events]
+        messages: list[Message] = [(topics_of(s).for_schema(e["schema"]), None, encode(e)) for e in events]
         third = len(messages) // 3
         before, during, after = messages[:third], messages[third : 2 * third], messages[2 * third :]
         await ensure_topics(s.kafka_bootstrap, [*s.topics, s.topic_dlq], partitions=4)

@@ -13,13 +13,13 @@ from pydantic import ValidationError
 
 from ground.settings import Settings
 from ingest.kafka_security import kafka_security
-from livesales.runtime import server_options
+from livesales.wiring import kafka_access, server_options
 from processors.store import ClickHouse, ServerOptions, open_client
 from tests.support.process import ClickHouseHTTPProcess
 
 
 def test_plaintext_by_default() -> None:
-    assert kafka_security(Settings()) == {"security_protocol": "PLAINTEXT"}
+    assert kafka_security(kafka_access(Settings())) == {"security_protocol": "PLAINTEXT"}
 
 
 def test_sasl_ssl_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +30,7 @@ def test_sasl_ssl_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LIVESALES_KAFKA_SSL_CAFILE", certifi.where())
     settings = Settings()
     assert "kafka-pw" not in repr(settings)  # a secret: never in logs or tracebacks
-    opts = kafka_security(settings)
+    opts = kafka_security(kafka_access(settings))
     ctx = opts.pop("ssl_context")
     assert isinstance(ctx, ssl.SSLContext) and ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
     assert ctx.cert_store_stats()["x509_ca"] > 0  # the CA file was loaded
@@ -54,10 +54,9 @@ def test_unknown_protocol_or_mechanism_is_refused() -> None:
 
 
 def test_clickhouse_parts_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"USER": "reader", "PASSWORD": "ch-pw", "DATABASE": "live", "SECURE": "true",
-                        "CA_FILE": "/etc/ch-ca.pem"}.items():  # fmt: skip
+    for name, value in {"USER": "reader", "PASSWORD": "ch-pw", "CA_FILE": "/etc/ch-ca.pem"}.items():
         monkeypatch.setenv(f"LIVESALES_CLICKHOUSE_{name}", value)
-    assert server_options(Settings()) == ServerOptions("reader", "ch-pw", "live", True, "/etc/ch-ca.pem")
+    assert server_options(Settings()) == ServerOptions("reader", "ch-pw", ca_file="/etc/ch-ca.pem")
     assert server_options(Settings.model_construct()) == ServerOptions()
 
 

@@ -7,6 +7,7 @@ import aiohttp
 from ground.settings import Settings
 from livesales.runtime import Runtime
 from tests.conftest import wait_for
+from tests.support.settings import tuned
 
 
 async def status(url: str) -> int:
@@ -15,7 +16,7 @@ async def status(url: str) -> int:
 
 
 async def test_health_port_answers_readiness_liveness_and_metrics(topics: Settings) -> None:
-    runtime = Runtime(topics.model_copy(update={"health_port": 0, "validation_processes": 0}))
+    runtime = Runtime(tuned(topics, **{"health_port": 0, "validation_processes": 0}))
     try:
         await runtime.start_health()
         base = f"http://127.0.0.1:{runtime.health_port}"

@@ -20,12 +20,14 @@ from ground.metrics import Metrics
 from ground.settings import Settings
 from ingest.consumer import lag_trustworthy
 from ingest.producer import Producer
-from livesales.health import Health
+from livesales.health import Health, ReadyPolicy
 from livesales.runtime import Runtime
+from livesales.wiring import topics as topics_of
 from localbroker import LocalBroker
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.reference import encode, generate
+from tests.support.settings import tuned
 
 
 @dataclass
@@ -45,10 +47,10 @@ class FakeConsumer:
 # -- the policy, over real storage and fake consumer states ------------------------------
 async def test_consumer_stalled_past_the_limit_is_not_ready(settings: Settings, clickhouse: ClickHouse) -> None:
     consumer = FakeConsumer(stalled_since=time.monotonic() - 5, stall_reason="storage failed")
-    health = Health("serve", settings.model_copy(update={"ready_stall_s": 10.0}), clickhouse, None, [consumer])
+    health = Health("serve", ReadyPolicy(stall_s=10.0), clickhouse, None, [consumer])
     ready, body = await health.report()
     assert ready, body  # serve: consumers and broker do not decide
-    health = Health("run", settings.model_copy(update={"ready_stall_s": 10.0}), clickhouse, None, [consumer])
+    health = Health("run", ReadyPolicy(stall_s=10.0), clickhouse, None, [consumer])
     _, body = await health.report()
     assert body["components"]["consumers"][0]["stalled_for_s"] == pytest.approx(5, abs=1)
     assert "consumer-0 stalled" not in body.get("error", {}).get("message", "")  # under the limit
@@ -63,7 +65,7 @@ async def test_consumer_behind_that_stores_nothing_is_not_ready(settings: Settin
     """The soak found it: a broker that answered metadata but served no records left a
     consumer 2M records behind with nothing stored for minutes, and /readyz said 200."""
     consumer = FakeConsumer(last_write_ok_at=time.monotonic() - 5, lag_total=1000)
-    health = Health("run", settings.model_copy(update={"ready_stall_s": 10.0}), clickhouse, None, [consumer])
+    health = Health("run", ReadyPolicy(stall_s=10.0), clickhouse, None, [consumer])
     _, body = await health.report()
     assert "records behind" not in body.get("error", {}).get("message", "")  # under the limit
     consumer.last_write_ok_at = time.monotonic() - 11
@@ -77,7 +79,7 @@ async def test_consumer_behind_that_stores_nothing_is_not_ready(settings: Settin
 
 async def test_storage_by_last_write_then_probe(settings: Settings, clickhouse: ClickHouse) -> None:
     consumer = FakeConsumer()
-    health = Health("serve", settings.model_copy(update={"ready_probe_s": 60.0}), clickhouse, None, [consumer])
+    health = Health("serve", ReadyPolicy(probe_s=60.0), clickhouse, None, [consumer])
     _, body = await health.report()
     assert body["components"]["storage"] == {"ok": True, "checked_by": "probe", "seconds_since_last_write": None}
     consumer.last_write_ok_at = time.monotonic()
@@ -91,7 +93,7 @@ async def test_storage_by_last_write_then_probe(settings: Settings, clickhouse: 
 
 
 async def test_closed_storage_is_not_ready(settings: Settings) -> None:
-    health = Health("serve", settings, ClickHouse(settings.clickhouse_dsn), None, [])
+    health = Health("serve", ReadyPolicy(), ClickHouse(settings.clickhouse_dsn), None, [])
     ready, body = await health.report()
     assert not ready and "storage is not open" in body["error"]["message"]
 
@@ -99,7 +101,7 @@ async def test_closed_storage_is_not_ready(settings: Settings) -> None:
 async def test_seconds_since_last_write_gauge(settings: Settings, clickhouse: ClickHouse) -> None:
     metrics = Metrics()
     consumer = FakeConsumer(last_write_ok_at=time.monotonic() - 42)
-    Health("run", settings, clickhouse, None, [consumer], metrics)
+    Health("run", ReadyPolicy(), clickhouse, None, [consumer], metrics)
     value = metrics.registry.get_sample_value("livesales_seconds_since_last_write")
     assert value == pytest.approx(42, abs=1)
 
@@ -135,7 +137,7 @@ async def ready_status(runtime: Runtime, status: int) -> dict[str, Any] | None:
 
 def unique(settings: Settings, **update: Any) -> Settings:
     tag = uuid.uuid4().hex[:8]
-    return settings.model_copy(update={"consumer_group": f"g-{tag}", "topic_orders": f"orders-{tag}",
+    return tuned(settings, **{"consumer_group": f"g-{tag}", "topic_orders": f"orders-{tag}",
                                        "topic_onboarding": f"onb-{tag}", "topic_stream_stats": f"st-{tag}",
                                        "topic_dlq": f"dlq-{tag}", "validation_processes": 0, **update})  # fmt: skip
 
@@ -194,7 +196,7 @@ async def test_full_disk_is_not_ready_and_recovers(settings: Settings, small_dis
         producer = Producer(s.kafka_bootstrap)
         await producer.start()
         try:
-            await producer.send_all_or_raise([(s.topic_for_schema(e["schema"]), None, encode(e)) for e in events])
+            await producer.send_all_or_raise([(topics_of(s).for_schema(e["schema"]), None, encode(e)) for e in events])
         finally:
             await producer.stop()
         await wait_for(lambda: ready_status(runtime, 503), timeout=15, what="still 503 while inserts fail")

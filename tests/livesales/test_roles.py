@@ -13,6 +13,7 @@ import pytest
 
 from ground.settings import Settings
 from ingest.producer import Producer
+from livesales.wiring import topics as topics_of
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.livesales.roles_support import (
@@ -38,7 +39,7 @@ async def produce(settings: Settings, events: list[dict[str, Any]], keyed: bool 
     producer = Producer(settings.kafka_bootstrap)
     await producer.start()
     try:
-        msgs = [(settings.topic_for_schema(e["schema"]), key_of(e) if keyed else None, encode(e)) for e in events]
+        msgs = [(topics_of(settings).for_schema(e["schema"]), key_of(e) if keyed else None, encode(e)) for e in events]
         for k in range(0, len(msgs), 200):
             await producer.send_all_or_raise(msgs[k : k + 200])
     finally:
@@ -95,7 +96,7 @@ async def test_two_consumers_count_exactly_through_clickhouse_faults(
     processes: nothing lost, nothing doubled."""
     env = role_env(
         topics, chhttp, write_tokens(tmp_path / "tokens.json"),
-        LIVESALES_BATCH_MAX_RECORDS="100", LIVESALES_MIN_INSERT_INTERVAL_MS="0",
+        LIVESALES_TUNING='{"batch_max_records": 100, "min_insert_interval_ms": 0}',
     )  # fmt: skip
     a = Role("consume", env, tmp_path / "a.log").start()
     serve = Role("serve", env, tmp_path / "serve.log").start()
@@ -163,7 +164,7 @@ async def test_consumer_killed_while_events_flow_loses_nothing(
     """SIGKILL one of two consumer processes while its insert has landed but not been
     answered (so its offsets are not committed), restart it, keep producing: every order
     step is stored and counted once."""
-    env = role_env(topics, chhttp, write_tokens(tmp_path / "tokens.json"), LIVESALES_BATCH_MAX_RECORDS="100")
+    env = role_env(topics, chhttp, write_tokens(tmp_path / "tokens.json"), LIVESALES_TUNING='{"batch_max_records": 100}')
     a = Role("consume", env, tmp_path / "a.log").start()
     b = Role("consume", env, tmp_path / "b.log").start()
     serve = Role("serve", env, tmp_path / "serve.log").start()

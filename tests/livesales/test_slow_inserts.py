@@ -61,7 +61,7 @@ def on_partitions_of(role: Role, topics: Settings, events: list[dict[str, Any]])
 def env_for(topics: Settings, ch: ClickHouseHTTPProcess, tmp_path: Path) -> dict[str, str]:
     return role_env(
         topics, ch, write_tokens(tmp_path / "tokens.json"),
-        LIVESALES_BATCH_MAX_RECORDS="200", LIVESALES_VALIDATION_PROCESSES="0",
+        LIVESALES_TUNING='{"batch_max_records": 200}', LIVESALES_VALIDATION_PROCESSES="0",
     )  # fmt: skip
 
 

@@ -85,10 +85,13 @@ def test_malformed_tokens_file_exits_2_with_one_line(tmp_path: Path) -> None:
     ("env", "expected"),
     [
         ({"LIVESALES_API_PORT": "abc"}, "livesales: LIVESALES_API_PORT=abc: Input should be a valid integer"),
-        ({"LIVESALES_READY_STALL_S": "-1"}, "livesales: LIVESALES_READY_STALL_S=-1: Input should be greater than 0"),
+        ({"LIVESALES_TUNING": '{"ready_stall_s": -1}'},
+         "livesales: LIVESALES_TUNING.ready_stall_s=-1: Input should be greater than 0"),
+        ({"LIVESALES_TUNING": '{"batch_size": 5}'}, "livesales: LIVESALES_TUNING.batch_size=5: Extra inputs are not permitted"),
+        ({"LIVESALES_TUNING": "{"}, "livesales: LIVESALES_TUNING: not valid JSON"),
         ({"LIVESALES_LOG_FORMAT": "xml"}, "livesales: LIVESALES_LOG_FORMAT=xml: Input should be 'text' or 'json'"),
-        ({"LIVESALES_CHDB_DIRTY_DECAY_MS": "-1"},
-         "livesales: LIVESALES_CHDB_DIRTY_DECAY_MS=-1: Input should be greater than or equal to 0"),
+        ({"LIVESALES_TUNING": '{"chdb_dirty_decay_ms": -1}'},
+         "livesales: LIVESALES_TUNING.chdb_dirty_decay_ms=-1: Input should be greater than or equal to 0"),
     ],
 )
 def test_bad_env_value_exits_2_with_one_line(tmp_path: Path, env: dict[str, str], expected: str) -> None:

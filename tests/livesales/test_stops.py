@@ -94,7 +94,7 @@ def test_stop_when_running_and_the_broker_freezes(tmp_path: Path) -> None:
         topic = f"stop-{time.monotonic_ns()}"
         app = Livesales(tmp_path, {
             "LIVESALES_KAFKA_BOOTSTRAP": broker.bootstrap, "LIVESALES_TOPIC_ORDERS": topic,
-            "LIVESALES_BATCH_MAX_RECORDS": "20", "LIVESALES_MIN_INSERT_INTERVAL_MS": "300",
+            "LIVESALES_TUNING": '{"batch_max_records": 20, "min_insert_interval_ms": 300}',
         })  # fmt: skip
         app.wait_log("assigned")
         done = threading.Event()

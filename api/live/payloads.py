@@ -19,11 +19,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
+from api.alerts import Thresholds
 from api.auth import Scope
 from api.params import TimeParams
 from api.queries.alerts import alerts_of
 from api.queries.channels import _BY_STATUS, ZERO, _ceil_minute, fold, summaries
-from ground.settings import Settings
 from processors.store import ClickHouse
 
 # newest stored_at of the channel's orders, stream stats and registry entries
@@ -31,7 +31,7 @@ Marker = tuple[datetime | None, datetime | None, datetime | None]
 Payload = dict[str, Any]
 
 async def live_payloads(
-    ch: ClickHouse, channel_ids: Sequence[str], scope: Scope, tp: TimeParams, settings: Settings
+    ch: ClickHouse, channel_ids: Sequence[str], scope: Scope, tp: TimeParams, th: Thresholds
 ) -> dict[str, Payload | None]:
     """Per channel, one ``update`` event's data, or None when it is not (or no longer)
     in scope. Anything the live screen needs goes into ``payload`` below, as one more key."""
@@ -39,7 +39,7 @@ async def live_payloads(
         summaries(ch, channel_ids, scope, tp), _minutes(ch, channel_ids, tp)
     )
     present = [c for c in channel_ids if heads.get(c) is not None]
-    alerts = await asyncio.gather(*(alerts_of(ch, c, settings, tp) for c in present))
+    alerts = await asyncio.gather(*(alerts_of(ch, c, th, tp) for c in present))
     out: dict[str, Payload | None] = dict.fromkeys(channel_ids)
     for c, channel_alerts in zip(present, alerts, strict=True):
         out[c] = {

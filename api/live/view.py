@@ -1,6 +1,6 @@
 """A live view's parts: its key, its viewers' one-frame mailboxes, and its watcher.
 
-The hub (api.live_hub) decides when a watcher is computed; these hold what a view shows
+The hub (api.live.hub) decides when a watcher is computed; these hold what a view shows
 and hand it to its viewers. Split from the hub so each file reads on its own.
 """
 
@@ -13,17 +13,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
 from api.auth import Scope
+from api.live.payloads import Marker
 from api.params import TimeParams
-from api.queries.live import Marker
 from processors.store import StorageError
 
-if TYPE_CHECKING:
-    from api.live_hub import LiveHub
+
+class Lane(Protocol):
+    """What a watcher asks of the hub that computes it (api.live.hub.LiveHub)."""
+
+    def kick(self) -> None: ...
+    def forget(self, watcher: Watcher) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,9 @@ class Watcher:
     """One view: its viewers, its newest frame, and whether it is due for a computation.
 
     Watchers hold no task: the hub's one lane computes the due ones, in turns, those of
-    one scope, tz and window together (api.queries.live)."""
+    one scope, tz and window together (api.live.payloads)."""
 
-    def __init__(self, hub: LiveHub, key: ViewKey, tp: TimeParams) -> None:
+    def __init__(self, hub: Lane, key: ViewKey, tp: TimeParams) -> None:
         self.hub = hub
         self.key = key
         self.tp = tp

@@ -5,7 +5,7 @@ hub's rounds and the consumers' inserts in the shared storage threads: p99 ~1 s 
 the target is 100 ms (docs/BENCHMARKS.md, "Live screens"). Yet the hub has just computed
 that very summary for the screens of the same view. So an answer comes, in this order:
 
-1. from the live hub (api.live_hub): the view's newest summary, when it shows every row
+1. from the live hub (api.live.hub): the view's newest summary, when it shows every row
    stored up to at most ``summary_max_age_ms`` before the request arrived;
 2. from the same view's last query, done or (else) under way, on the same condition
    (single-flight: concurrent and close requests share one query);
@@ -29,14 +29,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from api.auth import Scope
-from api.live_hub import LiveHub
-from api.live_view import ViewKey
+from api.live.hub import LiveHub
+from api.live.view import ViewKey
 from api.params import TimeParams
 from api.queries import channels as q
 from ground.metrics import Metrics
@@ -63,7 +64,11 @@ class _View:
 class SummaryReads:
     """The process's ``/summary`` answers: lent by the live hub, shared, or queried."""
 
-    def __init__(self, store: ClickHouse, hub: LiveHub, metrics: Metrics, max_age_ms: int) -> None:
+    def __init__(
+        self, store: ClickHouse, hub: LiveHub, metrics: Metrics, max_age_ms: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock  # monotonic seconds; a test's own to step
         self.store = store
         self.hub = hub
         self.metrics = metrics
@@ -74,7 +79,7 @@ class SummaryReads:
 
     async def summary(self, channel_id: str, scope: Scope, tp: TimeParams) -> Summary | None:
         """The channel's summary for this scope, or None when it does not exist for it."""
-        arrived = time.monotonic()
+        arrived = self.clock()
         key = ViewKey(channel_id, scope, tp.tz, tp.from_, tp.to)
         if self.max_age_s <= 0:
             self.metrics.summary_answers.labels("query").inc()
@@ -104,7 +109,7 @@ class SummaryReads:
         return task
 
     def _fly(self, key: ViewKey, view: _View, tp: TimeParams) -> asyncio.Task[Summary | None]:
-        flight = view.pending = _Flight(time.monotonic(), self._query(key, tp))
+        flight = view.pending = _Flight(self.clock(), self._query(key, tp))
 
         def done(t: asyncio.Task[Summary | None]) -> None:
             if view.pending is flight:

@@ -14,7 +14,7 @@ them for 9-14 s (issue 10). Here:
   rows that may be missing from what it showed; after a woken computation that is one
   redundant computation, whose identical frame is not re-sent;
 * one *lane* computes the due watchers in turns, each round one set of queries for all
-  the due watchers of one scope, tz and window (api.queries.live: a chDB query costs
+  the due watchers of one scope, tz and window (api.live.payloads: a chDB query costs
   ~9 ms of CPU however little it reads, so eleven channels cost about what one does).
   API requests share the storage threads and queue behind one round's queries. A
   watcher is computed at most every ``live_min_interval_ms``, so under a stream of
@@ -30,7 +30,7 @@ them for 9-14 s (issue 10). Here:
   its last viewer leaves. Peers that vanish are noticed by the poll's sweep, not only at
   the next keepalive;
 * a watched view's newest summary is lent to ``GET /summary`` of the same view
-  (``LiveHub.summary``, api.summary_cache) when its computation began recently enough:
+  (``LiveHub.summary``, api.live.summaries) when its computation began recently enough:
   a room full of screens refreshing the summary costs no query.
 """
 
@@ -43,17 +43,18 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from api.alerts import Thresholds
 from api.auth import Scope
 from api.errors import ApiError
-from api.live_view import Viewer, ViewKey, Watcher
+from api.live.payloads import Marker, change_markers, live_payloads
+from api.live.view import Viewer, ViewKey, Watcher
 from api.params import TimeParams
 from api.queries.channels import LIVE_WINDOW
-from api.queries.live import Marker, change_markers, live_payloads
 from ground.metrics import Metrics
-from ground.settings import Settings
 from processors.store import ClickHouse, StorageError
 
 if TYPE_CHECKING:
@@ -69,22 +70,36 @@ STATUS_MARGIN = timedelta(seconds=5)  # a quiet "live" summary is lent only this
 _LIVE_TABLES = frozenset({"order_steps", "stream_stats", "channel_registry"})
 
 
+@dataclass(frozen=True)
+class LiveConfig:
+    """Caps and paces of the live screens (the defaults are ground.settings.Tuning's)."""
+
+    max_streams: int = 2000  # open SSE streams per process
+    max_streams_per_token: int = 50
+    poll_ms: int = 1000  # how often what other processes stored is polled
+    min_interval_ms: int = 500  # a channel's watcher recomputes at most this often
+    # However many views are watched, computing them takes at most this much CPU:
+    # more views make rounds longer, not the API slower.
+    compute_cores: float = 0.5
+    send_timeout_s: float = 10.0  # a viewer this far behind is dropped
+    send_buffer_bytes: int = 256 * 1024  # kernel send buffer per stream; 0: the default
+    thresholds: Thresholds = field(default_factory=Thresholds)  # the alerts each update carries
+
+
 class LiveHub:
     """The process's live watchers and streams; built by the runtime, shared with the API."""
 
-    def __init__(self, store: ClickHouse, settings: Settings, metrics: Metrics) -> None:
+    def __init__(self, store: ClickHouse, config: LiveConfig, metrics: Metrics) -> None:
         self.store = store
-        self.settings = settings
+        self.config = config
         self.metrics = metrics
-        self.max_streams = settings.live_max_streams
-        self.max_per_token = settings.live_max_streams_per_token
-        self.poll_s = settings.live_poll_ms / 1000
-        self.min_interval_s = settings.live_min_interval_ms / 1000
-        self.send_timeout_s = settings.live_send_timeout_s
-        self.send_buffer_bytes = settings.live_send_buffer_bytes
-        # However many views are watched, computing them takes at most this much CPU:
-        # more views make rounds longer, not the API slower.
-        self.compute_cores = settings.live_compute_cores
+        self.max_streams = config.max_streams
+        self.max_per_token = config.max_streams_per_token
+        self.poll_s = config.poll_ms / 1000
+        self.min_interval_s = config.min_interval_ms / 1000
+        self.send_timeout_s = config.send_timeout_s
+        self.send_buffer_bytes = config.send_buffer_bytes
+        self.compute_cores = config.compute_cores
         self._watchers: dict[ViewKey, Watcher] = {}
         self._by_channel: dict[str, set[Watcher]] = {}
         self._needles: dict[str, tuple[bytes, ...]] = {}
@@ -211,7 +226,7 @@ class LiveHub:
         key = group[0].key
         try:
             payloads = await live_payloads(
-                self.store, [w.key.channel_id for w in group], key.scope, group[0].tp, self.settings
+                self.store, [w.key.channel_id for w in group], key.scope, group[0].tp, self.config.thresholds
             )
         except StorageError as exc:
             log.warning("live: storage failed (%s); retrying in %.0f s", exc, RETRY_S)

@@ -1,0 +1,195 @@
+"""What the benchmarks share: scratch stores, the benchmark's order events and their bad
+kinds, a loaded local broker, and the raw limits (a bare consumer, a bare insert) that
+each figure is printed beside."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from ground.settings import Settings
+from ingest.topics import ensure_topics
+from livesales.runtime import Runtime
+from localbroker import LocalBroker
+
+BASE = datetime(2020, 2, 29, 2, 0, tzinfo=UTC)
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory[str]:
+    """A throw-away store under ``./data``, where a deployment keeps its own.
+
+    Not in /tmp, which the test suites churn: on this ext4 disk creating a file costs
+    ~0.03 ms where few files were deleted lately and up to ~0.5 ms where many were (the
+    inode allocator skips recently deleted inodes; docs/BENCHMARKS.md), and every insert
+    creates ~44 files. Back-to-back runs still churn ``./data``: that is part of what a
+    run measures, as it is part of a long-running service's life.
+    """
+    root = Path("data").resolve()  # absolute, as a chdb:// DSN needs
+    root.mkdir(exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix="bench-", dir=root)
+
+
+@dataclass
+class Loaded:
+    broker: LocalBroker
+    settings: Settings  # for a fresh group and a throw-away store
+    payloads: list[bytes]
+    produce_seconds: float
+
+
+@asynccontextmanager
+async def loaded_broker(n: int, poison: float = 0.0, keyed: bool = True) -> AsyncIterator[Loaded]:
+    """A local broker whose orders topic holds ``n`` benchmark events: the common start
+    of ``bench ingest`` and ``bench stages``, so both measure the same events.
+    ``poison``: that share of them bad (``bad_payload``), spread evenly; ``keyed``: keyed
+    by order_id (else no key: ``bench ingest --unkeyed``)."""
+    rnd = random.Random(42)
+    payloads = [order_payload(i, "bench", rnd) for i in range(n)]
+    for k, i in enumerate(poisoned(n, poison)):
+        payloads[i] = bad_payload(k, payloads[i])
+    with LocalBroker() as broker, scratch_dir() as tmp:
+        settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
+        await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
+        print(f"producing {n:,} order events ...", flush=True)
+        seconds = await produce(broker.bootstrap, settings.topic_orders, payloads, keyed)
+        yield Loaded(broker, settings, payloads, seconds)
+
+
+# The four kinds of bad message a flood carries, in turn, and the code each must get.
+BAD_KINDS = ("invalid_json", "unknown_schema", "schema_violation", "timestamp_out_of_range")
+
+
+def poisoned(n: int, share: float) -> list[int]:
+    """Indices of the bad messages: ``share`` of ``n``, spread evenly."""
+    if share <= 0:
+        return []
+    return sorted({min(n - 1, int(k / share)) for k in range(int(n * share))})
+
+
+def bad_payload(k: int, good: bytes) -> bytes:
+    """The ``k``-th bad message: each of BAD_KINDS in turn."""
+    kind = BAD_KINDS[k % len(BAD_KINDS)]
+    if kind == "invalid_json":
+        return good[: len(good) // 2]
+    if kind == "unknown_schema":
+        return good.replace(b'"order.v1"', b'"order.v9"', 1)
+    if kind == "schema_violation":
+        return good.replace(b'"quantity": ', b'"quantity": -', 1)
+    return good.replace(b'"occurred_at": "2020-', b'"occurred_at": "1996-', 1)  # a leap year: Feb 29 stays valid
+
+
+def order_payload(i: int, channel: str, rnd: random.Random, at: datetime | None = None) -> bytes:
+    """The ``i``-th benchmark order; ``at``: its event time (default: 20 orders per second
+    from BASE, which puts a long run's events days apart: ``bench soak`` passes now)."""
+    qty = rnd.randint(1, 3)
+    event = {
+        "schema": "order.v1", "event_id": f"{channel}-e{i}", "order_id": f"{channel}-o{i}",
+        "occurred_at": (at or BASE + timedelta(seconds=i // 20)).isoformat(), "status": "paid",
+        "channel_id": f"{channel}-{i % 50}", "platform": "douyin", "merchant_id": "changjie-clam-coop",
+        "region": {"district": "宁海县", "township": "长街镇"},
+        "items": [{"sku": "clam-2.5kg", "name": "长街蛏子 2.5kg 装", "quantity": qty, "unit_price_fen": 6800,
+                   "weight_g": 2500}],
+        "amount_fen": qty * 6800,
+    }  # fmt: skip
+    return json.dumps(event, ensure_ascii=False).encode()
+
+
+def key_of(payload: bytes) -> bytes | None:
+    """Contract §1's recommended key, the order_id (None for a value that is not JSON): the
+    default partitioner then puts each message where the consumer takes it directly."""
+    try:
+        return str(orjson.loads(payload)["order_id"]).encode()
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+
+
+async def produce(bootstrap: str, topic: str, payloads: list[bytes], keyed: bool = True) -> float:
+    """``keyed=False``: no keys, as some producers send: every message is forwarded once
+    through ``<topic>.routed`` (ingest.routing)."""
+    keys = [key_of(v) if keyed else None for v in payloads]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks="all")
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = []
+        for value, key in zip(payloads, keys, strict=True):
+            futures.append(await producer.send(topic, value, key=key))
+            if len(futures) >= 20_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"raw-{time.time_ns()}", auto_offset_reset="earliest",
+        enable_auto_commit=False, max_partition_fetch_bytes=4 << 20, fetch_max_bytes=16 << 20,
+    )  # fmt: skip
+    await consumer.start()
+    seen, started = 0, 0.0
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+            if batch and not started:
+                started = time.perf_counter()
+            seen += sum(len(v) for v in batch.values())
+    finally:
+        await consumer.stop()
+    return time.perf_counter() - started
+
+
+async def ours(
+    settings: Settings, n: int, dead: int = 0, on_first_row: Callable[[], None] | None = None
+) -> tuple[float, Runtime]:
+    """Seconds from the first stored row to the last (group join time left out); with
+    ``dead``, also until that many messages are dead-lettered (and acknowledged)."""
+    runtime = Runtime(settings)
+    await runtime.start(api=False)
+    started = 0.0
+    while True:
+        rows = await runtime.store.query("SELECT count() AS c FROM order_steps")
+        if rows[0]["c"] and not started:
+            started = time.perf_counter()
+            if on_first_row is not None:
+                on_first_row()
+        if rows[0]["c"] >= n and dead_letters(runtime) >= dead:
+            return time.perf_counter() - started, runtime
+        await asyncio.sleep(0.02)
+
+
+def dead_letters(runtime: Runtime) -> int:
+    return int(sum(s.value for m in runtime.metrics.dead_letters.collect() for s in m.samples
+                   if s.name.endswith("_total")))  # fmt: skip
+
+
+async def raw_insert(runtime: Runtime, payloads: list[bytes]) -> float:
+    client = runtime.store.client
+    client.command(
+        "CREATE TABLE IF NOT EXISTS bench_raw (event_id String, order_id String, occurred_at DateTime64(3),"
+        " status String, channel_id String, platform String, merchant_id String, amount_fen UInt64,"
+        " region Tuple(district String, township String),"
+        " items Array(Tuple(sku String, name String, quantity UInt32, unit_price_fen UInt64, weight_g UInt32)))"
+        " ENGINE = MergeTree ORDER BY (channel_id, occurred_at)"
+    )
+    started = time.perf_counter()
+    for k in range(0, len(payloads), 20_000):
+        block = b"\n".join(payloads[k : k + 20_000])
+        await runtime.store.run_in_thread(
+            client.raw_insert, "bench_raw", None, block, settings={"input_format_skip_unknown_fields": 1},
+            fmt="JSONEachRow",
+        )
+    return time.perf_counter() - started
