@@ -21,7 +21,7 @@ process stored shows in it. A refresh, in the background while pages are asked f
 
 So a snapshot holds every row stored, by any process, before its refresh began: it is
 what the query path would have answered then. A page is answered from it only when
-that moment is at most ``channel_list_max_age_ms`` before the request arrived (like
+that moment is at most ``LIVESALES_API_MAX_AGE_MS`` before the request arrived (like
 /summary's bound, api.live.summaries); else by the query path. With ``from``/``to``, the
 channels with events in the range come from one query of ``channel_minutes`` (or of
 the rows, within one minute: api.queries.channel_list.active_ids), read after the
@@ -53,6 +53,7 @@ import numpy.typing as npt
 from aiohttp import web
 
 from api.auth import Scope
+from api.freshness import REFRESH_AHEAD, Bound
 from api.params import TimeParams
 from api.queries.channel_list import LIVE_WINDOW, NO_SUBCOLUMNS, ListFilters, encode_cursor, render_row, state_rows
 from processors.store import ClickHouse
@@ -254,7 +255,7 @@ class ChannelSnapshots:
 
     def __init__(self, store: ClickHouse, max_age_ms: int) -> None:
         self.store = store
-        self.max_age_s = max_age_ms / 1000
+        self.bound = Bound(max_age_ms / 1000)
         self.enabled = max_age_ms > 0 and not store.cluster
         self.snapshot: Snapshot | None = None
         self._folded = _Folded()
@@ -273,7 +274,7 @@ class ChannelSnapshots:
         self._asked = arrived
         self._wake.set()
         snap = self.snapshot
-        if snap is None or snap.as_of < arrived - self.max_age_s:
+        if snap is None or not self.bound.lends(snap.as_of, arrived):
             self.answered["query"] += 1
             return None
         self.answered["snapshot"] += 1
@@ -312,7 +313,7 @@ class ChannelSnapshots:
 
     async def run(self) -> None:
         """Refresh about four times per bound while pages are asked for."""
-        interval = self.max_age_s / 4
+        interval = self.bound.max_age_s * REFRESH_AHEAD
         failures = 0
         while True:
             if time.monotonic() - self._asked > IDLE_S:
