@@ -39,9 +39,8 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ground.metrics import Metrics
-from ingest.backoff import Backoff as Backoff  # re-exported: livesales.runtime
+from ingest.backoff import Backoff
 from ingest.kafka_security import KafkaAccess, kafka_security
-from ingest.lag import lag_trustworthy as lag_trustworthy  # re-exported: tests, tools
 from ingest.lag import measure_lag
 from ingest.lease import Lease
 from ingest.membership import Rebalance, evicted, rejoin, watch_heartbeats

@@ -24,7 +24,8 @@ from ground.heap import Heap
 from ground.metrics import Metrics
 from ground.settings import Settings
 from ground.stopping import Stopped, sleep_unless_stopped, unless_stopped
-from ingest.consumer import Backoff, Consumer
+from ingest.backoff import Backoff
+from ingest.consumer import Consumer
 from ingest.kafka_security import kafka_security
 from ingest.producer import Producer
 from ingest.topics import ensure_topics

@@ -53,7 +53,7 @@ from api.errors import ApiError
 from api.live.payloads import Marker, change_markers, live_payloads
 from api.live.view import Viewer, ViewKey, Watcher
 from api.params import TimeParams
-from api.queries.channels import LIVE_WINDOW
+from api.queries.channel_list import LIVE_WINDOW
 from ground.metrics import Metrics
 from processors.store import ClickHouse, StorageError
 

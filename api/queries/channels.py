@@ -21,16 +21,7 @@ from typing import Any
 
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries.channel_list import ACTIVE_CAP as ACTIVE_CAP
-
-# the list lives in api.queries.channel_list; its names stay importable from here
-from api.queries.channel_list import LIVE_WINDOW as LIVE_WINDOW
-from api.queries.channel_list import STATUSES as STATUSES
-from api.queries.channel_list import ListFilters as ListFilters
-from api.queries.channel_list import active_ids as active_ids
-from api.queries.channel_list import decode_cursor as decode_cursor
-from api.queries.channel_list import encode_cursor as encode_cursor
-from api.queries.channel_list import list_channels as list_channels
+from api.queries.channel_list import LIVE_WINDOW
 from api.queries.scope import in_scope
 from processors.store import ClickHouse
 

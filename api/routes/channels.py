@@ -13,6 +13,7 @@ from api.context import STORE
 from api.errors import ApiError
 from api.live.summaries import SUMMARIES
 from api.params import TimeParams, int_param, strict_time_params, time_params
+from api.queries import channel_list as cl
 from api.queries import channels as q
 from api.responses import json_response
 
@@ -37,24 +38,24 @@ async def resolve(request: web.Request) -> tuple[Principal, str, TimeParams]:
 MAX_LIMIT = 1000
 
 
-def list_filters(request: web.Request) -> q.ListFilters:
+def list_filters(request: web.Request) -> cl.ListFilters:
     """Filters, limit and cursor of ``GET /v1/channels``; a 400 naming what is allowed."""
     query = request.query
     limit = int_param(request, "limit", 100, 1, MAX_LIMIT)
     status = query.get("status")
-    if status is not None and status not in q.STATUSES:
-        raise ApiError(400, f"status must be one of: {', '.join(q.STATUSES)}")
+    if status is not None and status not in cl.STATUSES:
+        raise ApiError(400, f"status must be one of: {', '.join(cl.STATUSES)}")
     cursor = None
     if "cursor" in query:
         try:
-            cursor = q.decode_cursor(query["cursor"])
+            cursor = cl.decode_cursor(query["cursor"])
         except ValueError as exc:
             raise ApiError(400, f"{exc}; pass next_cursor from the previous page") from None
     text = {name: query.get(name) for name in ("platform", "district", "township")}
     for name, value in text.items():
         if value is not None and not 1 <= len(value) <= 200:
             raise ApiError(400, f"{name} must be 1-200 characters")
-    return q.ListFilters(status=status, limit=limit, cursor=cursor, **text)
+    return cl.ListFilters(status=status, limit=limit, cursor=cursor, **text)
 
 
 @routes.get("/v1/channels")
@@ -64,19 +65,19 @@ async def list_channels(request: web.Request) -> web.Response:
     filters = list_filters(request)
     # from the in-process snapshot when young enough (api.channel_snapshot), else a query;
     # a range's channels with events in it are read now, whatever the snapshot's age
-    # (up to q.ACTIVE_CAP of them: more, and the query path is cheaper)
+    # (up to cl.ACTIVE_CAP of them: more, and the query path is cheaper)
     snapshots = request.app[CHANNEL_SNAPSHOTS]
     snapshot = snapshots.fresh()
     active = None
     if snapshot is not None and (tp.from_ is not None or tp.to is not None):
-        active = await q.active_ids(request.app[STORE], *tp.bounds())
+        active = await cl.active_ids(request.app[STORE], *tp.bounds())
         if active is None:
             snapshot = None
             snapshots.declined()
     if snapshot is not None:
         page, cursor = snapshot.page(principal.scope, tp, filters, datetime.now(UTC), active)
     else:
-        page, cursor = await q.list_channels(request.app[STORE], principal.scope, tp, filters)
+        page, cursor = await cl.list_channels(request.app[STORE], principal.scope, tp, filters)
     return json_response({"channels": page, "next_cursor": cursor})
 
 

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api.app import create_app
 from api.auth import Scope
 from api.params import TimeParams
+from api.queries import channel_list as cl
 from api.queries import channels as q
 from ground.metrics import Metrics
 from ground.settings import Settings
@@ -219,10 +220,10 @@ async def test_status_follows_processing_time(clickhouse: ClickHouse) -> None:
     await store_events(clickhouse, dataset() + registry_events())
     tp = TimeParams()
     later = datetime.now(UTC) + timedelta(minutes=11)  # nothing stored in the last 10 minutes
-    page, _ = await q.list_channels(clickhouse, Scope(), tp, now=later)
+    page, _ = await cl.list_channels(clickhouse, Scope(), tp, now=later)
     status = {c["channel_id"]: c["status"] for c in page}
     assert status["nh-live"] == "ended" and status["upcoming"] == "scheduled" and status["xs-live"] == "ended"
-    page, _ = await q.list_channels(clickhouse, Scope(), tp, q.ListFilters(status="live"))
+    page, _ = await cl.list_channels(clickhouse, Scope(), tp, cl.ListFilters(status="live"))
     assert "nh-live" in {c["channel_id"] for c in page} and "upcoming" not in {c["channel_id"] for c in page}
 
 
@@ -263,7 +264,7 @@ async def test_cursor_pages_cover_the_list_once(reg_client: Client) -> None:
     exact = await get(reg_client, "/v1/channels?limit=9")
     assert exact["next_cursor"] is None  # no empty last page
     # a cursor is opaque but checked: a well-formed key that was never given out still pages
-    page = await get(reg_client, f"/v1/channels?cursor={q.encode_cursor((-1, 'past-sale'))}")
+    page = await get(reg_client, f"/v1/channels?cursor={cl.encode_cursor((-1, 'past-sale'))}")
     assert [c["channel_id"] for c in page["channels"]] == ["upcoming"]
 
 

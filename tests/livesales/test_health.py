@@ -18,7 +18,7 @@ import pytest
 
 from ground.metrics import Metrics
 from ground.settings import Settings
-from ingest.consumer import lag_trustworthy
+from ingest.lag import lag_trustworthy
 from ingest.producer import Producer
 from livesales.health import Health, ReadyPolicy
 from livesales.runtime import Runtime
