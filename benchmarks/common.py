@@ -9,7 +9,7 @@ import json
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +18,8 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from benchmarks.poison import bad_payload
+from benchmarks.poison import poisoned as poisoned  # bench stages and tests take it from here
 from ground.settings import Settings
 from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
@@ -44,7 +46,7 @@ def scratch_dir() -> tempfile.TemporaryDirectory[str]:
 class Loaded:
     broker: LocalBroker
     settings: Settings  # for a fresh group and a throw-away store
-    payloads: list[bytes]
+    payloads: list[bytes | None]  # None: a tombstone (a bad message of benchmarks.poison)
     produce_seconds: float
 
 
@@ -52,41 +54,19 @@ class Loaded:
 async def loaded_broker(n: int, poison: float = 0.0, keyed: bool = True) -> AsyncIterator[Loaded]:
     """A local broker whose orders topic holds ``n`` benchmark events: the common start
     of ``bench ingest`` and ``bench stages``, so both measure the same events.
-    ``poison``: that share of them bad (``bad_payload``), spread evenly; ``keyed``: keyed
-    by order_id (else no key: ``bench ingest --unkeyed``)."""
+    ``poison``: that share of them bad (benchmarks.poison: the fault battery's 27 kinds),
+    spread evenly; ``keyed``: keyed by order_id (else no key: ``bench ingest --unkeyed``)."""
     rnd = random.Random(42)
-    payloads = [order_payload(i, "bench", rnd) for i in range(n)]
+    good = [order_payload(i, "bench", rnd) for i in range(n)]
+    payloads: list[bytes | None] = list(good)
     for k, i in enumerate(poisoned(n, poison)):
-        payloads[i] = bad_payload(k, payloads[i])
+        payloads[i] = bad_payload(k, good[i])
     with LocalBroker() as broker, scratch_dir() as tmp:
         settings = Settings(kafka_bootstrap=broker.bootstrap, clickhouse_dsn=f"chdb://{tmp}/ch")
         await ensure_topics(broker.bootstrap, [*settings.topics, settings.topic_dlq], partitions=4)
         print(f"producing {n:,} order events ...", flush=True)
         seconds = await produce(broker.bootstrap, settings.topic_orders, payloads, keyed)
         yield Loaded(broker, settings, payloads, seconds)
-
-
-# The four kinds of bad message a flood carries, in turn, and the code each must get.
-BAD_KINDS = ("invalid_json", "unknown_schema", "schema_violation", "timestamp_out_of_range")
-
-
-def poisoned(n: int, share: float) -> list[int]:
-    """Indices of the bad messages: ``share`` of ``n``, spread evenly."""
-    if share <= 0:
-        return []
-    return sorted({min(n - 1, int(k / share)) for k in range(int(n * share))})
-
-
-def bad_payload(k: int, good: bytes) -> bytes:
-    """The ``k``-th bad message: each of BAD_KINDS in turn."""
-    kind = BAD_KINDS[k % len(BAD_KINDS)]
-    if kind == "invalid_json":
-        return good[: len(good) // 2]
-    if kind == "unknown_schema":
-        return good.replace(b'"order.v1"', b'"order.v9"', 1)
-    if kind == "schema_violation":
-        return good.replace(b'"quantity": ', b'"quantity": -', 1)
-    return good.replace(b'"occurred_at": "2020-', b'"occurred_at": "1996-', 1)  # a leap year: Feb 29 stays valid
 
 
 def order_payload(i: int, channel: str, rnd: random.Random, at: datetime | None = None) -> bytes:
@@ -105,19 +85,24 @@ def order_payload(i: int, channel: str, rnd: random.Random, at: datetime | None 
     return json.dumps(event, ensure_ascii=False).encode()
 
 
-def key_of(payload: bytes) -> bytes | None:
+def key_of(payload: bytes | None) -> bytes | None:
     """Contract §1's recommended key, the order_id (None for a value that is not JSON): the
     default partitioner then puts each message where the consumer takes it directly."""
+    if payload is None:
+        return TOMBSTONE_KEY
     try:
         return str(orjson.loads(payload)["order_id"]).encode()
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
 
 
-async def produce(bootstrap: str, topic: str, payloads: list[bytes], keyed: bool = True) -> float:
+TOMBSTONE_KEY = b"tombstone"  # a message without value must have a key
+
+
+async def produce(bootstrap: str, topic: str, payloads: Sequence[bytes | None], keyed: bool = True) -> float:
     """``keyed=False``: no keys, as some producers send: every message is forwarded once
-    through ``<topic>.routed`` (ingest.routing)."""
-    keys = [key_of(v) if keyed else None for v in payloads]
+    through ``<topic>.routed`` (ingest.routing). A tombstone (None) is keyed either way."""
+    keys = [key_of(v) if keyed or v is None else None for v in payloads]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1 << 20, acks="all")
     await producer.start()
     started = time.perf_counter()

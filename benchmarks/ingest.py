@@ -101,7 +101,7 @@ async def bench_ingest(args: argparse.Namespace) -> None:
         t_raw = await raw_consume(settings.kafka_bootstrap, settings.topic_orders, n)
         t_ours, runtime = await ours(settings, n)
         try:
-            t_ins = await raw_insert(runtime, loaded.payloads)
+            t_ins = await raw_insert(runtime, [p for p in loaded.payloads if p is not None])
             fresh = await freshness(runtime, args.rate, args.freshness_seconds)
         finally:
             await runtime.stop()
@@ -121,11 +121,11 @@ async def bench_ingest(args: argparse.Namespace) -> None:
 
 
 async def bench_poison(args: argparse.Namespace) -> None:
-    """The same run clean and with ``--poison`` of the messages bad, alternated
-    ``--repeat`` times: messages handled (stored, or dead-lettered with their code) per
-    second, and per CPU second of the service (its process and the validation child).
-    The CPU figure is the one to compare on a loaded machine, where wall-clock rates
-    swing with the neighbours' load; both ratios are printed."""
+    """The same run clean and with ``--poison`` of the messages bad (benchmarks.poison),
+    alternated ``--repeat`` times: messages handled (stored, or dead-lettered with their
+    code) per second, and per CPU second of the service (its process and the validation
+    child). The CPU figure is the one to compare on a loaded machine, where wall-clock
+    rates swing with the neighbours' load; both ratios are printed."""
     from benchmarks.stages import cpu_by_process
 
     n = args.events or 200_000
@@ -135,6 +135,7 @@ async def bench_poison(args: argparse.Namespace) -> None:
         for share in (0.0, args.poison):
             bad = len(poisoned(n, share))
             async with loaded_broker(n, share) as loaded:
+                size = sum(len(p or b"") for p in loaded.payloads)
                 pid = loaded.broker.pid
                 before: dict[str, float] = {}
                 t, runtime = await ours(loaded.settings, n - bad, bad, functools.partial(_snapshot, before, pid))
@@ -145,12 +146,17 @@ async def bench_poison(args: argparse.Namespace) -> None:
             cpu = sum(v - before.get(k, 0.0) for k, v in after.items() if k != "broker")
             rates[share].append(n / t)
             cpu_rates[share].append(n / cpu)
-            print(f"poison {share:.0%}: {n:,} messages ({bad:,} bad) in {t:.2f}s = {n / t:,.0f}/s,"
-                  f" {n / cpu:,.0f} per service CPU second; dead letters {codes}", flush=True)  # fmt: skip
+            print(f"poison {share:.0%}: {n:,} messages ({bad:,} bad, {size / 1e6:,.0f} MB) in {t:.2f}s"
+                  f" = {n / t:,.0f}/s, {n / cpu:,.0f} per service CPU second ({cpu / n * 1e6:.1f} µs each);"
+                  f" dead letters {codes}", flush=True)  # fmt: skip
     med = statistics.median
-    print(f"poisoned / clean, messages per second (median of {len(rates[0.0])}): "
-          f"{med(rates[args.poison]) / med(rates[0.0]):.2f}")  # fmt: skip
-    print(f"poisoned / clean, messages per service CPU second: {med(cpu_rates[args.poison]) / med(cpu_rates[0.0]):.2f}")
+    clean, bad_rate = med(rates[0.0]), med(rates[args.poison])
+    clean_cpu, bad_cpu = med(cpu_rates[0.0]), med(cpu_rates[args.poison])
+    print()
+    print(f"{'median of ' + str(len(rates[0.0])):<24}{'clean':>12}{f'poison {args.poison:.0%}':>12}{'ratio':>8}")
+    print(f"{'messages/s':<24}{clean:>12,.0f}{bad_rate:>12,.0f}{bad_rate / clean:>8.2f}")
+    print(f"{'per service CPU second':<24}{clean_cpu:>12,.0f}{bad_cpu:>12,.0f}{bad_cpu / clean_cpu:>8.2f}")
+    print(f"{'service CPU µs/message':<24}{1e6 / clean_cpu:>12.1f}{1e6 / bad_cpu:>12.1f}")
 
 
 def _snapshot(into: dict[str, float], broker_pid: int) -> None:

@@ -60,6 +60,22 @@ QUEUE_DEPTH = 2
 # A stop stores and commits what was fetched within this long (docs/RELIABILITY.md: a
 # SIGTERM ends the process within 5 s in any state; Kubernetes' grace is 30 s).
 STOP_GRACE_S = 3.0
+# While a backlog is read (fetches come full) an insert waits up to CATCH_UP_WAIT_S for
+# CATCH_UP_ROWS rows: each insert costs ClickHouse about the same whatever its rows, and
+# chDB's CPU is this process's. A poison flood's big values fill fetches by bytes with few
+# good rows, and inserting each such batch at once tripled the inserts and slowed the
+# whole pipeline (docs/BENCHMARKS.md, "Poison flood"). A live trickle never fills a fetch.
+CATCH_UP_MESSAGES = 2_000
+CATCH_UP_ROWS = 10_000
+CATCH_UP_WAIT_S = 1.0
+
+
+def _catching_up(batch: Batch) -> bool:
+    """Fetches came full, yet what they carry for ClickHouse and the .routed topics is
+    little: the rest were dead letters (the forwards are written beside the rows)."""
+    fetched = sum(batch.consumed.values())
+    useful = sum(len(r) for r in batch.rows.values()) + len(batch.forwards)
+    return fetched >= CATCH_UP_MESSAGES * batch.parts and useful < CATCH_UP_ROWS
 
 
 @dataclass(frozen=True)
@@ -337,10 +353,14 @@ class Consumer:
             # thousand events/s inserting each small batch at once kept the writer ~90%
             # busy with file work and merges (docs/BENCHMARKS.md: freshness).
             deadline = last_insert + self.config.min_insert_interval_ms / 1000
+            taken = loop.time()
             while True:
                 while not self._queue.empty():
                     batch = self._joined(batch, self._queue.get_nowait())
-                wait = deadline - loop.time()
+                now = loop.time()
+                wait = deadline - now
+                if _catching_up(batch):  # a backlog: fewer, fuller inserts, as fast as reading allows
+                    wait = max(wait, taken + CATCH_UP_WAIT_S - now)
                 if wait <= 0 or self._stopping.is_set():
                     break
                 try:

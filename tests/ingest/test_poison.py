@@ -1,17 +1,28 @@
-"""A poison flood: half the messages bad, each dead-lettered once with its code, the rest counted."""
+"""A poison flood of the fault battery's mix: each bad message dead-lettered once with its code, the rest stored once."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 import random
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from benchmarks.common import BAD_KINDS, bad_payload, order_payload, poisoned
+from benchmarks.common import order_payload
+from benchmarks.poison import KINDS, NEAR_LIMIT_KIND, OVERSIZED_KIND, bad_payload, kind_of, poisoned
 from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.runtime import Runtime
+from processors.validate import (
+    INVALID_JSON,
+    MAX_VALUE_BYTES,
+    OVERSIZED,
+    SCHEMA_VIOLATION,
+    TIMESTAMP_OUT_OF_RANGE,
+    UNKNOWN_SCHEMA,
+)
 from tests.conftest import wait_for
 from tests.support.settings import tuned
 
@@ -37,18 +48,26 @@ async def read_all(settings: Settings, topic: str, n: int) -> list[Any]:
 
 
 async def test_every_bad_message_is_dead_lettered_with_its_code(topics: Settings) -> None:
+    """The fault battery's mix (benchmarks.poison): half of 2,000 messages bad, all 27
+    kinds, from tombstones to values twice the size limit; each bad one dead-lettered
+    exactly once with its contract code and its bytes, each good one stored once."""
     n = 2_000
     rnd = random.Random(7)
-    payloads = [order_payload(i, "flood", rnd) for i in range(n)]
+    good = [order_payload(i, "flood", rnd) for i in range(n)]
+    payloads: list[bytes | None] = list(good)
     bad = poisoned(n, 0.5)
     for k, i in enumerate(bad):
-        payloads[i] = bad_payload(k, payloads[i])
-    producer = Producer(topics.kafka_bootstrap)
-    await producer.start()
-    try:  # one partition, so offsets are positions in `payloads`
-        await producer.send_all_or_raise([(topics.topic_orders, b"one-key", p) for p in payloads])
-    finally:
-        await producer.stop()
+        payloads[i] = bad_payload(k, good[i])
+    kinds = [kind_of(k) for k in range(len(bad))]
+    assert {kind.name for kind in kinds} == {kind.name for kind in KINDS} and len(KINDS) == 27
+    assert {kind.code for kind in kinds} == {INVALID_JSON, UNKNOWN_SCHEMA, SCHEMA_VIOLATION, TIMESTAMP_OUT_OF_RANGE,
+                                             OVERSIZED}  # fmt: skip
+    sizes = [len(payloads[i] or b"") for i in bad]
+    assert {0, MAX_VALUE_BYTES, MAX_VALUE_BYTES + 1} <= set(sizes) and max(sizes) > 1.9 * MAX_VALUE_BYTES
+    assert all(s > MAX_VALUE_BYTES for s, kind in zip(sizes, kinds, strict=True) if kind is OVERSIZED_KIND)
+    assert all(0.75 * MAX_VALUE_BYTES <= s <= MAX_VALUE_BYTES
+               for s, kind in zip(sizes, kinds, strict=True) if kind is NEAR_LIMIT_KIND)  # fmt: skip
+    await send_in_order(topics, payloads)
 
     runtime = Runtime(tuned(topics, **{"validation_processes": 1}))
     await runtime.start(api=False)
@@ -59,10 +78,14 @@ async def test_every_bad_message_is_dead_lettered_with_its_code(topics: Settings
 
         await wait_for(counted, timeout=60, what="the good half stored")
         letters = await read_all(topics, topics.topic_dlq, len(bad))
+        rows = await runtime.store.query("SELECT event_id, count() AS c FROM order_steps GROUP BY event_id")
     finally:
         await runtime.stop()
 
-    assert len(letters) == len(bad)  # each once
+    bad_set = set(bad)
+    assert {r["event_id"] for r in rows} == {f"flood-e{i}" for i in range(n) if i not in bad_set}
+    assert {r["c"] for r in rows} == {1}  # each good one stored once
+    assert len(letters) == len(bad)  # each bad one dead-lettered once
     by_offset = {}
     for rec in letters:
         doc = json.loads(rec.value)
@@ -70,9 +93,29 @@ async def test_every_bad_message_is_dead_lettered_with_its_code(topics: Settings
         by_offset[doc["source"]["offset"]] = doc
     assert sorted(by_offset) == bad
     for k, i in enumerate(bad):
-        doc = by_offset[i]
-        assert doc["error"]["code"] == BAD_KINDS[k % len(BAD_KINDS)], doc
-        assert doc["payload"] == payloads[i].decode()
+        doc, kind, value = by_offset[i], kinds[k], payloads[i]
+        assert doc["error"]["code"] == kind.code, (kind.name, doc["error"])
+        assert doc["error"]["message"]
+        try:
+            text = (value or b"").decode()
+        except UnicodeDecodeError:
+            assert doc["payload_b64"] == base64.b64encode(value or b"").decode() and "payload" not in doc
+        else:
+            assert doc["payload"] == text and "payload_b64" not in doc, kind.name
+        if kind.name.startswith("not UTF-8"):
+            assert "payload_b64" in doc
+
+
+async def send_in_order(settings: Settings, payloads: list[bytes | None]) -> None:
+    """All under one key, so offsets are positions in ``payloads`` (a tombstone needs one)."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
+                                max_request_size=4 << 20)  # fmt: skip
+    await producer.start()
+    try:
+        futures = [await producer.send(settings.topic_orders, p, key=b"one-key") for p in payloads]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
 
 
 async def test_send_values_spans_many_batches(topics: Settings) -> None:
