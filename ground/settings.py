@@ -75,6 +75,8 @@ class Tuning(BaseModel):
     live_compute_cores: float = Field(default=0.5, gt=0, description="CPU the live computations may use")
     live_send_timeout_s: float = Field(default=10.0, gt=0, description="a viewer this far behind is dropped")
     live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0, description="kernel send buffer; 0: default")
+    # Robots (notify/): how often the store is read for transitions.
+    notify_poll_s: float = Field(default=10.0, gt=0, description="the detector's round")
     # Readiness (livesales/health.py).
     ready_stall_s: float = Field(default=30.0, gt=0, description="a consumer stalled longer is not ready")
     ready_probe_s: float = Field(default=10.0, gt=0, description="storage probed when no write for this long")
@@ -138,6 +140,18 @@ class Settings(BaseSettings):
     alert_silence_minutes: int = Field(default=15, ge=1, le=24 * 60, description="minutes without a paid order")
     alert_refund_spike_pct: float = Field(default=20.0, ge=0, description="refunds as % of paid orders")
 
+    # -- Platforms and robots (contract §7, §8) ---------------------------------------
+    connectors_file: Path | None = Field(
+        default=None, description="JSON of the platform connectors and their shops; none: no connector"
+    )
+    reconcile_interval_s: float = Field(
+        default=300.0, ge=10, description="how often each shop's orders are pulled from its platform"
+    )
+    notify_file: Path | None = Field(default=None, description="JSON of the group robots; none: no robot")
+    public_url: str | None = Field(
+        default=None, description="the dashboard's address in robot messages; none: the API listener's"
+    )
+
     # -- Operations -------------------------------------------------------------------
     health_port: int = Field(default=9108, description="`consume`'s /healthz, /readyz and /metrics")
     log_format: Literal["text", "json"] = Field(default="text", description="log lines as text or JSON")
@@ -198,6 +212,8 @@ def _group(name: str) -> str:
         return "ClickHouse"
     if name.startswith(("api_", "live_", "alert_")):
         return "API and its answers"
+    if name in ("connectors_file", "reconcile_interval_s", "notify_file", "public_url"):
+        return "Platforms and robots"
     return "Operations"
 
 

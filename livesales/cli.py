@@ -208,6 +208,12 @@ def _load_settings(command: str) -> Settings:
         from api.auth import read_tokens_file
 
         read_tokens_file(settings.api_tokens_file)
+    if command in ("run", "consume") and settings.notify_file is not None:  # a bad robots file stops the start
+        from livesales.wiring import public_url
+        from notify.config import load_robots
+
+        load_robots(settings.notify_file)
+        public_url(settings)
     _require_embedded(command, settings)
     if (warning := removed_in()) is not None:  # an old setting still set: say it does nothing now
         print(warning, file=sys.stderr, flush=True)

@@ -14,11 +14,14 @@ import contextlib
 import logging
 import time
 import tracemalloc
+from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from api.live.hub import LiveHub
+from api.queries.alerts import alerts_of
 from ground.config_errors import ConfigError
 from ground.heap import Heap
 from ground.metrics import Metrics
@@ -32,6 +35,11 @@ from ingest.topics import ensure_topics
 from livesales import wiring
 from livesales.health import Health
 from livesales.wiring import server_options
+from notify import routes as notify_routes
+from notify.config import load_robots
+from notify.metrics import NotifyMetrics
+from notify.sender import NOTIFY_TOPIC
+from notify.service import Notifications
 from processors.checkpool import CheckPool
 from processors.store import ClickHouse
 from processors.validate import MAX_VALUE_BYTES
@@ -77,6 +85,7 @@ class Runtime:
         self._lag_task: asyncio.Task[None] | None = None
         self._checks_task: asyncio.Task[None] | None = None
         self._memory_task: asyncio.Task[None] | None = None
+        self.notifications = self._notifications(settings) if consumers else None
         self.heap = Heap()
         self.metrics.watch_heap(self.heap.usage)
         self._trim_task: asyncio.Task[None] | None = None
@@ -84,6 +93,23 @@ class Runtime:
         self.health = Health(
             role or ("run" if consumers else "serve"), wiring.ready_policy(settings), self.store, self.producer,
             self.consumers, self.metrics,
+        )
+
+    def _notifications(self, settings: Settings) -> Notifications | None:
+        """The robots' detector and sender (contract §8), in processes with consumers."""
+        if settings.notify_file is None:
+            return None
+        robots = load_robots(settings.notify_file)
+        if not robots:
+            return None
+        thresholds = wiring.thresholds(settings)
+        store = self.store
+
+        async def alerts(channel_id: str, now: datetime) -> list[dict[str, Any]]:
+            return await alerts_of(store, channel_id, thresholds, None, now)
+
+        return Notifications(
+            wiring.notify_config(settings), robots, store, self.producer, alerts, NotifyMetrics(self.metrics.registry)
         )
 
     def is_ready(self) -> bool:
@@ -129,7 +155,7 @@ class Runtime:
                     await unless_stopped(
                         ensure_topics(
                             self.consumer_config.kafka.bootstrap,
-                            [*self.consumer_config.topics.inputs, self.consumer_config.topics.dlq],
+                            [*self.consumer_config.topics.inputs, self.consumer_config.topics.dlq, *self._own_topics()],
                             security=kafka_security(self.consumer_config.kafka),
                             routed_from=self.consumer_config.topics.inputs,  # ingest.routing
                         ),
@@ -153,6 +179,10 @@ class Runtime:
             self.consumers.append(consumer)
         self._lag_task = asyncio.create_task(self._watch_lag())
 
+    def _own_topics(self) -> list[str]:
+        """Topics of the components beside the consumers (robots' deliveries)."""
+        return [NOTIFY_TOPIC] if self.notifications is not None else []
+
     def build_app(self) -> web.Application:
         from api.app import create_app
 
@@ -160,6 +190,7 @@ class Runtime:
             self.api_config, self.store, self.metrics, self.producer, self.is_ready, live_hub=self.live,
             readiness=self.health,
         )
+        app.add_routes(notify_routes.routes)  # GET /v1/notifications: empty without robots
         return app
 
     async def start_api(self) -> None:
@@ -219,6 +250,8 @@ class Runtime:
             if api:
                 await self.start_api()
             await kafka
+            if self.notifications is not None:
+                await unless_stopped(self.notifications.start(), self.stopping)
         except BaseException:
             for task in (kafka, storage):
                 task.cancel()
@@ -227,6 +260,8 @@ class Runtime:
             raise
 
     async def stop(self) -> None:
+        if self.notifications is not None:  # before the producer and storage it uses
+            await self.notifications.stop()
         for task in (self._memory_task, self._trim_task):
             if task is not None:
                 task.cancel()

@@ -15,6 +15,11 @@ from ingest.consumer import ConsumerConfig
 from ingest.kafka_security import KafkaAccess
 from ingest.topics import Topics
 from livesales.health import ReadyPolicy
+from notify.config import check_public_url
+from notify.detector import DetectorConfig
+from notify.messages import MessageConfig
+from notify.sender import SenderConfig
+from notify.service import NotifyConfig
 from processors.store import ServerOptions
 
 
@@ -95,3 +100,14 @@ def server_options(s: Settings) -> ServerOptions:
         password=password.get_secret_value() if password else None,
         ca_file=str(s.clickhouse_ca_file) if s.clickhouse_ca_file else None,
     )
+
+
+def public_url(s: Settings) -> str:
+    """Where a robot message's link points: LIVESALES_PUBLIC_URL, else the API listener."""
+    return check_public_url(s.public_url or f"http://{s.api_host}:{s.api_port}")
+
+
+def notify_config(s: Settings) -> NotifyConfig:
+    """Every process with consumers detects and posts; the senders' group posts each once."""
+    sender = SenderConfig(kafka=kafka_access(s), messages=MessageConfig(public_url(s)))
+    return NotifyConfig(sender=sender, detector=DetectorConfig(poll_s=s.tuning.notify_poll_s))
