@@ -314,8 +314,8 @@ class Consumer:
         values = [r.value for r in flat]
         now = datetime.now(UTC)
         kafka = self._kafka
-        placement = None
-        if kafka is not None:
+        placement = None  # the sole writer routes nothing: its one lock decides every copy (DESIGN)
+        if kafka is not None and not self.writer.sole_writer:
             placement = placement_of(records, self._routed, lambda t: len(kafka.partitions_for_topic(t) or ()))
         checked = await self.checks.check(values, now, placement)
         self.metrics.slow_validations.inc(checked.slow)

@@ -123,6 +123,7 @@ class Writer:
         Otherwise every batch that comes with a claim is fenced (processors.fence)."""
         self.ch = ch
         embedded = ch.dsn.startswith("chdb:")
+        self.sole_writer = sole_writer
         self.fence = None if sole_writer else WriteFence(fence or FenceConfig(cluster=ch.cluster), embedded=embedded)
         self._claimed: set[str] = set()  # claim tokens made on the server by this writer
         self.budget = MemoryBudget.of_mb(memory_mb)

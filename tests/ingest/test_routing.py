@@ -18,6 +18,8 @@ from tests.ingest.test_pipeline import assert_exact, wait_counted
 from tests.livesales.test_startup_errors import livesales
 from tests.reference import encode, generate
 from tests.support.offsets import all_committed
+from tests.support.process import ClickHouseHTTPProcess
+from tests.support.settings import tuned
 
 
 def routing_key(event: dict[str, Any]) -> bytes:
@@ -30,10 +32,14 @@ async def send(producer: Producer, settings: Settings, events: list[dict[str, An
     ])  # fmt: skip
 
 
-async def test_keyed_messages_stay_put_and_unkeyed_ones_count_once(topics: Settings, producer: Producer) -> None:
+async def test_keyed_messages_stay_put_and_unkeyed_ones_count_once(
+    topics: Settings, producer: Producer, chhttp: ClickHouseHTTPProcess
+) -> None:
+    """Over a ClickHouse server (other processes may write beside this one): unkeyed
+    messages cross to ``.routed``, and every step counts once."""
     events = generate(n_orders=150, seed=31)
     half = len(events) // 2
-    runtime = Runtime(topics)
+    runtime = Runtime(tuned(topics, clickhouse_dsn=chhttp.dsn))
     await runtime.start(api=False)
     consumer = runtime.consumers[0]
     try:
@@ -46,6 +52,25 @@ async def test_keyed_messages_stay_put_and_unkeyed_ones_count_once(topics: Setti
         await wait_for(lambda: all_committed(topics), timeout=30, what="source and .routed offsets committed")
         await assert_exact(runtime, events)
         assert consumer.forwarded >= len(events) - half + len(events)  # more only if a batch was re-read
+    finally:
+        await runtime.stop()
+
+
+async def test_the_sole_writer_stores_unkeyed_messages_where_they_are(topics: Settings, producer: Producer) -> None:
+    """Embedded chDB: one process, one writer lock deciding every copy in turn, so nothing
+    needs a second trip through the broker (docs/DESIGN.md, "The sole writer routes
+    nothing"); two consumers in the process, copies on every partition, counted once."""
+    events = generate(n_orders=150, seed=32)
+    runtime = Runtime(topics, consumers=2)
+    await runtime.start(api=False)
+    try:
+        await send(producer, topics, events, keyed=False)
+        await send(producer, topics, events, keyed=False)  # every one again, on other partitions
+        await send(producer, topics, events, keyed=True)
+        await wait_counted(runtime, events)
+        await wait_for(lambda: all_committed(topics), timeout=30, what="offsets committed")
+        await assert_exact(runtime, events)
+        assert sum(c.forwarded for c in runtime.consumers) == 0
     finally:
         await runtime.stop()
 
