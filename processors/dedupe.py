@@ -305,13 +305,13 @@ class TableDeduper:
         """Exact keys already stored among the doubtful rows (two index-assisted scans)."""
         self.lookups += len(indices)
         table, step_cols = self.spec.table, self.spec.step_fields
-        key_sql = ", ".join(f"toString({c})" for c in step_cols) if step_cols else "''"
+        key_sql = self.spec.step_sql if step_cols else "['']"
         params = {"e": rows.event_hashes[indices].tolist()}
-        sql = f"SELECT event_id, tuple({key_sql}) FROM {table} WHERE event_hash IN {{e:Array(UInt64)}}"  # noqa: S608
+        sql = f"SELECT event_id, {key_sql} FROM {table} WHERE event_hash IN {{e:Array(UInt64)}}"  # noqa: S608
         if step_cols:
             params["s"] = rows.step_hashes[indices].tolist()
             sql += (
-                f" UNION ALL SELECT event_id, tuple({key_sql}) FROM {table}"  # noqa: S608
+                f" UNION ALL SELECT event_id, {key_sql} FROM {table}"  # noqa: S608
                 " WHERE step_hash IN {s:Array(UInt64)}"
             )
         result = client.query(sql, parameters=params).result_rows

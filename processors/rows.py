@@ -31,13 +31,29 @@ class TableSpec:
     table: str  # where rows are stored and looked up
     ingest: str  # the Null table whose materialized view fills ``table``
     step_fields: tuple[str, ...] = ()  # empty: deduped by event_id only
+    # contract §3 v1.2: a refunded step that names its refund counts once per refund, its
+    # key the step's fields and then the ``refund_id`` (schemas.fast_events: the same rule)
+    per_refund: bool = False
 
     def step_of(self, event: Any) -> tuple[str, ...]:
         """The step key of a validated event dict (the pydantic path)."""
-        return tuple(itemgetter(*self.step_fields)(event)) if self.step_fields else ()
+        if not self.step_fields:
+            return ()
+        step = tuple(itemgetter(*self.step_fields)(event))
+        if self.per_refund and event.get("status") == "refunded" and event.get("refund_id"):
+            return (*step, event["refund_id"])
+        return step
+
+    @property
+    def step_sql(self) -> str:
+        """The step key of a stored row as an Array(String) (the exact look-up compares it)."""
+        fields = ", ".join(f"toString({c})" for c in self.step_fields)
+        if self.per_refund:
+            return f"if(status = 'refunded' AND refund_id != '', [{fields}, refund_id], [{fields}])"
+        return f"[{fields}]"
 
 
-ORDERS = TableSpec("order_steps", "order_events_in", ("platform", "order_id", "status"))
+ORDERS = TableSpec("order_steps", "order_events_in", ("platform", "order_id", "status"), per_refund=True)
 ONBOARDING = TableSpec("onboarding_steps", "onboarding_events_in", ("platform", "firm_id", "status"))
 STATS = TableSpec("stream_stats", "stream_stats_in")
 CHANNELS = TableSpec("channel_registry", "channel_events_in")  # every version is kept; the latest wins

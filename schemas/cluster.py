@@ -31,7 +31,7 @@ the counts exact, and why every client in cluster mode sets ``CLUSTER_SETTINGS``
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from schemas.ddl import MIGRATIONS
 from schemas.migration import Migration
@@ -89,6 +89,7 @@ _CREATE_VIEW = re.compile(
     r"^CREATE\s+(?P<head>(?:OR\s+REPLACE\s+)?VIEW\s+(?:IF\s+NOT\s+EXISTS\s+)?)(?P<name>\w+)(?P<rest>\s.*)$", re.S
 )
 _ALTER = re.compile(r"^ALTER\s+TABLE\s+(?P<name>\w+)(?P<ops>\s.*)$", re.S)
+_ALTER_VIEW_QUERY = re.compile(r"^ALTER\s+TABLE\s+(?P<name>\w+)\s+MODIFY\s+QUERY(?P<select>\s.*)$", re.S)
 _INSERT_SELECT = re.compile(r"^INSERT\s+INTO\s+(?P<target>\w+)\s*(?:\([\w\s,]*\))?\s*(?P<select>SELECT\s.*)$", re.S)
 _FROM = re.compile(r"\bFROM\s+(\w+)\b", re.I)
 _JOIN = re.compile(r"\bJOIN\b", re.I)
@@ -113,6 +114,7 @@ class _Rewriter:
     cluster: str
     database: str
     tables: dict[str, _Table]
+    views: set[str] = field(default_factory=set)  # materialized views created so far
 
     @property
     def on(self) -> str:
@@ -124,6 +126,7 @@ class _Rewriter:
             (_CREATE_TABLE, self._create_table),
             (_CREATE_MV, self._create_mv),
             (_CREATE_VIEW, self._create_view),
+            (_ALTER_VIEW_QUERY, self._alter_view_query),
             (_ALTER, self._alter),
             (_INSERT_SELECT, self._insert_select),
         ):
@@ -175,6 +178,7 @@ class _Rewriter:
                 f"{self.tables[target].shard_key}; rows would land off their shard"
             )
         select = _FROM.sub(lambda f: f"FROM {f[1]}{LOCAL_SUFFIX}", select, count=1)
+        self.views.add(name)
         return [
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name} {self.on} "
             f"TO {target}{LOCAL_SUFFIX} AS{select}"
@@ -183,6 +187,14 @@ class _Rewriter:
     def _create_view(self, m: re.Match[str]) -> list[str]:
         # A plain view over the Distributed names reads the whole cluster from any node.
         return [f"CREATE {m['head']}{m['name']} {self.on}{m['rest']}"]
+
+    def _alter_view_query(self, m: re.Match[str]) -> list[str]:
+        # A view's new query, on every node, reading the local table as its creation did.
+        name, select = m["name"], m["select"]
+        if name not in self.views:
+            raise ClusterSchemaError(f"MODIFY QUERY of {name}, which no earlier migration created as a view")
+        select = _FROM.sub(lambda f: f"FROM {f[1]}{LOCAL_SUFFIX}", select, count=1)
+        return [f"ALTER TABLE {name} {self.on} MODIFY QUERY{select}"]
 
     def _alter(self, m: re.Match[str]) -> list[str]:
         name, ops = m["name"], m["ops"]

@@ -65,6 +65,7 @@ class OrderEvent(TypedDict):
     region: Region
     items: Annotated[list[Item], Field(min_length=1, max_length=100)]
     amount_fen: Money
+    refund_id: NotRequired[Ident]  # v1.2: a refunded step counts once per refund
 
 
 @with_config(_STRICT)

@@ -62,11 +62,13 @@ class FastOrder(Struct, frozen=True, forbid_unknown_fields=True, tag_field="sche
     region: Region
     items: Annotated[list[Item], Meta(min_length=1, max_length=100)]
     amount_fen: Money
+    refund_id: Ident | UnsetType = UNSET  # v1.2
 
     def ok(self) -> bool:
         if not (
             self.event_id.isprintable()
             and self.order_id.isprintable()
+            and (self.refund_id is UNSET or self.refund_id.isprintable())
             and self.channel_id.isprintable()
             and self.merchant_id.isprintable()
             and _slug_ok(self.platform)
@@ -78,6 +80,8 @@ class FastOrder(Struct, frozen=True, forbid_unknown_fields=True, tag_field="sche
         return True
 
     def step(self) -> tuple[str, ...]:
+        if self.status == "refunded" and self.refund_id is not UNSET:
+            return (self.platform, self.order_id, self.status, self.refund_id)
         return (self.platform, self.order_id, self.status)
 
 

@@ -105,7 +105,7 @@ def reference(events: list[dict[str, Any]]) -> dict[tuple[str, datetime], dict[s
             cell["views_total"] = max(cell.get("views_total", 0), ev["views_total"])
             cell["viewers_peak"] = max(cell.get("viewers_peak", 0), ev["viewers_online"])
             continue
-        step = (ev["platform"], ev["order_id"], ev["status"])
+        step = step_of(ev)
         if step in seen_steps:
             continue
         seen_steps.add(step)
@@ -155,7 +155,13 @@ async def stored_counts(ch: ClickHouse) -> tuple[int, int]:
     return int(rows[0]["o"]), int(rows[0]["s"])
 
 
+def step_of(ev: dict[str, Any]) -> tuple[str, ...]:
+    """Contract §3: once per (platform, order_id, status); v1.2: a refund once per refund_id."""
+    step = (ev["platform"], ev["order_id"], ev["status"])
+    return (*step, ev["refund_id"]) if ev["status"] == "refunded" and "refund_id" in ev else step
+
+
 def distinct_counts(events: list[dict[str, Any]]) -> tuple[int, int]:
-    steps = {(e["platform"], e["order_id"], e["status"]) for e in events if e["schema"] == "order.v1"}
+    steps = {step_of(e) for e in events if e["schema"] == "order.v1"}
     stats = {e["event_id"] for e in events if e["schema"] == "stream_stats.v1"}
     return len(steps), len(stats)
