@@ -1,4 +1,4 @@
-"""Pivots over the three datasets; every dimension and measure name maps through a whitelist.
+"""Pivots over the four datasets; every dimension and measure name maps through a whitelist.
 
 One query per pivot: GROUPING SETS compute the cells, the row totals, the column totals
 and the grand total in a single scan, and ``group_by_use_nulls`` marks the dimensions a
@@ -15,7 +15,7 @@ from typing import Any
 
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries import domestic
+from api.queries import domestic, live_monitor
 from api.queries.pivot_limits import LIMITS, PivotLimits, Shape, limited_query
 from api.queries.scope import channel_scope, region_condition
 from processors.store import ClickHouse
@@ -101,6 +101,7 @@ DATASETS: dict[str, Dataset] = {
         district_col="district",
         township_col=None,
     ),
+    "live_monitor": Dataset(**live_monitor.dataset(TIME_DIMS)),  # v1.2: 直播电商监测
 }
 
 
