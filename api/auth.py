@@ -8,7 +8,6 @@ time against every known token (no early exit), so timing reveals nothing.
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator
 
 from api.errors import ApiError
-from ground.config_errors import ConfigError, location, message
+from ground.config_errors import ConfigError, location, message, read_json_file
 
 TOKENS_ENV = "LIVESALES_API_TOKENS_FILE"
 SCOPE_FORMS = 'expected "all", "district:<区县>" or "township:<区县>/<乡镇>"'
@@ -71,14 +70,7 @@ def read_tokens_file(path: Path) -> list[TokenEntry]:
     Refused as well as malformed: an empty list (an API nobody can call) and a token
     listed twice (which scope would it have?)."""
     where = f"{TOKENS_ENV}={path}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(where, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(where, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    doc = read_json_file(where, path)
     try:
         entries = TokensFile.model_validate(doc).tokens
     except ValidationError as exc:

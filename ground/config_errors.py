@@ -6,6 +6,8 @@ variable nor the file: ``livesales`` prints ``ConfigError.line`` on stderr and e
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -58,3 +60,16 @@ def from_settings_error(exc: ValidationError) -> ConfigError:
     else:
         where = var
     return ConfigError(where, message(err))
+
+
+def read_json_file(where: str, path: Path | str) -> Any:
+    """A settings file's JSON document, or a ConfigError at ``where`` (``VAR=path``) saying
+    why it cannot be read: the common start of every file a setting names."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(where, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(where, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None

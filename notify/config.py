@@ -9,7 +9,6 @@ a kind that has no signing is refused rather than ignored (its owner believes it
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,7 +17,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from api.auth import SCOPE_FORMS, Scope
-from ground.config_errors import ConfigError, location, message
+from ground.config_errors import ConfigError, location, message, read_json_file
 
 NOTIFY_FILE_ENV = "LIVESALES_NOTIFY_FILE"
 PUBLIC_URL_ENV = "LIVESALES_PUBLIC_URL"
@@ -126,15 +125,7 @@ def load_robots(path: Path | str) -> tuple[RobotConfig, ...]:
     ``line`` names the variable, the file and the field. An empty list is allowed: the
     file may be deployed before any group has a robot."""
     where = f"{NOTIFY_FILE_ENV}={path}"
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(where, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(where, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    return parse_robots(doc, where)
+    return parse_robots(read_json_file(where, path), where)
 
 
 def check_public_url(url: str) -> str:
