@@ -22,7 +22,7 @@ from api.live.hub import LiveHub
 from api.live.summaries import SUMMARIES, SummaryReads
 from api.openapi import openapi_json
 from api.queries.pivot_limits import LIMITS, PivotLimits
-from api.routes import channels, events, health, live, onboarding, pivot, regions
+from api.routes import channels, connectors, events, health, live, onboarding, pivot, regions
 from api.routes.dashboard import add_dashboard
 from ground.metrics import Metrics
 from ingest.producer import Producer
@@ -74,7 +74,7 @@ def create_app(
     app[SUMMARIES] = SummaryReads(reads, app[live.HUB], metrics, config.max_age_ms)
     app[CHANNEL_SNAPSHOTS] = ChannelSnapshots(store.lane(1, "channel-list"), config.max_age_ms)
     app.cleanup_ctx.append(channel_snapshots_ctx)
-    for module in (health, channels, pivot, events, onboarding, live, regions):
+    for module in (health, channels, pivot, events, onboarding, connectors, live, regions):
         app.add_routes(module.routes)
     app.router.add_get("/v1/openapi.json", openapi_json)
     app.add_routes(alert_routes.routes)

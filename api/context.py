@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -44,4 +44,6 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
 PUBLISHER: web.AppKey[Producer | None] = web.AppKey("publisher")
 READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 HEALTH: web.AppKey[Readiness | None] = web.AppKey("health")
+# GET /v1/connectors' body, from the connectors beside the API (livesales.runtime); None: none
+CONNECTOR_STATUS: web.AppKey[Callable[[], Awaitable[dict[str, Any]]] | None] = web.AppKey("connector_status")
 PIVOT_LIMITS: web.AppKey[PivotLimits] = web.AppKey("pivot_limits", PivotLimits)  # what one pivot may cost
