@@ -208,6 +208,10 @@ def _load_settings(command: str) -> Settings:
         from api.auth import read_tokens_file
 
         read_tokens_file(settings.api_tokens_file)
+    if command in ("run", "consume", "serve") and settings.connectors_file is not None:
+        from connectors.config import load_connectors
+
+        load_connectors(settings.connectors_file)  # a bad connectors file stops the start
     if command in ("run", "consume") and settings.notify_file is not None:  # a bad robots file stops the start
         from livesales.wiring import public_url
         from notify.config import load_robots

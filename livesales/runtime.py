@@ -20,8 +20,11 @@ from typing import Any
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from api.context import CONNECTOR_STATUS
 from api.live.hub import LiveHub
 from api.queries.alerts import alerts_of
+from connectors.config import load_connectors
+from connectors.service import ConnectorService
 from ground.config_errors import ConfigError
 from ground.heap import Heap
 from ground.metrics import Metrics
@@ -86,6 +89,7 @@ class Runtime:
         self._checks_task: asyncio.Task[None] | None = None
         self._memory_task: asyncio.Task[None] | None = None
         self.notifications = self._notifications(settings) if consumers else None
+        self.connectors = self._connectors(settings)
         self.heap = Heap()
         self.metrics.watch_heap(self.heap.usage)
         self._trim_task: asyncio.Task[None] | None = None
@@ -111,6 +115,17 @@ class Runtime:
         return Notifications(
             wiring.notify_config(settings), robots, store, self.producer, alerts, NotifyMetrics(self.metrics.registry)
         )
+
+    def _connectors(self, settings: Settings) -> ConnectorService | None:
+        """The platform connectors (contract §7): push routes where the API runs, the push
+        worker and reconciliation where consumers run."""
+        if settings.connectors_file is None:
+            return None
+        config = load_connectors(settings.connectors_file)
+        if not config.connectors:
+            return None
+        return ConnectorService(wiring.connector_config(settings), config, self.producer, self.store,
+                                self.metrics.registry)  # fmt: skip
 
     def is_ready(self) -> bool:
         if not self._n_consumers:  # `serve`: the API needs storage only
@@ -191,6 +206,9 @@ class Runtime:
             readiness=self.health,
         )
         app.add_routes(notify_routes.routes)  # GET /v1/notifications: empty without robots
+        if self.connectors is not None:
+            app.add_routes(self.connectors.routes())  # POST /connect/{platform}: the platforms' own signatures
+            app[CONNECTOR_STATUS] = self.connectors.status
         return app
 
     async def start_api(self) -> None:
@@ -252,6 +270,8 @@ class Runtime:
             await kafka
             if self.notifications is not None:
                 await unless_stopped(self.notifications.start(), self.stopping)
+            if self.connectors is not None:
+                await unless_stopped(self.connectors.start(work=bool(self._n_consumers)), self.stopping)
         except BaseException:
             for task in (kafka, storage):
                 task.cancel()
@@ -260,8 +280,9 @@ class Runtime:
             raise
 
     async def stop(self) -> None:
-        if self.notifications is not None:  # before the producer and storage it uses
-            await self.notifications.stop()
+        for part in (self.connectors, self.notifications):  # before the producer and storage they use
+            if part is not None:
+                await part.stop()
         for task in (self._memory_task, self._trim_task):
             if task is not None:
                 task.cancel()

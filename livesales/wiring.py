@@ -10,6 +10,7 @@ from __future__ import annotations
 from api.alerts import Thresholds
 from api.context import ApiConfig
 from api.live.hub import LiveConfig
+from connectors.service import ServiceConfig, service_config
 from ground.settings import Settings
 from ingest.consumer import ConsumerConfig
 from ingest.kafka_security import KafkaAccess
@@ -111,3 +112,9 @@ def notify_config(s: Settings) -> NotifyConfig:
     """Every process with consumers detects and posts; the senders' group posts each once."""
     sender = SenderConfig(kafka=kafka_access(s), messages=MessageConfig(public_url(s)))
     return NotifyConfig(sender=sender, detector=DetectorConfig(poll_s=s.tuning.notify_poll_s))
+
+
+def connector_config(s: Settings) -> ServiceConfig:
+    """The connectors' workers form a consumer group of their own beside the counters'."""
+    return service_config(kafka_access(s), f"{s.consumer_group}.connectors", s.topic_orders,
+                          reconcile_interval_s=s.reconcile_interval_s)  # fmt: skip

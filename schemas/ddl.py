@@ -17,7 +17,7 @@ from __future__ import annotations
 from schemas.ddl_channel_state import CHANNEL_STATE
 from schemas.ddl_connectors import CONNECTORS
 from schemas.ddl_notify import NOTIFICATIONS
-from schemas.ddl_refunds import REFUNDS
+from schemas.ddl_v12 import V12
 from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS, Migration
 from schemas.migration import DEDUP as _DEDUP
 
@@ -361,7 +361,7 @@ SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTI
     ),
     CONNECTORS,
     NOTIFICATIONS,
-    REFUNDS,
+    V12,
 )
 
 MIGRATIONS_TABLE = """

@@ -1,15 +1,19 @@
-"""Tables of the platform connectors (contract §7).
+"""The platform connectors' table (contract §7): each shop's durable connector state.
 
-``connector_watermarks``: per (platform, shop) the reconciliation watermark (``kind`` =
-'watermark', ``writer`` = ''), and each process's cumulative push counters for the shop
-(``kind`` = 'process', ``writer`` = its process id) that ``GET /v1/connectors`` sums. A
-ReplacingMergeTree on ``seq``: a writer only ever replaces its own row with a later one,
-so a read takes the row of the greatest ``seq`` per key (``argMax``), folded or not.
-Small and replicated to every node in cluster mode (schemas/cluster.py EVERYWHERE_TABLES).
+One small table, ``connector_watermarks``, replicated to every node in cluster mode
+(schemas/cluster.py EVERYWHERE_TABLES), one row per (platform, shop, kind, writer):
 
-``connector_steps``: every step a connector published, by whom first (``push`` or
-``reconcile``); recovered steps are the event ids first written by reconciliation. Sharded
-by ``channel_id`` in cluster mode like ``order_steps`` (schemas/cluster.py's generic rule).
+- ``watermark`` (writer ''): how far the shop is reconciled (``reconciled_to``), by whom
+  (``owner``) and when (``written_at``: "reconciled within the interval" for every process);
+- ``process`` (writer = a process id): that process's cumulative push counters and last
+  error for the shop, summed by ``GET /v1/connectors`` over processes;
+- ``pushed`` / ``recovered`` (writer = an ``order.v1`` event id): a step a connector
+  published, by the push path or first by reconciliation; ``recovered_steps`` counts the
+  distinct ``recovered`` ids. ``pushed`` rows only answer "was it published already?" for
+  a reconciliation window, so they go after 120 days (the platforms' lists reach 90 back).
+
+A ReplacingMergeTree on ``seq``: a writer only replaces its own row with a later one, and
+every read takes ``argMax(…, seq)`` or distinct keys, folded or not.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS, Mig
 
 CONNECTORS = Migration(
     10,
-    "platform connectors: each shop's reconciliation watermark and push counters; the steps they published",
+    "platform connectors: each shop's reconciliation watermark, push counters and published steps",
     (
         f"""
 CREATE TABLE IF NOT EXISTS connector_watermarks (
     platform       LowCardinality(String),
     shop_id        String,
-    kind           Enum8('watermark' = 1, 'process' = 2),
+    kind           Enum8('watermark' = 1, 'process' = 2, 'pushed' = 3, 'recovered' = 4),
     writer         String,
     reconciled_to  Nullable(DateTime64(3, 'UTC')),
     owner          String,
@@ -36,18 +40,7 @@ CREATE TABLE IF NOT EXISTS connector_watermarks (
     seq            UInt64,
     written_at     DateTime64(3, 'UTC') DEFAULT now64(3)
 ) ENGINE = ReplacingMergeTree(seq) ORDER BY (platform, shop_id, kind, writer)
-SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTINGS}
-""",
-        f"""
-CREATE TABLE IF NOT EXISTS connector_steps (
-    platform       LowCardinality(String),
-    shop_id        String,
-    event_id       String,
-    channel_id     String,
-    source         Enum8('push' = 1, 'reconcile' = 2),
-    seen_at        DateTime64(3, 'UTC') DEFAULT now64(3),
-    INDEX ix_event event_id TYPE bloom_filter(0.001) GRANULARITY 1
-) ENGINE = ReplacingMergeTree ORDER BY (platform, shop_id, source, event_id)
+TTL toDateTime(written_at) + INTERVAL 120 DAY DELETE WHERE kind = 'pushed'
 SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTINGS}
 """,
     ),

@@ -106,6 +106,7 @@ class ChannelEvent(TypedDict):
     region: Region
     scheduled_start: NotRequired[AwareDatetime]
     scheduled_end: NotRequired[AwareDatetime]
+    platform_room_id: NotRequired[Ident]  # v1.2: the platform's live room (connectors map its orders here)
 
 
 def _schedule_in_order(event: ChannelEvent) -> ChannelEvent:

@@ -127,9 +127,12 @@ class FastChannel(Struct, frozen=True, forbid_unknown_fields=True, tag_field="sc
     host: Name | UnsetType = UNSET
     scheduled_start: Aware | UnsetType = UNSET
     scheduled_end: Aware | UnsetType = UNSET
+    platform_room_id: Ident | UnsetType = UNSET  # v1.2
 
     def ok(self) -> bool:
         if not (self.event_id.isprintable() and self.channel_id.isprintable() and _slug_ok(self.platform)):
+            return False
+        if self.platform_room_id is not UNSET and not self.platform_room_id.isprintable():
             return False
         start, end = self.scheduled_start, self.scheduled_end
         # near a bound or out of order (within msgspec's rounding): pydantic decides

@@ -1,4 +1,5 @@
-"""Migration 12 (contract v1.2 §2/§3): partial refunds, each counted once by its ``refund_id``.
+"""Migration 12 (contract v1.2 §2/§3): partial refunds, each counted once by its ``refund_id``;
+and a registered channel's ``platform_room_id``, the live room connectors map to it (§7).
 
 A refunded step that names its refund is keyed ``(platform, order_id, refunded,
 refund_id)``; every other step keeps its key, and so its ``step_hash``: the rows stored
@@ -10,9 +11,9 @@ from __future__ import annotations
 
 from schemas.migration import Migration
 
-REFUNDS = Migration(
+V12 = Migration(
     12,
-    "partial refunds: refund_id on order steps, a refunded step keyed by its refund",
+    "v1.2 fields: refund_id on order steps (a refunded step keyed by its refund); platform_room_id on channels",
     (
         "ALTER TABLE order_events_in ADD COLUMN IF NOT EXISTS refund_id String DEFAULT ''",
         "ALTER TABLE order_steps ADD COLUMN IF NOT EXISTS refund_id String DEFAULT '' AFTER status",
@@ -35,6 +36,16 @@ REFUNDS = Migration(
             arrayMap(i -> i.unit_price_fen, items) AS `items.unit_price_fen`,
             arrayMap(i -> i.weight_g, items) AS `items.weight_g`
         FROM order_events_in
+        """,
+        "ALTER TABLE channel_events_in ADD COLUMN IF NOT EXISTS platform_room_id String DEFAULT ''",
+        "ALTER TABLE channel_registry ADD COLUMN IF NOT EXISTS platform_room_id String DEFAULT ''",
+        """
+        ALTER TABLE channel_events_mv MODIFY QUERY
+        SELECT xxh3(event_id) AS event_hash, event_id, channel_id, platform, title, host,
+               tupleElement(region, 'district') AS district,
+               ifNull(tupleElement(region, 'township'), '') AS township,
+               scheduled_start, scheduled_end, occurred_at, platform_room_id
+        FROM channel_events_in
         """,
     ),
 )
