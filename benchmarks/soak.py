@@ -56,7 +56,7 @@ LINGER_MS = 100
 # fill chDB's mark and primary-index caches (ingest alone reads no marks).
 READ_EVERY_S = 2.0
 # the memory settings a soak compares: the budget, internal tuning, the allocators' own
-PASSED_THROUGH = ("LIVESALES_CHDB_CACHE_MB", "LIVESALES_TUNING", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
+PASSED_THROUGH = ("LIVESALES_TUNING", "MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_",
                   "JE_MALLOC_CONF")  # fmt: skip
 TOKEN = "soak-token-0000"  # noqa: S105 - a throwaway token for a loopback benchmark
 

@@ -65,6 +65,7 @@ class Tuning(BaseModel):
     malloc_mmap_threshold_kb: int = Field(default=1024, ge=0, le=32 * 1024, description="0: glibc's sliding one")
     heap_trim_s: float = Field(default=30.0, ge=0, description="how often freed pages go back; 0: never")
     chdb_dirty_decay_ms: int = Field(default=0, ge=0, description="chDB's jemalloc dirty_decay_ms")
+    chdb_cache_mb: float = Field(default=256.0, ge=0, description="embedded chDB's caches, MiB; 0: ClickHouse's")
     # The API (api/): per-token burst is twice the rate.
     api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest request body")
     api_read_threads: int = Field(default=2, ge=0, le=32, description="storage threads of /summary; 0: shared")
@@ -121,8 +122,9 @@ class Settings(BaseSettings):
     clickhouse_user: str | None = Field(default=None, description="overrides the DSN's user")
     clickhouse_password: SecretStr | None = Field(default=None, description="overrides the DSN's password")
     clickhouse_ca_file: Path | None = Field(default=None, description="CA bundle for https://")
-    chdb_cache_mb: float = Field(
-        default=256.0, ge=0, description="embedded chDB's caches together, MiB; 0: ClickHouse's defaults"
+    retention_days: int | None = Field(
+        default=None, ge=1,
+        description="drop order steps, stream stats and minutes older than this (by event time); none: keep all",
     )
 
     # -- API --------------------------------------------------------------------------
@@ -208,7 +210,7 @@ def removed_in(environ: Mapping[str, str] | None = None) -> str | None:
 def _group(name: str) -> str:
     if name.startswith(("kafka_", "topic_")) or name == "consumer_group":
         return "Kafka"
-    if name.startswith(("clickhouse_", "chdb_")):
+    if name.startswith(("clickhouse_", "chdb_", "retention_")):
         return "ClickHouse"
     if name.startswith(("api_", "live_", "alert_")):
         return "API and its answers"

@@ -44,6 +44,7 @@ from notify.metrics import NotifyMetrics
 from notify.sender import NOTIFY_TOPIC
 from notify.service import Notifications
 from processors.checkpool import CheckPool
+from processors.retention import apply_retention
 from processors.store import ClickHouse
 from processors.validate import MAX_VALUE_BYTES
 from processors.writer import Writer
@@ -65,7 +66,7 @@ class Runtime:
         self.metrics = Metrics()
         self.store = ClickHouse(
             settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings),
-            chdb_cache_mb=settings.chdb_cache_mb,
+            chdb_cache_mb=settings.tuning.chdb_cache_mb,
         )
         tuning = settings.tuning
         self.writer = Writer(
@@ -152,6 +153,8 @@ class Runtime:
                 log.warning("ClickHouse unavailable (%s); retrying", (str(exc) or repr(exc)).splitlines()[0][:200])
                 await self.store.close()
                 await sleep_unless_stopped(backoff.next(), self.stopping)
+        days, cluster = self.settings.retention_days, self.settings.clickhouse_cluster
+        await self.store.run_in_thread(lambda: apply_retention(self.store.client, days, cluster))
         if self._memory_task is None and self.settings.clickhouse_dsn.startswith("chdb:"):
             self._memory_task = asyncio.create_task(self._watch_memory())
         if self._trim_task is None and self.settings.tuning.heap_trim_s > 0 and self.heap.available:

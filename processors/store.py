@@ -44,7 +44,7 @@ class ServerOptions:
     ca_file: str | None = None
 
 
-# How LIVESALES_CHDB_CACHE_MB is shared among chDB's caches. Left to ClickHouse's
+# How Tuning.chdb_cache_mb is shared among chDB's caches. Left to ClickHouse's
 # defaults the mark and primary-index caches may each reach 5 GiB (and hold every mark
 # of every part ingest writes: docs/BENCHMARKS.md "Memory soak"). The uncompressed cache
 # is off by default and stays off; no system log tables exist in chDB.
@@ -131,7 +131,7 @@ class ClickHouse:
         chdb_cache_mb: float = 0,
     ) -> None:
         self.dsn = dsn
-        self.chdb_cache_mb = chdb_cache_mb  # LIVESALES_CHDB_CACHE_MB; 0: ClickHouse's defaults
+        self.chdb_cache_mb = chdb_cache_mb  # Tuning.chdb_cache_mb; 0: ClickHouse's defaults
         self.cluster = cluster  # LIVESALES_CLICKHOUSE_CLUSTER: schemas.cluster's layout and settings
         self.options = options
         self._threads = threads

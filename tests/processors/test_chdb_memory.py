@@ -1,4 +1,4 @@
-"""chDB's caches are bounded by LIVESALES_CHDB_CACHE_MB (docs/BENCHMARKS.md "Memory soak"):
+"""chDB's caches are bounded by Tuning.chdb_cache_mb (docs/BENCHMARKS.md "Memory soak"):
 left to ClickHouse's defaults the mark and primary-index caches may each reach 5 GiB."""
 
 from __future__ import annotations
