@@ -49,6 +49,26 @@ MEASURES: dict[str, str] = {
     "firms_with_sales": "有销售的企业数",
 }
 
+# The summary's figures as the live screen and the 战报 name them (contract v1.2 §6).
+# avg_order_fen is 笔单价 (GMV per paid order), never 客单价: that is per buyer, and no
+# event carries buyers.
+FIGURES: dict[str, str] = {
+    "gmv_fen": "成交额（元）",
+    "paid_orders": "支付订单",
+    "units": "件数",
+    "weight_g": "重量（kg）",
+    "views_total": "点击量",
+    "viewers_peak": "在线峰值",
+    "viewers_avg": "平均在线",
+    "gpm_fen": "千次观看成交 GPM（元）",
+    "avg_order_fen": "笔单价（元）",
+    "seconds_per_order": "成交节奏",
+    "refunded_orders": "退款订单",
+    "refund_rate": "退款率",
+    "refund_fen": "退款（元）",
+    "net_gmv_fen": "净成交额（元）",
+}
+
 DATASETS: dict[str, str] = {"orders": "订单", "onboarding": "企业入驻", "domestic_sales": "出口转内销"}
 
 RULES: dict[str, str] = {"silence": "无成交", "refund_spike": "退款激增", "pace_drop": "成交放缓"}
@@ -94,6 +114,7 @@ def as_json() -> dict[str, Any]:
         "platforms": dict(PLATFORMS),
         "dimensions": dict(DIMENSIONS),
         "measures": dict(MEASURES),
+        "figures": dict(FIGURES),
         "datasets": dict(DATASETS),
         "rules": dict(RULES),
         "statuses": dict(STATUSES),

@@ -55,6 +55,11 @@ SUMMARY = _obj({
     "seconds_per_order": {"type": ["number", "null"]},
     "title": _NSTR, "host": _NSTR, "status": {"enum": ["scheduled", "live", "ended"]}, "scheduled_end": _TIME,
     "projected_paid_orders": _NINT, "projected_gmv_fen": _NINT,
+    "gpm_fen": {**_NINT, "description": "千次观看成交: round(gmv_fen × 1000 / views_total), half up; null without"
+                " views"},
+    "viewers_avg": {**_NINT, "description": "平均在线: mean of the viewers_online samples, half up; null without any"},
+    "refund_rate": {"type": ["number", "null"], "minimum": 0,
+                    "description": "退款率: refunded_orders / paid_orders, 4 decimals; null with no paid order"},
     "top_skus": {"type": "array", "maxItems": 10,
                  "items": _obj({"sku": _STR, "name": _STR, "units": _INT, "gmv_fen": _INT})},
 })  # fmt: skip
@@ -78,7 +83,8 @@ ALERT = _obj({
 ALERTS = _obj({"channel_id": _STR, "alerts": {"type": "array", "items": ALERT}})
 _NAMES = {"type": "object", "additionalProperties": _STR}
 LABELS = _obj({
-    "platforms": _NAMES, "dimensions": _NAMES, "measures": _NAMES, "datasets": _NAMES, "rules": _NAMES,
+    "platforms": _NAMES, "dimensions": _NAMES, "measures": _NAMES, "figures": _NAMES, "datasets": _NAMES,
+    "rules": _NAMES,
     "statuses": _NAMES, "booleans": _NAMES, "total": _STR, "scaled": {"type": "object", "additionalProperties": _INT},
 })  # fmt: skip
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -86,6 +92,14 @@ INGEST = _obj({
     "accepted": _INT,
     "rejected": {"type": "array", "items": _obj({"index": _INT, "code": _STR, "message": _STR})},
 })  # fmt: skip
+IMPORTED = _obj({
+    "accepted": _INT, "duplicates": _INT,
+    "rejected": {"type": "array", "items": _obj({"row": _INT, "column": _NSTR, "code": _STR, "message": _STR})},
+})  # fmt: skip
+CONNECTORS = _obj({"connectors": {"type": "array", "items": _obj({
+    "platform": _STR, "shop_id": _STR, "last_push_at": _TIME, "pushes": _INT, "bad_signatures": _INT,
+    "last_reconciled_to": _TIME, "recovered_steps": _INT, "last_error": _NSTR, "last_error_at": _TIME,
+})}})  # fmt: skip
 STATUS = {"type": "object", "properties": {"status": _STR}}
 REGION = _obj({
     "district": _STR, "township": _NSTR, "channels": _INT, "live_channels": _INT, "paid_orders": _INT,
@@ -201,6 +215,18 @@ def build_spec() -> dict[str, Any]:
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
                     "application/x-ndjson": {"schema": _STR}}},
+            }},
+            "/v1/connectors": {"get": _op(
+                "platform connectors (contract §7), scope all only: each shop's pushes, bad signatures, "
+                "reconciliation watermark, recovered steps and last error", _json(CONNECTORS), [], (401, 403, 429))},
+            "/v1/onboarding/import": {"post": {
+                **_op("import onboarded firms from a spreadsheet (token with ingest): each row one onboarding.v1 "
+                      "event with an id from its content, so a second upload adds nothing (duplicates); rows "
+                      "numbered as the spreadsheet numbers them", _json(IMPORTED), TIME_PARAMS[2:],
+                      (400, 401, 403, 413, 429, 503)),
+                "requestBody": {"required": True, "content": {
+                    XLSX: {"schema": {"type": "string", "format": "binary"}},
+                    "text/csv": {"schema": _STR}}},
             }},
         },
     }  # fmt: skip

@@ -89,7 +89,8 @@ _PLACE = f"""
 """  # noqa: S608 - fixed SQL; the channels are a bound parameter
 _STATS = """
     SELECT toString(channel_id) AS channel_id, any(platform) AS platform, max(views_total) AS views_total,
-           max(viewers_online) AS viewers_peak, min(occurred_at) AS first_at, max(occurred_at) AS last_at
+           max(viewers_online) AS viewers_peak, sum(viewers_online) AS viewers_sum, count() AS samples,
+           min(occurred_at) AS first_at, max(occurred_at) AS last_at
     FROM stream_stats WHERE channel_id IN {ids:Array(String)} GROUP BY channel_id
 """
 _REGISTRY = """
@@ -253,6 +254,29 @@ def _top_skus(sums: tuple[list[str], list[int], list[int]], names: tuple[list[st
     return [{"sku": sku, "name": name_of[sku], "units": int(u), "gmv_fen": int(g)} for sku, u, g in top]
 
 
+def half_up(num: int, den: int) -> int:
+    """``num / den`` rounded half up, in integers (contract §6 says "rounded"; a float
+    would misround ties such as 0.5 and lose exactness past 2**53 fen)."""
+    return (2 * num + den) // (2 * den)
+
+
+def live_figures(gmv: int, paid: int, refunded: int, stats: dict[str, Any] | None) -> dict[str, Any]:
+    """The 直播大屏 figures of contract v1.2 §6, each null where it is undefined.
+
+    ``gpm_fen`` (千次观看成交) = round(gmv × 1000 / views_total): null without stream stats
+    or with 0 views; ``viewers_avg`` (平均在线) = the mean of every stored
+    ``viewers_online`` sample, rounded; ``refund_rate`` (退款率) = refunded steps / paid
+    orders to 4 decimals (above 1 when partial refunds each count), null with no paid order.
+    """
+    views = int(stats["views_total"]) if stats is not None else 0
+    samples = int(stats["samples"]) if stats is not None else 0
+    return {
+        "gpm_fen": half_up(gmv * 1000, views) if views else None,
+        "viewers_avg": half_up(int(stats["viewers_sum"]), samples) if stats is not None and samples else None,
+        "refund_rate": half_up(refunded * 10_000, paid) / 10_000 if paid else None,
+    }
+
+
 def project(
     total: int, in_window: int, clock: datetime | None, first_at: datetime | None, end: datetime | None
 ) -> int | None:
@@ -328,10 +352,11 @@ def _summary(
         "viewers_peak": int(s["viewers_peak"]) if s is not None else None,
         "first_paid_at": tp.render(first),
         "last_paid_at": tp.render(last),
-        "avg_order_fen": (2 * gmv + paid) // (2 * paid) if paid else None,  # round half up
+        "avg_order_fen": half_up(gmv, paid) if paid else None,
         "seconds_per_order": (last - first).total_seconds() / (paid - 1) if paid > 1 and first and last else None,
         "projected_paid_orders": project(paid, n, clock, since, end) if pace is not None else None,
         "projected_gmv_fen": project(gmv, window_gmv, clock, since, end) if pace is not None else None,
         "top_skus": _top_skus(o["sku_sums"], o["sku_names"]),
+        **live_figures(gmv, paid, int(o["refunded_orders"]), s),
     }
 

@@ -138,6 +138,11 @@ export function fmtOne(n) {
   return isNum(n) ? oneFmt.format(n) : "—";
 }
 
+/** a ratio with 4 decimals (0.0325) → "3.25%"; "—" for null. */
+export function fmtRate(r) {
+  return isNum(r) ? `${(r * 100).toFixed(2)}%` : "—";
+}
+
 /** "HH:MM" taken from the RFC 3339 string itself (no browser-timezone conversion). */
 export function hhmm(rfc3339) {
   const m = /T(\d{2}):(\d{2})/.exec(String(rfc3339 || ""));

@@ -32,11 +32,19 @@ const MEASURES = {
   firms_with_sales: "有销售的企业数",
 };
 
+// the summary's figures (live screen, 战报); avg_order_fen is 笔单价, never 客单价
+const FIGURES = {
+  gmv_fen: "成交额（元）", paid_orders: "支付订单", units: "件数", weight_g: "重量（kg）", views_total: "点击量",
+  viewers_peak: "在线峰值", viewers_avg: "平均在线", gpm_fen: "千次观看成交 GPM（元）", avg_order_fen: "笔单价（元）",
+  seconds_per_order: "成交节奏", refunded_orders: "退款订单", refund_rate: "退款率", refund_fen: "退款（元）",
+  net_gmv_fen: "净成交额（元）",
+};
+
 const BOOLEANS = { true: "是", false: "否" };
 
 const table = {
   platforms: { ...PLATFORMS }, rules: { ...RULES }, dimensions: { ...DIMENSIONS }, measures: { ...MEASURES },
-  booleans: { ...BOOLEANS },
+  booleans: { ...BOOLEANS }, figures: { ...FIGURES },
 };
 
 /** 抖音 for douyin; an unknown slug shows as itself; "—" for null. */
@@ -52,6 +60,11 @@ export function platformSlugs() {
 
 export function dimensionName(dim) {
   return table.dimensions[dim] || String(dim);
+}
+
+/** The name of a summary figure (gpm_fen → 千次观看成交 GPM（元）). */
+export function figureName(field) {
+  return table.figures[field] || String(field);
 }
 
 export function measureName(measure) {

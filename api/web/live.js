@@ -1,8 +1,10 @@
 import {
-  api, requireToken, authHeaders, errorOf, toSignIn, fenToYuan, gramsToKg, fmtInt, fmtOne, hhmm,
-  clock, el, showError, clearError, describe, wireSignOut, markUpdated, makeChart,
+  api, requireToken, authHeaders, errorOf, toSignIn, fenToYuan, gramsToKg, fmtInt, fmtOne,
+  clock, el, showError, clearError, describe, wireSignOut, markUpdated, fmtRate,
 } from "./app.js";
-import { platformName, statusName, alertName, loadLabels } from "./labels.js";
+import { platformName, statusName, alertName, figureName, loadLabels } from "./labels.js";
+import { renderMinutes, wireLineSwitch } from "./live-chart.js";
+import { wirePoster } from "./poster.js";
 
 const TZ = "tz=%2B08:00";
 const POLL_MS = 2000;
@@ -16,7 +18,6 @@ wireSignOut();
 const channelId = new URLSearchParams(window.location.search).get("channel") || "";
 const base = `/v1/channels/${encodeURIComponent(channelId)}`;
 const statusEl = document.getElementById("live-status");
-let chart = null;
 
 function setStatus(state, text) {
   statusEl.dataset.state = state;
@@ -76,6 +77,10 @@ function renderSummary(s) {
   setValue("gmv", s.gmv_fen, fenToYuan(s.gmv_fen));
   setValue("paid-orders", s.paid_orders, fmtInt(s.paid_orders));
   setValue("weight", s.weight_g, gramsToKg(s.weight_g));
+  setValue("units", s.units, fmtInt(s.units));
+  setValue("viewers-avg", s.viewers_avg, fmtInt(s.viewers_avg));
+  setValue("gpm", s.gpm_fen, fenToYuan(s.gpm_fen));
+  setValue("refund-rate", s.refund_rate, fmtRate(s.refund_rate));
   setValue("views-total", s.views_total, fmtInt(s.views_total));
   setValue("viewers-peak", s.viewers_peak, fmtInt(s.viewers_peak));
   const pace = s.seconds_per_order;
@@ -94,35 +99,6 @@ function renderSummary(s) {
       el("td", { class: "num", text: fenToYuan(sku.gmv_fen), "data-value": sku.gmv_fen ?? "" }),
     ));
   }
-}
-
-function renderMinutes(m) {
-  const rows = (m && m.minutes) || [];
-  if (!chart) chart = makeChart(document.getElementById("chart"));
-  if (!chart) return;
-  chart.setOption({
-    backgroundColor: "transparent",
-    textStyle: { color: "#cfd8e3", fontSize: 14 },
-    tooltip: { trigger: "axis" },
-    legend: { data: ["成交额（元）", "支付订单"], textStyle: { color: "#cfd8e3" }, top: 0 },
-    // on a phone the legend spans the width: keep the axis names below it
-    grid: { left: 10, right: 10, top: window.innerWidth < 600 ? 60 : 44, bottom: 10, containLabel: true },
-    xAxis: {
-      type: "category",
-      data: rows.map((r) => hhmm(r.minute)),
-      axisLabel: { color: "#cfd8e3" },
-    },
-    yAxis: [
-      { type: "value", name: "元", axisLabel: { color: "#cfd8e3" }, splitLine: { lineStyle: { color: "#2a3a55" } } },
-      { type: "value", name: "单", minInterval: 1, axisLabel: { color: "#cfd8e3" }, splitLine: { show: false } },
-    ],
-    series: [
-      { name: "成交额（元）", type: "bar", yAxisIndex: 0, itemStyle: { color: "#f5a623" },
-        data: rows.map((r) => (r.gmv_fen || 0) / 100) },
-      { name: "支付订单", type: "line", yAxisIndex: 1, smooth: true, itemStyle: { color: "#4fd1c5" },
-        data: rows.map((r) => r.paid_orders || 0) },
-    ],
-  }, { notMerge: false });
 }
 
 // ---- alerts -------------------------------------------------------------------
@@ -291,12 +267,18 @@ async function live() {
 }
 
 async function main() {
+  wireLineSwitch();
+  wirePoster(base, channelId);
   if (!channelId) {
     showError("缺少参数 channel，例如 live.html?channel=频道ID");
     setStatus("error", "未指定直播间");
     return;
   }
   await loadLabels();
+  // the tiles' names from the served table (api/labels.py FIGURES): one wording everywhere
+  for (const label of document.querySelectorAll(".kpi .label[data-figure]")) {
+    label.textContent = figureName(label.dataset.figure);
+  }
   try {
     await loadOnce();
   } catch (err) {

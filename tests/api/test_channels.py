@@ -86,6 +86,8 @@ async def test_summary(client: Client) -> None:
             {"sku": "clam-2.5kg", "name": "长街蛏子 2.5kg 装", "units": 5, "gmv_fen": 34000},
             {"sku": "clam-5kg", "name": "长街蛏子 5kg 装", "units": 2, "gmv_fen": 25600},
         ],
+        # 59600 × 1000 / 300 = 198666.67; (50 + 70 + 40) / 3 = 53.33; 1 refunded / 4 paid
+        "gpm_fen": 198667, "viewers_avg": 53, "refund_rate": 0.25,
     }  # fmt: skip
 
 

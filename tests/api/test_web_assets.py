@@ -27,6 +27,10 @@ DATA_VALUE_IDS = [
     "refund",
     "avg-order",
     "net-gmv",
+    "units",
+    "viewers-avg",
+    "gpm",
+    "refund-rate",
 ]
 
 IDS = {
@@ -59,6 +63,13 @@ IDS = {
         "channel-id",
         "alerts",
         "projection",
+        "chart-line",
+        "poster-make",
+        "poster",
+        "poster-download",
+        "poster-image",
+        "poster-close",
+        "poster-share",
     ],
     "regions.html": [
         "error",
@@ -297,7 +308,9 @@ def test_builtin_labels_agree_with_the_served_table() -> None:
     from api import labels  # a broken module fails this test (the static files' tests need none of it)
 
     text = (WEB / "labels.js").read_text(encoding="utf-8")
-    for name, served in (("PLATFORMS", labels.PLATFORMS), ("RULES", labels.RULES), ("MEASURES", labels.MEASURES)):
+    tables = (("PLATFORMS", labels.PLATFORMS), ("RULES", labels.RULES), ("MEASURES", labels.MEASURES),
+              ("FIGURES", labels.FIGURES))  # fmt: skip
+    for name, served in tables:
         builtin = js_table(text, name)
         assert builtin, f"labels.js: {name} read as empty"
         for slug, shown in builtin.items():
@@ -308,3 +321,30 @@ def test_builtin_labels_agree_with_the_served_table() -> None:
 def test_no_ellipsis_on_figures() -> None:
     css = (WEB / "style.css").read_text(encoding="utf-8")
     assert "text-overflow: ellipsis" not in css
+
+
+def test_live_screen_names_the_v12_figures_and_never_kehudanjia() -> None:
+    """Contract v1.2 §6: 千次观看成交 (GPM), 平均在线, 退款率 shown; avg_order_fen is 笔单价,
+    never 客单价 (that needs buyers, which no event carries)."""
+    for path in WEB.glob("*.*"):  # what people see: the pages and the scripts' strings, not comments
+        text = re.sub(r"^\s*//.*$|/\*.*?\*/", "", path.read_text(encoding="utf-8"), flags=re.M | re.S)
+        assert "客单价" not in text, path.name
+    live = (WEB / "live.html").read_text(encoding="utf-8")
+    for name in ("千次观看成交", "GPM", "平均在线", "退款率", "笔单价", "生成战报"):
+        assert name in live, name
+    from api import labels
+
+    assert labels.FIGURES["avg_order_fen"] == "笔单价（元）"
+    tiles = dict(re.findall(r'<div class="label" data-figure="(\w+)"[^>]*>([^<]+)</div>', live))
+    assert set(tiles) >= {"gpm_fen", "viewers_avg", "refund_rate", "avg_order_fen"}
+    assert tiles == {k: labels.FIGURES[k] for k in tiles}  # the page's names are the served table's
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_pages_with_date_inputs_load_the_chinese_date_field_first(name: str) -> None:
+    text = (WEB / name).read_text(encoding="utf-8")
+    assert '<html lang="zh-CN">' in text
+    if 'type="date"' not in text:
+        return
+    refs = [r for r in parse(name).refs if r.endswith(".js") and not r.startswith("vendor/")]
+    assert refs[0] == "datefield.js", refs  # before the page's script sets a value

@@ -39,7 +39,8 @@ async def test_live_screen_matches_the_api_and_moves_without_reload(browser: Any
     api = await demo.get(f"/v1/channels/{festival.CHANNEL_ID}/summary", "township")
     ids = {"gmv": "gmv_fen", "paid-orders": "paid_orders", "weight": "weight_g", "views-total": "views_total",
            "viewers-peak": "viewers_peak", "refunded-orders": "refunded_orders", "refund": "refund_fen",
-           "avg-order": "avg_order_fen", "net-gmv": "net_gmv_fen"}  # fmt: skip
+           "avg-order": "avg_order_fen", "net-gmv": "net_gmv_fen", "units": "units", "gpm": "gpm_fen",
+           "viewers-avg": "viewers_avg", "refund-rate": "refund_rate"}  # fmt: skip
     for element, field in ids.items():
         assert await page.get_attribute(f"#{element}", "data-value") == str(api[field]), element
     assert "37,040.40" in await page.inner_text("#gmv")
