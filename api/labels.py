@@ -47,6 +47,10 @@ MEASURES: dict[str, str] = {
     "firms_withdrawn": "退出企业数",
     "firms_net": "净入驻企业数",
     "firms_with_sales": "有销售的企业数",
+    "live_sessions": "直播场次",
+    "live_gmv_fen": "直播销售额（元）",
+    "live_products": "直播商品数",
+    "active_hosts": "活跃主播数",
 }
 
 # The summary's figures as the live screen and the 战报 name them (contract v1.2 §6).
@@ -69,7 +73,9 @@ FIGURES: dict[str, str] = {
     "net_gmv_fen": "净成交额（元）",
 }
 
-DATASETS: dict[str, str] = {"orders": "订单", "onboarding": "企业入驻", "domestic_sales": "出口转内销"}
+DATASETS: dict[str, str] = {
+    "orders": "订单", "onboarding": "企业入驻", "domestic_sales": "出口转内销", "live_monitor": "直播电商监测",
+}
 
 RULES: dict[str, str] = {"silence": "无成交", "refund_spike": "退款激增", "pace_drop": "成交放缓"}
 

@@ -34,6 +34,7 @@ _PLATFORMS = {**{k: k for k in L.PLATFORMS}, **{v: k for k, v in L.PLATFORMS.ite
 _BOOLS = {"是": True, "否": False, "true": True, "false": False, "1": True, "0": False}
 _STATUSES = {"onboarded": "onboarded", "入驻": "onboarded", "withdrawn": "withdrawn", "退出": "withdrawn"}
 MAX_ROWS = 100_000
+NOT_A_SHEET = "不是电子表格：请上传 .xlsx 文件或 UTF-8 编码的 CSV"
 MAX_XLSX_UNZIPPED = 200 * 1024 * 1024  # a zip bomb is refused before it is parsed
 
 
@@ -54,9 +55,9 @@ def read_table(body: bytes) -> list[list[Any]]:
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise FileError("not a spreadsheet: expected an .xlsx file or a UTF-8 CSV") from None
+        raise FileError(NOT_A_SHEET) from None
     if "\x00" in text:
-        raise FileError("not a spreadsheet: expected an .xlsx file or a UTF-8 CSV")
+        raise FileError(NOT_A_SHEET)
     return [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
 
 
@@ -66,18 +67,18 @@ def _xlsx_rows(body: bytes) -> list[list[Any]]:
     try:
         with zipfile.ZipFile(io.BytesIO(body)) as z:
             if sum(i.file_size for i in z.infolist()) > MAX_XLSX_UNZIPPED:
-                raise FileError("the workbook is too large once unpacked")
+                raise FileError("工作簿解压后过大，请拆分后再导入")
         book = load_workbook(io.BytesIO(body), read_only=True, data_only=True)
     except FileError:
         raise
     except Exception:
-        raise FileError("not a spreadsheet: the .xlsx file cannot be read") from None
+        raise FileError("无法读取该 .xlsx 文件，请确认文件未损坏") from None
     try:
         sheet = book.worksheets[0]
         rows: list[list[Any]] = []
         for row in sheet.iter_rows(values_only=True):
             if len(rows) > MAX_ROWS:
-                raise FileError(f"more than {MAX_ROWS:,} rows: split the file")
+                raise FileError(f"超过 {MAX_ROWS:,} 行，请拆分后再导入")
             if any(c is not None and str(c).strip() for c in row):
                 rows.append(list(row))
         return rows
@@ -89,17 +90,17 @@ def parse(body: bytes, tz: timezone) -> Parsed:
     """Rows into events; raises FileError for a file that cannot be imported at all."""
     rows = read_table(body)
     if not rows:
-        raise FileError("the file is empty: expected a header row and one row per firm")
+        raise FileError("文件为空：第一行应为表头，之后每行一家企业")
     header = [str(c).strip() if c is not None else "" for c in rows[0]]
     names: list[str] = []
     for i, title in enumerate(header):
         if title not in _BY_HEADER:
             known = "、".join(f"{k}/{v}" for k, v in COLUMNS.items())
-            raise FileError(f"unknown column {title!r} (column {_letter(i)}); the columns are {known}")
+            raise FileError(f"不认识的列「{title}」（第 {_letter(i)} 列）；可用的列：{known}")
         names.append(_BY_HEADER[title])
     missing = [f"{k}/{v}" for k, v in COLUMNS.items() if k not in names]
     if missing:
-        raise FileError(f"missing column(s): {'、'.join(missing)}")
+        raise FileError(f"缺少列：{'、'.join(missing)}")
     out = Parsed()
     now = datetime.now(UTC)
     for n, row in _numbered(rows[1:]):
@@ -142,20 +143,20 @@ def _text(v: Any) -> str:
 def _event(c: dict[str, Any], tz: timezone) -> tuple[dict[str, Any], tuple[str, str, str] | None]:
     for name in ("firm_id", "firm_name", "platform", "district", "export_oriented", "status", "occurred_at"):
         if _text(c[name]) == "":
-            return {}, (name, "schema_violation", f"{COLUMNS[name]} is empty")
+            return {}, (name, "schema_violation", f"{COLUMNS[name]}为空")
     platform = _PLATFORMS.get(_text(c["platform"]).lower(), _PLATFORMS.get(_text(c["platform"])))
     if platform is None:
         known = "、".join(L.PLATFORMS.values())
-        return {}, ("platform", "unknown_platform", f"platform {_text(c['platform'])!r} unknown; known: {known}")
+        return {}, ("platform", "unknown_platform", f"不认识的平台「{_text(c['platform'])}」；可用：{known}")
     export = _BOOLS.get(_text(c["export_oriented"]).lower())
     if export is None:
-        return {}, ("export_oriented", "schema_violation", "外贸企业: expected 是/否, true/false or 1/0")
+        return {}, ("export_oriented", "schema_violation", "外贸企业应为 是/否、true/false 或 1/0")
     status = _STATUSES.get(_text(c["status"]).lower())
     if status is None:
-        return {}, ("status", "schema_violation", "状态: expected 入驻/onboarded or 退出/withdrawn")
+        return {}, ("status", "schema_violation", "状态应为 入驻/onboarded 或 退出/withdrawn")
     at = _when(c["occurred_at"], tz)
     if at is None:
-        return {}, ("occurred_at", "bad_date", "日期: expected a date YYYY-MM-DD or an RFC 3339 time")
+        return {}, ("occurred_at", "bad_date", "日期应为 YYYY-MM-DD 或带时区的 RFC 3339 时间")
     event = {
         "schema": "onboarding.v1", "occurred_at": at.isoformat(), "firm_id": _text(c["firm_id"]),
         "firm_name": _text(c["firm_name"]), "platform": platform, "district": _text(c["district"]),

@@ -31,7 +31,7 @@ from scenarios import festival, generate
 from scenarios.replay import replay, topic_map
 
 ROLES = {
-    "bureau": {"name": "宁波市商务局", "scope": "all", "ingest": False},
+    "bureau": {"name": "宁波市商务局", "scope": "all", "ingest": True},  # imports its firm lists
     "township": {"name": "长街镇", "scope": "township:宁海县/长街镇", "ingest": False},
     "ingest": {"name": "平台 webhook", "scope": "all", "ingest": True},
 }

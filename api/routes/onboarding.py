@@ -41,7 +41,7 @@ async def import_firms(request: web.Request) -> web.Response:
         event = json.loads(raw)
         if not _in_scope(principal.scope, event["district"]):
             rejected.append({"row": n, "column": "区县", "code": "out_of_scope",
-                             "message": f"区县 {event['district']} is outside this token's scope"})  # fmt: skip
+                             "message": f"区县「{event['district']}」不在本账号的范围内"})  # fmt: skip
         else:
             fresh.append((n, raw, event))
     known = await _counted(request.app[STORE], [e for _, _, e in fresh])

@@ -19,6 +19,7 @@ const VIEWS = [
   { prefix: "onboarding", dataset: "onboarding", kind: "pivot" },
   { prefix: "trend", dataset: "onboarding", kind: "trend", cols: "platform" },
   { prefix: "domestic", dataset: "domestic_sales", kind: "pivot" },
+  { prefix: "live", dataset: "live_monitor", kind: "pivot" },
   { prefix: "firms", dataset: "domestic_sales", kind: "top", rows: "firm_id" },
 ];
 
@@ -233,8 +234,53 @@ async function save(v, format) {
   }
 }
 
+/** 导入入驻企业: the chosen file to POST /v1/onboarding/import; accepted, duplicate and
+ * rejected rows (row, column, why) shown, and the onboarding views reloaded. */
+function wireImport() {
+  const form = document.getElementById("import-form");
+  const result = document.getElementById("import-result");
+  const wrap = document.getElementById("import-rejected-wrap");
+  const body = document.getElementById("import-rejected").tBodies[0];
+  const input = document.getElementById("import-file");
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    document.getElementById("import-file-name").textContent = file ? file.name : "未选择文件（.xlsx 或 CSV）";
+  });
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const file = document.getElementById("import-file").files[0];
+    wrap.hidden = true;
+    body.replaceChildren();
+    if (!file) {
+      result.textContent = "请先选择 .xlsx 或 CSV 文件";
+      result.hidden = false;
+      return;
+    }
+    result.textContent = "导入中…";
+    result.hidden = false;
+    try {
+      const answer = await api("/v1/onboarding/import?tz=%2B08:00", { method: "POST", body: file });
+      const rejected = answer.rejected || [];
+      result.textContent = `导入 ${fmtInt(answer.accepted)} 行 · 重复 ${fmtInt(answer.duplicates)} 行 · 有误 ${fmtInt(rejected.length)} 行`;
+      result.dataset.accepted = String(answer.accepted);
+      result.dataset.duplicates = String(answer.duplicates);
+      result.dataset.rejected = String(rejected.length);
+      body.replaceChildren(...rejected.map((r) => el("tr", {},
+        el("td", { class: "num", text: String(r.row) }),
+        el("td", { text: r.column || "—" }),
+        el("td", { text: r.message }),
+      )));
+      wrap.hidden = rejected.length === 0;
+      for (const v of VIEWS) if (v.dataset === "onboarding") load(v);
+    } catch (err) {
+      if (err.status !== 401) result.textContent = err.status === 403 ? "此账号不能导入（需要可写入的账号）" : describe(err);
+    }
+  });
+}
+
 async function main() {
   await loadLabels();
+  wireImport();
   for (const v of VIEWS) {
     const form = document.getElementById(`${v.prefix}-controls`);
     form.addEventListener("submit", (ev) => {

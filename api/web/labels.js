@@ -30,6 +30,7 @@ const MEASURES = {
   created_orders: "下单数", refunded_orders: "退款订单数", refund_fen: "退款额（元）", net_gmv_fen: "净成交额（元）",
   firms_onboarded: "入驻企业数", firms_withdrawn: "退出企业数", firms_net: "净入驻企业数",
   firms_with_sales: "有销售的企业数",
+  live_sessions: "直播场次", live_gmv_fen: "直播销售额（元）", live_products: "直播商品数", active_hosts: "活跃主播数",
 };
 
 // the summary's figures (live screen, 战报); avg_order_fen is 笔单价, never 客单价

@@ -88,11 +88,11 @@ async def test_the_same_file_twice_adds_nothing(client: Client, clickhouse: Clic
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a spreadsheet"),
-        (b"PK\x03\x04 not really a zip", "cannot be read"),
-        (csv_bytes([["企业编号", "电话"], ["F1", "123"]]), "unknown column '电话'"),
-        (csv_bytes([["企业编号", "企业名称"], ["F1", "x"]]), "missing column"),
-        (b"", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "不是电子表格"),
+        (b"PK\x03\x04 not really a zip", "无法读取"),
+        (csv_bytes([["企业编号", "电话"], ["F1", "123"]]), "不认识的列「电话」"),
+        (csv_bytes([["企业编号", "企业名称"], ["F1", "x"]]), "缺少列"),
+        (b"", "文件为空"),
     ],
 )
 async def test_a_file_that_cannot_be_imported_publishes_nothing(

@@ -105,11 +105,10 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
     try:
         tokens_file = data / "tokens.json"
         await wait_for(lambda: asyncio.sleep(0, tokens_file.exists()), timeout=60, what="the demo's tokens file")
-        roles = {"all": "bureau", "township:宁海县/长街镇": "township"}
-        tokens = {}
-        for t in json.loads(tokens_file.read_text(encoding="utf-8"))["tokens"]:
-            role = "ingest" if t["ingest"] else roles[t["scope"]]
-            tokens[role] = t["token"]
+        from demo.run import ROLES
+
+        names = {spec["name"]: role for role, spec in ROLES.items()}
+        tokens = {names[t["name"]]: t["token"] for t in json.loads(tokens_file.read_text(encoding="utf-8"))["tokens"]}
         d = Demo(f"http://127.0.0.1:{port}", tokens)
 
         async def replayed() -> bool:

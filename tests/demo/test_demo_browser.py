@@ -168,3 +168,31 @@ async def test_bureau_page_says_when_a_pivot_is_too_large(browser: Any, demo: De
         assert await page.locator("#domestic-pivot tr").count() == 0  # the old answer is not left beside it
         await check_layout(page, shot)
         await page.close()
+
+
+async def test_bureau_imports_a_firm_list_and_reads_live_commerce(browser: Any, demo: Demo) -> None:
+    """Issue 21 §3–4: 导入入驻企业 shows accepted, duplicate and rejected rows (row, column,
+    why); a second upload of the file adds nothing; 直播电商监测 draws its pivot."""
+    csv = "\ufeff" + "\n".join([
+        "企业编号,企业名称,平台,区县,外贸企业,状态,日期",
+        "IMP-001,北仑外贸一厂,拼多多,北仑区,是,入驻,2020-02-28",
+        "IMP-002,北仑外贸二厂,淘宝,北仑区,否,入驻,2020-02-28",
+        "IMP-003,不知道的平台,某宝,北仑区,是,入驻,2020-02-28",
+    ])  # fmt: skip
+    for size, shot in ((DESKTOP, "screenshot-bureau-import.png"), (PHONE, "screenshot-bureau-import-phone.png")):
+        page = await open_page(browser, demo, "bureau", "/bureau.html", size)
+        await page.wait_for_selector("#live-pivot:not([data-total=''])")
+        assert "直播场次" in await page.inner_text("#live-measure")
+        await page.set_input_files("#import-file", files=[{"name": "入驻企业.csv", "mimeType": "text/csv",
+                                                           "buffer": csv.encode()}])  # fmt: skip
+        await page.click("#import-submit")
+        await page.wait_for_selector("#import-result[data-rejected]")
+        result = page.locator("#import-result")
+        rejected = int(await result.get_attribute("data-rejected") or -1)
+        accepted = int(await result.get_attribute("data-accepted") or -1)
+        duplicates = int(await result.get_attribute("data-duplicates") or -1)
+        assert rejected == 1 and accepted + duplicates == 2, await result.inner_text()
+        row = await page.inner_text("#import-rejected tbody tr")
+        assert "4" in row and "平台" in row and "某宝" in row, row
+        await check_layout(page, shot)
+        await page.close()
