@@ -23,6 +23,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from demo.robot import PrintingRobot, write_notify_file
 from ground.settings import Settings, Tuning
 from ground.stopping import Stopped
 from livesales.runtime import Runtime
@@ -63,19 +64,24 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
     tokens = write_tokens(root / "tokens.json")
     # the caller passes --port, else LIVESALES_API_PORT (livesales.cli); 0 = any free port
     api_port = port if port is not None else (8080 if _port_free(8080) else free_port())
+    robot = PrintingRobot()
+    robot_url = await robot.start()
     with LocalBroker(log_path=root / "broker.log") as broker:
         settings = Settings(
             kafka_bootstrap=broker.bootstrap,
             clickhouse_dsn=f"chdb://{root / 'clickhouse'}",
             api_port=api_port,
             api_tokens_file=root / "tokens.json",
-            tuning=Tuning(batch_wait_ms=50),
+            notify_file=write_notify_file(root / "notify.json", robot_url),
+            public_url=f"http://127.0.0.1:{api_port}",
+            tuning=Tuning(batch_wait_ms=50, notify_poll_s=2.0),
         )
         runtime = Runtime(settings, stop=stop)
         try:
             await runtime.start()
         except Stopped:
             await runtime.stop()
+            await robot.stop()
             return
         url = f"http://{settings.api_host}:{runtime.port}/"
         print(f"\nlivesales demo is up: {url}", flush=True)
@@ -83,6 +89,7 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
         print(f"  商务局 (commerce bureau, everything):  token {tokens['bureau']}")
         print(f"  ingest webhook token (POST /v1/events): {tokens['ingest']}")
         print(f"  live page ({festival.SALE_TITLE}, {festival.HOST}): {url}live.html?channel={festival.CHANNEL_ID}")
+        print(f"  the 长街镇 work group's robot prints its messages here (notify file: {root / 'notify.json'})")
         print(f"  tokens file: {root / 'tokens.json'}   broker: {broker.bootstrap}\n", flush=True)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
         await producer.start()
@@ -100,6 +107,7 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
             print("\nstopping ...", flush=True)
             await producer.stop()
             await runtime.stop()
+            await robot.stop()
 
 
 def _progress(speed: float) -> Callable[[int, int], None]:
