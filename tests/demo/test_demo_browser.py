@@ -196,3 +196,37 @@ async def test_bureau_imports_a_firm_list_and_reads_live_commerce(browser: Any, 
         assert "4" in row and "平台" in row and "某宝" in row, row
         await check_layout(page, shot)
         await page.close()
+
+
+async def test_the_data_intake_page_shows_each_shop(browser: Any, demo: Demo) -> None:
+    """Issue 20 §8: 数据接入 lists each shop's pushes, bad signatures, reconciliation and last
+    error. The demo runs no connector (its page says so); the shops here are the API's
+    answer for a store that has two, handed to the page for that call."""
+    body = {"connectors": [
+        {"platform": "douyin", "shop_id": "1001", "last_push_at": "2020-02-29T14:57:00+08:00", "pushes": 1234,
+         "bad_signatures": 2, "last_reconciled_to": "2020-02-29T14:50:00+08:00", "recovered_steps": 17,
+         "last_error": None, "last_error_at": None},
+        {"platform": "kuaishou", "shop_id": "ks-88", "last_push_at": None, "pushes": 0, "bad_signatures": 0,
+         "last_reconciled_to": "2020-02-29T14:45:00+08:00", "recovered_steps": 3,
+         "last_error": "reconciliation: open.order.cursor.list: HTTP 503", "last_error_at": "2020-02-29T14:46:00+08:00"},
+    ]}  # fmt: skip
+    page = await open_page(browser, demo, "bureau", "/connectors.html", DESKTOP)
+    assert await page.get_attribute("#connectors-table", "data-count") == "0"
+    assert await page.locator("#connectors-empty").is_visible()
+    await page.close()
+
+    async def two_shops(route: Any) -> None:
+        await route.fulfill(status=200, content_type="application/json", body=json.dumps(body, ensure_ascii=False))
+
+    for size, shot in ((DESKTOP, "screenshot-connectors.png"), (PHONE, "screenshot-connectors-phone.png")):
+        page = await browser.new_page(viewport=size)
+        await page.add_init_script(f"sessionStorage.setItem('livesales.token', {json.dumps(demo.tokens['bureau'])})")
+        await page.route("**/v1/connectors", two_shops)
+        await page.goto(demo.base + "/connectors.html")
+        await page.wait_for_selector("#connectors-table[data-count='2']")
+        rows = await page.locator("#connectors-table tbody tr").all_inner_texts()
+        assert "抖音" in rows[0] and "1,234" in rows[0] and "17" in rows[0], rows
+        assert "快手" in rows[1] and "HTTP 503" in rows[1], rows
+        assert not await page.locator("#connectors-empty").is_visible()
+        await check_layout(page, shot)
+        await page.close()
