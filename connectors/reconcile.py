@@ -22,7 +22,6 @@ drops and the recovered count (distinct event ids) does not see.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from connectors.metrics import ConnectorMetrics
 from connectors.platform import PlatformRefused, PlatformUnavailable, unexpected
 from connectors.state import ConnectorState, StepRow, Watermark
 from connectors.status import StatusBook
+from ground.stopping import cancel_and_wait
 from ingest.producer import ProduceError, Producer
 from processors.store import StorageError
 
@@ -84,10 +84,7 @@ class Reconciler:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

@@ -14,7 +14,6 @@ are counted per app (row ``@<app_key>``) and shown on each shop of that app.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from typing import Any
 
 from connectors.config import ConnectorsConfig
 from connectors.state import ConnectorState, ProcessRow, next_seq
+from ground.stopping import cancel_and_wait
 from processors.store import StorageError
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,7 @@ class StatusFlusher:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self.flush()
 
 

@@ -41,6 +41,7 @@ from connectors.model import Notice, shop_key
 from connectors.platform import PlatformRefused, PlatformUnavailable, unexpected
 from connectors.state import ConnectorState, StepRow
 from connectors.status import StatusBook
+from ground.stopping import cancel_and_wait
 from ingest.backoff import Backoff
 from ingest.kafka_security import KafkaAccess, kafka_security
 from ingest.producer import ProduceError, Producer
@@ -112,10 +113,7 @@ class PushWorker:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         kafka, self._kafka = self._kafka, None
         self.assigned = set()
         if kafka is not None:

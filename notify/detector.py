@@ -34,7 +34,6 @@ and session; the ids published within the window.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from api.queries.channel_list import LIVE_WINDOW
+from ground.stopping import cancel_and_wait
 from notify.config import ALERT_RULES, RobotConfig
 from notify.metrics import NotifyMetrics
 from notify.reads import Session, active_channels, live_session, ms, stream_figures, window_since
@@ -121,10 +121,7 @@ class Detector:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:
