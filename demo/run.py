@@ -24,6 +24,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from demo.robot import PrintingRobot, write_notify_file
+from demo.shop import CHANNEL_ID as SHOP_CHANNEL
+from demo.shop import DemoShop, write_connectors_file
+from demo.shop import registry_event as shop_registry
 from ground.settings import Settings, Tuning
 from ground.stopping import Stopped
 from livesales.runtime import Runtime
@@ -66,6 +69,8 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
     api_port = port if port is not None else (8080 if _port_free(8080) else free_port())
     robot = PrintingRobot()
     robot_url = await robot.start()
+    shop = DemoShop()
+    platform_url = await shop.start()
     with LocalBroker(log_path=root / "broker.log") as broker:
         settings = Settings(
             kafka_bootstrap=broker.bootstrap,
@@ -73,6 +78,8 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
             api_port=api_port,
             api_tokens_file=root / "tokens.json",
             notify_file=write_notify_file(root / "notify.json", robot_url),
+            connectors_file=write_connectors_file(root / "connectors.json", platform_url),
+            reconcile_interval_s=30,
             public_url=f"http://127.0.0.1:{api_port}",
             tuning=Tuning(batch_wait_ms=50, notify_poll_s=2.0),
         )
@@ -82,6 +89,7 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
         except Stopped:
             await runtime.stop()
             await robot.stop()
+            await shop.stop()
             return
         url = f"http://{settings.api_host}:{runtime.port}/"
         print(f"\nlivesales demo is up: {url}", flush=True)
@@ -98,6 +106,9 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
             history = generate("export-onboarding", seed)
             n = await replay(history, producer, topics, speed=0, stop=stop)
             print(f"onboarding history: {n:,} events loaded", flush=True)
+            await producer.send_and_wait(topics["channels"], json.dumps(shop_registry(), ensure_ascii=False).encode(),
+                                         key=SHOP_CHANNEL.encode())  # fmt: skip
+            shop.sell(f"http://127.0.0.1:{runtime.port}/connect/douyin")
             events = generate(festival.NAME, seed)
             task = asyncio.create_task(replay(events, producer, topics, speed, _progress(speed), stop))
             await stop.wait()
@@ -105,6 +116,7 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
                 await task
         finally:
             print("\nstopping ...", flush=True)
+            await shop.stop()
             await producer.stop()
             await runtime.stop()
             await robot.stop()

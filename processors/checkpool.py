@@ -17,6 +17,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -87,8 +88,11 @@ def _init_child(heap_trim_s: float = 0.0) -> None:
     and the child must exit when the service dies, even by SIGKILL.
 
     A pool's worker holds both ends of its task pipe, so it would never see the parent
-    go and would linger, orphaned, holding the service's stdout open.
+    go and would linger, orphaned, holding the service's stdout open. Ctrl-C reaches the
+    whole process group: the child leaves the stop to the parent, which ends the pool,
+    rather than print a KeyboardInterrupt traceback of its own.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_gc()
     if heap_trim_s > 0:
         threading.Thread(target=_trim_every, args=(heap_trim_s,), name="trim-heap", daemon=True).start()

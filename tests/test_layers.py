@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # A module may import its own layer and those below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("livesales.cli",),
-    ("benchmarks", "demo", "scenarios", "localbroker"),  # tools the CLI runs
+    ("benchmarks", "demo", "scenarios", "localbroker", "localplatforms"),  # tools the CLI runs
     ("livesales",),  # the runtime: the composition root, wiring, readiness
     ("api", "connectors", "notify"),
     ("ingest",),

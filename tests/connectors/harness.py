@@ -30,8 +30,8 @@ from ingest.kafka_security import KafkaAccess
 from ingest.routing import routed_topics
 from ingest.topics import ensure_topics
 from livesales.runtime import Runtime
+from localplatforms.platform import FakeOrder, FakePlatform
 from tests.conftest import wait_for
-from tests.support.fake_platform import FakeOrder, FakePlatform
 from tests.support.settings import tuned
 
 ROOM = "7001"  # the registered live room (StaticRooms): its orders count under CHANNEL

@@ -12,10 +12,10 @@ from connectors.apis import Apis
 from connectors.config import ConnectorsConfig, parse_connectors
 from connectors.model import Notice
 from connectors.platform import PlatformRefused, PlatformUnavailable
+from localplatforms.douyin import FakeDouyin
+from localplatforms.kuaishou import FakeKuaishou
+from localplatforms.platform import FakeOrder
 from tests.connectors.harness import douyin_app, kuaishou_app, shop
-from tests.support.fake_douyin import FakeDouyin
-from tests.support.fake_kuaishou import FakeKuaishou
-from tests.support.fake_platform import FakeOrder
 
 SECRETS = ("dy-secret", "ks-secret", "ks-sign")
 

@@ -16,6 +16,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from connectors.check import check_shop
 from connectors.model import Notice
 from ground.settings import Settings
+from localplatforms.douyin import FakeDouyin
+from localplatforms.kuaishou import FakeKuaishou
+from localplatforms.platform import FakeOrder
 from tests.conftest import wait_for
 from tests.connectors.harness import (
     BIG,
@@ -31,9 +34,6 @@ from tests.connectors.harness import (
     truth,
     wait_settled,
 )  # fmt: skip
-from tests.support.fake_douyin import FakeDouyin
-from tests.support.fake_kuaishou import FakeKuaishou
-from tests.support.fake_platform import FakeOrder
 
 
 async def raw_messages(stack: Stack) -> list[tuple[bytes, bytes]]:

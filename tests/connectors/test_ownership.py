@@ -13,10 +13,10 @@ from connectors.state import ConnectorState
 from connectors.status import StatusBook
 from connectors.worker import partition_of
 from ground.settings import Settings
+from localplatforms.douyin import FakeDouyin
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.connectors.harness import Stack, douyin_app, equal, sale, shop, true, truth, wait_settled
-from tests.support.fake_douyin import FakeDouyin
 
 
 async def test_two_members_reconcile_each_shop_once_per_interval_and_take_over_when_one_dies(

@@ -16,9 +16,9 @@ from connectors.metrics import ConnectorMetrics
 from connectors.receiver import ReceiverConfig, push_routes
 from connectors.status import StatusBook
 from ingest.producer import ProduceError
+from localplatforms.douyin import FakeDouyin
+from localplatforms.platform import FakeOrder
 from tests.connectors.harness import douyin_app, shop
-from tests.support.fake_douyin import FakeDouyin
-from tests.support.fake_platform import FakeOrder
 
 
 class StubProducer:

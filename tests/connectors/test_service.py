@@ -19,12 +19,12 @@ from connectors.status import StatusBook, StatusFlusher, connectors_status
 from ground.settings import Settings
 from ingest.kafka_security import KafkaAccess
 from livesales.runtime import Runtime
+from localplatforms.douyin import FakeDouyin
+from localplatforms.platform import FakeOrder
 from processors.keys import key_hash
 from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.connectors.harness import douyin_app, shop
-from tests.support.fake_douyin import FakeDouyin
-from tests.support.fake_platform import FakeOrder
 from tests.support.settings import tuned
 
 _REGISTRY = ["event_hash", "event_id", "channel_id", "platform", "title", "district", "township", "occurred_at",

@@ -200,8 +200,10 @@ async def test_bureau_imports_a_firm_list_and_reads_live_commerce(browser: Any, 
 
 async def test_the_data_intake_page_shows_each_shop(browser: Any, demo: Demo) -> None:
     """Issue 20 §8: 数据接入 lists each shop's pushes, bad signatures, reconciliation and last
-    error. The demo runs no connector (its page says so); the shops here are the API's
-    answer for a store that has two, handed to the page for that call."""
+    error: the demo's own 抖店 shop (demo/shop.py), then two shops as the API answers for a
+    store that has them, handed to the page for that call (an error row among them)."""
+    from demo.shop import SHOP_ID
+
     body = {"connectors": [
         {"platform": "douyin", "shop_id": "1001", "last_push_at": "2020-02-29T14:57:00+08:00", "pushes": 1234,
          "bad_signatures": 2, "last_reconciled_to": "2020-02-29T14:50:00+08:00", "recovered_steps": 17,
@@ -211,8 +213,9 @@ async def test_the_data_intake_page_shows_each_shop(browser: Any, demo: Demo) ->
          "last_error": "reconciliation: open.order.cursor.list: HTTP 503", "last_error_at": "2020-02-29T14:46:00+08:00"},
     ]}  # fmt: skip
     page = await open_page(browser, demo, "bureau", "/connectors.html", DESKTOP)
-    assert await page.get_attribute("#connectors-table", "data-count") == "0"
-    assert await page.locator("#connectors-empty").is_visible()
+    assert await page.get_attribute("#connectors-table", "data-count") == "1"
+    assert "抖音" in (row := await page.inner_text("#connectors-table tbody tr")) and SHOP_ID in row, row
+    assert not await page.locator("#connectors-empty").is_visible()
     await page.close()
 
     async def two_shops(route: Any) -> None:

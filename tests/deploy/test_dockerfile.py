@@ -193,7 +193,7 @@ def test_copies_every_package_the_service_imports(dockerfile: tuple[dict[str, st
     assert packages >= {"livesales", "ingest", "processors", "api", "schemas"}
     local = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()} - {"tests"}
     # the CLI imports these lazily, only for demo/replay/bench, which the image leaves out
-    lazy_only = {"demo", "scenarios", "benchmarks", "localbroker"}
+    lazy_only = {"demo", "scenarios", "benchmarks", "localbroker", "localplatforms"}
     needed = set().union(*(_imported_packages(ROOT / p) for p in packages)) & local
     assert needed - lazy_only <= packages
     for name in needed & lazy_only:

@@ -14,11 +14,11 @@ import pytest
 from ground.config_errors import ConfigError
 from ground.settings import Settings
 from livesales.runtime import Runtime
+from localplatforms.douyin import FakeDouyin
+from localplatforms.platform import FakeOrder
 from tests.api.conftest import TOKENS, auth, store_events
 from tests.conftest import wait_for
 from tests.connectors.harness import douyin_app, shop
-from tests.support.fake_douyin import FakeDouyin
-from tests.support.fake_platform import FakeOrder
 from tests.support.settings import tuned
 
 

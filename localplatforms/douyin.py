@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from tests.support.fake_platform import FakeOrder, FakePlatform, FakeRefund
+from localplatforms.platform import FakeOrder, FakePlatform, FakeRefund
 
 TAGS = {"created": "100", "paid": "101", "cancelled": "106", "refunded": "206"}
 MAX_WINDOW_S = 86_400

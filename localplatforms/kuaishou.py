@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 
 from connectors.kuaishou import encrypt
-from tests.support.fake_platform import FakeOrder, FakePlatform, FakeRefund
+from localplatforms.platform import FakeOrder, FakePlatform, FakeRefund
 
 EVENTS = {"created": "kwaishop_order_addOrder", "paid": "kwaishop_order_paySuccess",
           "cancelled": "kwaishop_order_orderFail", "refunded": "kwaishop_aftersales_updateRefund"}  # fmt: skip
@@ -137,7 +137,8 @@ class FakeKuaishou(FakePlatform):
             self.calls[method] += 1
             given = form.pop("sign", "")
             text = "&".join(f"{k}={form[k]}" for k in sorted(form)) + f"&signSecret={self.sign_secret}"
-            want = base64.b64encode(hmac.new(self.sign_secret.encode(), text.encode(), hashlib.sha256).digest()).decode()
+            digest = hmac.new(self.sign_secret.encode(), text.encode(), hashlib.sha256).digest()
+            want = base64.b64encode(digest).decode()
             if form.get("appkey") != self.app_key or form.get("method") != method \
                     or not hmac.compare_digest(want, given):  # fmt: skip
                 self.bad_signs += 1
@@ -179,7 +180,7 @@ class FakeKuaishou(FakePlatform):
                 self.windows.append((method, "", lo, hi))
                 pairs = [(o, r) for o in self.orders.values() for r in o.refunds if lo <= _ms(r.updated_at) <= hi]
             start = int(p.get("pcursor") or 0)
-            page = pairs[start : start + size]
+            refunds = pairs[start : start + size]
             cursor = str(start + size) if start + size < len(pairs) else "nomore"
-            return ok({"pcursor": cursor, "refundOrderInfoList": [self.refund_info(o, r) for o, r in page]})
+            return ok({"pcursor": cursor, "refundOrderInfoList": [self.refund_info(o, r) for o, r in refunds]})
         return self._err(40, "unknown method")

@@ -1,7 +1,7 @@
 """What the fake 抖店 and 快手 share: the truth (orders, payments, refunds), a push outbox
 that loses, repeats and reorders on demand, and API faults (down, slow, rate limited).
 
-Each fake (tests/support/fake_douyin.py, fake_kuaishou.py) speaks its platform's format on
+Each fake (localplatforms/douyin.py, fake_kuaishou.py) speaks its platform's format on
 top of this: the push bodies and signatures, the token endpoints, the list and detail calls.
 """
 
@@ -62,7 +62,7 @@ class FakePlatform:
     def __init__(self, seed: int = 1) -> None:
         self.orders: dict[str, FakeOrder] = {}
         self.faults = Faults()
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - which pushes to lose: faults, not secrets
         self.calls: Counter[str] = Counter()
         self.windows: list[tuple[str, str, int, int]] = []  # (method, shop, start, end) of list calls
         self.outbox: list[Any] = []  # pushes not yet sent (platform-specific payloads)
