@@ -248,7 +248,11 @@ async def test_storage_failures_lose_and_double_nothing(topics: Settings, produc
         await assert_exact(runtime, events)
         # both kinds happened: a failure after the rows landed, and one before
         assert flaky.failed >= 2
-        assert runtime.metrics.write_failures._value.get() == flaky.failed
+
+        async def every_failure_counted() -> bool:  # a failure after its rows landed is
+            return bool(runtime.metrics.write_failures._value.get() == flaky.failed)  # counted just after they show
+
+        await wait_for(every_failure_counted, timeout=10, what="each injected failure in the metric")
     finally:
         runtime.store._client = flaky.inner
         await runtime.stop()
