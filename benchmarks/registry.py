@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "validation-heap": ("benchmarks.validation_heap", "bench_validation_heap"),
     "chaos": ("benchmarks.chaos", "bench_chaos"),
     "fence": ("benchmarks.fence", "bench_fence"),
+    "import": ("benchmarks.onboarding_import", "bench_import"),
 }
 
 
