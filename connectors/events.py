@@ -59,18 +59,14 @@ SELECT platform, room, argMax(channel_id, at) AS channel_id FROM (
 
 
 class RegistryRooms:
-    """Rooms from the channel registry in ClickHouse, re-read at most every ``ttl_s``.
-
-    Contract v1.2 adds ``platform_room_id`` to ``channel.v1``; until the store keeps it (a
-    ``channel_registry.platform_room_id`` column) every room is unregistered, which this
-    says once in the log rather than failing: orders then go to ``{platform}-room-{id}``."""
+    """Rooms from the channel registry in ClickHouse (``channel.v1`` ``platform_room_id``,
+    migration 12), re-read at most every ``ttl_s``."""
 
     def __init__(self, store: ClickHouse, ttl_s: float = 30.0) -> None:
         self.store = store
         self.ttl_s = ttl_s
         self._rooms: dict[tuple[str, str], str] = {}
         self._read_at = float("-inf")
-        self._warned = False
 
     async def channel_for(self, platform: str, room_id: str) -> str | None:
         if time.monotonic() - self._read_at > self.ttl_s:
@@ -79,21 +75,11 @@ class RegistryRooms:
 
     async def refresh(self) -> None:
         try:
-            rows = await self.store.query(
-                "SELECT count() AS n FROM system.columns WHERE database = currentDatabase()"
-                " AND table = 'channel_registry' AND name = 'platform_room_id'"
-            )
-            if not rows or not int(rows[0]["n"]):
-                if not self._warned:
-                    log.warning("channel_registry has no platform_room_id yet: live rooms map to {platform}-room-{id}")
-                    self._warned = True
-                self._rooms = {}
-            else:
-                rows = await self.store.query(_ROOMS_SQL)
-                self._rooms = {(str(r["platform"]), str(r["room"])): str(r["channel_id"]) for r in rows}
+            rows = await self.store.query(_ROOMS_SQL)
         except StorageError as exc:  # keep the last good map; try again next time
             log.warning("reading live rooms from the channel registry failed: %s", exc)
             return
+        self._rooms = {(str(r["platform"]), str(r["room"])): str(r["channel_id"]) for r in rows}
         self._read_at = time.monotonic()
 
 

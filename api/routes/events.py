@@ -4,23 +4,29 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.auth import principal_of
+from api.auth import Principal, principal_of
 from api.context import CONFIG, METRICS, PUBLISHER
 from api.errors import ApiError
 from api.responses import json_response
 from ingest.gateway import BodyError, ingest
+from ingest.producer import Producer
 
 routes = web.RouteTableDef()
 
 
-@routes.post("/v1/events")
-async def post_events(request: web.Request) -> web.Response:
-    principal = principal_of(request)
+def ingest_publisher(request: web.Request, principal: Principal) -> Producer:
+    """The producer, for a caller whose token may ingest (403 otherwise; 503 without a broker)."""
     if not principal.ingest:
         raise ApiError(403, "this token may not ingest events")
     producer = request.app[PUBLISHER]
     if producer is None or not producer.started:
         raise ApiError(503, "the Kafka producer is not running")
+    return producer
+
+
+@routes.post("/v1/events")
+async def post_events(request: web.Request) -> web.Response:
+    producer = ingest_publisher(request, principal_of(request))
     body = await request.read()
     try:
         result = await ingest(body, request.content_type, request.app[CONFIG].topics, producer)

@@ -12,11 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from api.auth import Scope, principal_of
-from api.context import CONFIG, METRICS, PUBLISHER, STORE
+from api.context import CONFIG, METRICS, STORE
 from api.errors import ApiError
 from api.onboarding_import import FileError, parse
 from api.params import time_params
 from api.responses import json_response
+from api.routes.events import ingest_publisher
 from processors.store import ClickHouse
 
 routes = web.RouteTableDef()
@@ -25,11 +26,7 @@ routes = web.RouteTableDef()
 @routes.post("/v1/onboarding/import")
 async def import_firms(request: web.Request) -> web.Response:
     principal = principal_of(request)
-    if not principal.ingest:
-        raise ApiError(403, "this token may not import (it needs \"ingest\": true)")
-    producer = request.app[PUBLISHER]
-    if producer is None or not producer.started:
-        raise ApiError(503, "the Kafka producer is not running")
+    producer = ingest_publisher(request, principal)  # an ingest token (403), a running producer (503)
     tz = time_params(request).tzinfo
     try:
         parsed = parse(await request.read(), tz)
