@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -60,16 +60,24 @@ SELECT platform, room, argMax(channel_id, at) AS channel_id FROM (
 
 class RegistryRooms:
     """Rooms from the channel registry in ClickHouse (``channel.v1`` ``platform_room_id``,
-    migration 12), re-read at most every ``ttl_s``."""
+    migration 12), re-read at most every ``ttl_s``, and on a miss at most every ``miss_s``:
+    a room registered a moment before its first order is found at once, not after ``ttl_s``
+    (its orders would otherwise land on ``{platform}-room-{id}`` for up to ``ttl_s``), while
+    a flood of orders from unregistered rooms costs one registry read a second, not one each."""
 
-    def __init__(self, store: ClickHouse, ttl_s: float = 30.0) -> None:
+    def __init__(
+        self, store: ClickHouse, ttl_s: float = 30.0, miss_s: float = 1.0, clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.ttl_s = ttl_s
+        self.miss_s = miss_s
+        self.clock = clock
         self._rooms: dict[tuple[str, str], str] = {}
         self._read_at = float("-inf")
 
     async def channel_for(self, platform: str, room_id: str) -> str | None:
-        if time.monotonic() - self._read_at > self.ttl_s:
+        age = self.clock() - self._read_at
+        if age > self.ttl_s or ((platform, room_id) not in self._rooms and age > self.miss_s):
             await self.refresh()
         return self._rooms.get((platform, room_id))
 
@@ -80,7 +88,7 @@ class RegistryRooms:
             log.warning("reading live rooms from the channel registry failed: %s", exc)
             return
         self._rooms = {(str(r["platform"]), str(r["room"])): str(r["channel_id"]) for r in rows}
-        self._read_at = time.monotonic()
+        self._read_at = self.clock()
 
 
 def event_id(platform: str, order_id: str, status: str, refund_id: str | None = None) -> str:

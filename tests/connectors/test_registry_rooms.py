@@ -25,3 +25,15 @@ async def test_the_latest_entry_s_room_is_the_channel_s(clickhouse: ClickHouse) 
     assert await rooms.channel_for("douyin", "7302") == "nh-festival"
     assert await rooms.channel_for("douyin", "7301") is None
     assert await rooms.channel_for("kuaishou", "7302") is None
+
+
+async def test_a_room_registered_after_the_last_read_is_found_on_its_first_order(clickhouse: ClickHouse) -> None:
+    """The map is fresh for 30 s, but a miss re-reads it (at most once a second): a room
+    registered just before its first order must not wait out the 30 s."""
+    clock = [1000.0]
+    rooms = RegistryRooms(clickhouse, ttl_s=30.0, miss_s=1.0, clock=lambda: clock[0])
+    assert await rooms.channel_for("douyin", "7301") is None  # read: nothing registered
+    await store_events(clickhouse, [channel("c1", "2026-05-01T08:00:00+08:00", "7301")])
+    assert await rooms.channel_for("douyin", "7301") is None  # a miss within the second: no re-read
+    clock[0] += 1.5
+    assert await rooms.channel_for("douyin", "7301") == "nh-festival"  # a miss after it: re-read
