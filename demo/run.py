@@ -2,8 +2,10 @@
 
 Starts a local Kafka-protocol broker (Tansu, in memory) and the embedded ClickHouse
 under ``--data-dir``, runs consumers and API in this one process, loads the onboarding
-history at once and replays the razor-clam festival paced (default: its six hours in
-six minutes), printing the dashboard URL and a token per role. Ctrl-C stops it all.
+history at once and replays the festival day paced (default: its six hours in six
+minutes): the razor-clam festival, the star, and smaller live rooms of other 宁海
+townships (scenarios.ninghai), so that 区域概览 ranks several townships. It prints the
+dashboard URL and a token per role. Ctrl-C stops it all.
 The data dir is wiped at start: the broker forgets its topics when it stops, and a
 replay over old data would be deduplicated to nothing new on screen.
 """
@@ -31,7 +33,7 @@ from ground.settings import Settings, Tuning
 from ground.stopping import Stopped
 from livesales.runtime import Runtime
 from localbroker import LocalBroker, free_port
-from scenarios import festival, generate
+from scenarios import festival, generate, ninghai
 from scenarios.replay import replay, topic_map
 
 ROLES = {
@@ -97,6 +99,10 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
         print(f"  商务局 (commerce bureau, everything):  token {tokens['bureau']}")
         print(f"  ingest webhook token (POST /v1/events): {tokens['ingest']}")
         print(f"  live page ({festival.SALE_TITLE}, {festival.HOST}): {url}live.html?channel={festival.CHANNEL_ID}")
+        rooms = "、".join(f"{r.title}（{r.township}）" for r in ninghai.ROOMS)
+        print(f"  the same day elsewhere in 宁海县 (bureau token): {rooms}")
+        day = festival.START.date().isoformat()  # 区域概览 opens on today: the link picks the festival's day
+        print(f"  区域概览 of the festival day: {url}regions.html?level=township&from={day}&to={day}")
         print(f"  the 长街镇 work group's robot prints its messages here (notify file: {root / 'notify.json'})")
         print(f"  tokens file: {root / 'tokens.json'}   broker: {broker.bootstrap}\n", flush=True)
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
@@ -109,7 +115,7 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
             await producer.send_and_wait(topics["channels"], json.dumps(shop_registry(), ensure_ascii=False).encode(),
                                          key=SHOP_CHANNEL.encode())  # fmt: skip
             shop.sell(f"http://127.0.0.1:{runtime.port}/connect/douyin")
-            events = generate(festival.NAME, seed)
+            events = generate(ninghai.NAME, seed)
             task = asyncio.create_task(replay(events, producer, topics, speed, _progress(speed), stop))
             await stop.wait()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,9 +139,9 @@ def _progress(speed: float) -> Callable[[int, int], None]:
         last[0] = now
         clock = festival.START.timestamp() + (now - started) * speed
         shown = time.strftime("%H:%M", time.gmtime(clock + 8 * 3600))
-        sys.stdout.write(f"\rfestival replay: {sent:,}/{total:,} events, stream time {shown} (+08:00)   ")
+        sys.stdout.write(f"\rfestival day replay: {sent:,}/{total:,} events, stream time {shown} (+08:00)   ")
         sys.stdout.flush()
         if sent == total:
-            sys.stdout.write("\nfestival replay done; the dashboard keeps serving. Ctrl-C to stop.\n")
+            sys.stdout.write("\nfestival day replay done; the dashboard keeps serving. Ctrl-C to stop.\n")
 
     return progress

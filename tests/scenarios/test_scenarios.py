@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from scenarios import SCENARIOS, ScheduledEvent, festival, generate, onboarding, reference_totals
+from scenarios import SCENARIOS, ScheduledEvent, festival, generate, ninghai, onboarding, reference_totals
 from schemas.events import EVENT_ADAPTER
 
-FESTIVAL, ONBOARDING = SCENARIOS
+FESTIVAL, ONBOARDING, DAY = SCENARIOS
 KEY_FIELD = {"orders": "order_id", "onboarding": "firm_id", "stream_stats": "channel_id", "channels": "channel_id"}
 
 
@@ -211,3 +211,51 @@ def test_festival_publishes_its_channels_first() -> None:
     start, end = datetime.fromisoformat(fest["scheduled_start"]), datetime.fromisoformat(fest["scheduled_end"])
     assert end - start == timedelta(hours=6) and start <= min(orders) and max(orders) < end
     assert festival.SECOND_CHANNEL_ID not in reference_totals(events)["by_channel"]  # announced, never sold
+
+
+def test_the_festival_day_is_the_festival_unchanged_plus_the_rooms() -> None:
+    """What the demo replays: the festival's own events exactly (its figures and every check
+    above hold), the rooms' beside them, every channel announced before any sale."""
+    day = scenario(DAY)
+    rooms = {room.channel_id for room in ninghai.ROOMS}
+    assert [ev for ev in day if ev.event["channel_id"] not in rooms] == list(scenario(FESTIVAL))  # in order
+    registry = [ev for ev in day if ev.topic_kind == "channels"]
+    assert registry == list(day[: len(registry)]) and all(ev.at == 0 for ev in registry)
+    assert {ev.key for ev in registry} == rooms | {festival.CHANNEL_ID, festival.SECOND_CHANNEL_ID}
+    assert max(ev.at for ev in day) == festival.DURATION_S  # the replay ends with the festival
+    for room in ninghai.ROOMS:  # a room's events are its own, whatever the other rooms are
+        assert [ev for ev in day if ev.event["channel_id"] == room.channel_id and ev.topic_kind != "channels"] == (
+            ninghai.room_events(room)
+        )
+
+
+def test_the_rooms_are_other_ninghai_townships_on_several_platforms_and_smaller() -> None:
+    day = scenario(DAY)
+    totals = reference_totals(day)
+    townships = [room.township for room in ninghai.ROOMS]
+    assert 3 <= len(townships) == len(set(townships)) and festival.REGION["township"] not in townships
+    assert {room.platform for room in ninghai.ROOMS} >= {"douyin", "kuaishou", "wechat"}
+    festival_gmv = totals["by_channel"][festival.CHANNEL_ID]["gmv_fen"]
+    end = festival.START + timedelta(seconds=festival.DURATION_S)
+    for room in ninghai.ROOMS:
+        got = totals["by_channel"][room.channel_id]
+        assert got["paid_orders"] == room.paid_orders and totals["views_total"][room.channel_id] == room.views
+        assert got["paid_orders"] < got["created_orders"] and got["refunded_orders"] > 0
+        assert 2 * got["gmv_fen"] < festival_gmv and 2 * room.views < festival.VIEWS_TARGET  # the festival stays first
+        (reg,) = [ev.event for ev in day if ev.topic_kind == "channels" and ev.key == room.channel_id]
+        assert reg["region"] == {"district": "宁海县", "township": room.township} and reg["platform"] == room.platform
+        start, stop = datetime.fromisoformat(reg["scheduled_start"]), datetime.fromisoformat(reg["scheduled_end"])
+        assert festival.START <= start < stop <= end
+        own = [ev.event for ev in day if ev.key == room.channel_id or ev.event.get("channel_id") == room.channel_id]
+        for e in own:
+            assert e["platform"] == room.platform
+            if e["schema"] == "order.v1":
+                assert e["region"] == reg["region"] and e["merchant_id"] == room.merchant_id
+                assert start <= datetime.fromisoformat(e["occurred_at"]) < stop
+        ids = [e["event_id"] for e in own if e["schema"] == "order.v1"]
+        assert len(ids) > len(set(ids))  # a redelivery
+        steps = {(e["order_id"], e["status"]) for e in own if e["schema"] == "order.v1"}
+        assert len(set(ids)) > len(steps)  # a webhook retry
+    # the other seed changes every room, not only the festival
+    other = reference_totals(generate(DAY, 2021))["by_channel"]
+    assert all(other[r.channel_id]["gmv_fen"] != totals["by_channel"][r.channel_id]["gmv_fen"] for r in ninghai.ROOMS)
