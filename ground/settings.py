@@ -76,6 +76,13 @@ class Tuning(BaseModel):
     live_compute_cores: float = Field(default=0.5, gt=0, description="CPU the live computations may use")
     live_send_timeout_s: float = Field(default=10.0, gt=0, description="a viewer this far behind is dropped")
     live_send_buffer_bytes: int = Field(default=256 * 1024, ge=0, description="kernel send buffer; 0: default")
+    # Connectors (connectors/): the raw pushes' topic, and reconciliation's windows, which
+    # end ``lag`` before now (the platforms' late writes), start ``overlap`` before the last
+    # one ended, and are tried again ``retry`` after a failure.
+    connector_pushes_topic: str = Field(default="livesales.connector_pushes", min_length=1, description="raw pushes")
+    reconcile_lag_s: float = Field(default=180.0, ge=0, description="a window ends this long before now")
+    reconcile_overlap_s: float = Field(default=600.0, ge=0, description="and starts this long before the last end")
+    reconcile_retry_s: float = Field(default=30.0, gt=0, description="a failed window is tried again after")
     # Robots (notify/): how often the store is read for transitions.
     notify_poll_s: float = Field(default=10.0, gt=0, description="the detector's round")
     # Readiness (livesales/health.py).

@@ -107,6 +107,8 @@ async def _serve(settings: Settings) -> None:
         except Exception as exc:  # the query API is useful without Kafka
             logging.getLogger(__name__).warning("Kafka unavailable (%r): POST /v1/events answers 503", exc)
         await runtime.start_api()
+        if runtime.connectors is not None:  # its flusher: the pushes this process received
+            await unless_stopped(runtime.connectors.start(work=False), stop)
         await stop.wait()
     finally:
         await runtime.stop()
@@ -174,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--rounds", type=int, default=200, help="validation-heap: batches; fence: inserts each way")
     bench.add_argument("--batch-rows", type=int, default=2_000, help="fence: order events per insert")
     bench.add_argument("--domestic", action="store_true", help="analytics: domestic pivots, rows vs sums")
+    bench.add_argument("--rows", type=int, default=10_000_000, help="live-monitor: order steps to store")
     bench.add_argument("--runs", type=int, default=3, help="chaos: runs, each with its own seed (--seed, +1, ...)")
     bench.add_argument("--seed", type=int, default=1, help="chaos: the first run's seed (events and fault plan)")
     bench.add_argument("--consumers", type=int, default=3, help="chaos: livesales consume processes in the group")
@@ -184,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--slow-insert-s", type=float, default=9.0, help="chaos: data inserts run this late; 0: off")
     bench.add_argument("--slow-share", type=float, default=1.0, help="chaos: share of the run under slow inserts")
     bench.add_argument("--settle-s", type=float, default=300.0, help="chaos: longest wait for every offset committed")
+    bench.add_argument("--pushes", type=int, default=None, help="connectors: pushes per phase (default 20,000)")
+    bench.add_argument("--orders", type=int, default=None, help="connectors: orders reconciled (default 100,000)")
+    bench.add_argument("--in-flight", type=int, default=None, help="connectors: concurrent pushes (default 64)")
     args = parser.parse_args(argv)
     try:
         return _main(args)

@@ -116,5 +116,10 @@ def notify_config(s: Settings) -> NotifyConfig:
 
 def connector_config(s: Settings) -> ServiceConfig:
     """The connectors' workers form a consumer group of their own beside the counters'."""
-    return service_config(kafka_access(s), f"{s.consumer_group}.connectors", s.topic_orders,
-                          reconcile_interval_s=s.reconcile_interval_s)  # fmt: skip
+    t = s.tuning
+    return service_config(
+        kafka_access(s), f"{s.consumer_group}.connectors", s.topic_orders, raw_topic=t.connector_pushes_topic,
+        reconcile_interval_s=s.reconcile_interval_s, session_timeout_ms=s.kafka_session_timeout_ms,
+        reconcile_lag_s=t.reconcile_lag_s, reconcile_overlap_s=t.reconcile_overlap_s,
+        reconcile_retry_s=t.reconcile_retry_s,
+    )
