@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from scenarios import festival
+import scenarios.festival as festival
 from scenarios.model import ScheduledEvent, rfc3339
 
 NAME = "ninghai-festival-day"
