@@ -5,7 +5,8 @@ Three stages run at once, joined by a queue of at most ``QUEUE_DEPTH`` prepared 
 * the *fetch loop* calls ``getmany`` (aiokafka, this interpreter) for batch N+1, while
 * batch N is validated (processors.checkpool: a child process), while
 * the *write loop* stores batch N-1 (ClickHouse, in a worker thread), waits for its
-  dead letters to be acknowledged, and only then commits its offsets.
+  dead letters to be acknowledged, and only then commits its offsets; the dead letters
+  left for the DLQ when their batch was validated (ingest.dead_letters).
 
 So an offset is never committed before what it carries is stored, and memory is bounded:
 a validated batch waits for room in the queue, the fetch loop waits for the batch in
@@ -40,11 +41,12 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ground.metrics import Metrics
 from ingest.backoff import Backoff
+from ingest.dead_letters import DeadLetterLane
 from ingest.kafka_security import KafkaAccess, kafka_security
 from ingest.lag import measure_lag
 from ingest.lease import Lease
 from ingest.membership import Rebalance, evicted, rejoin, watch_heartbeats
-from ingest.producer import ProduceError, Producer
+from ingest.producer import Producer
 from ingest.routing import forward, placement_of, routed_topics
 from ingest.topics import Topics
 from processors.batch import Batch, assemble
@@ -136,6 +138,7 @@ class Consumer:
         self.fenced_batches = 0  # batches dropped unwritten: partitions lost (observability)
         self._routed = frozenset(routed_topics(config.topics.inputs))
         self.forwarded = 0  # messages forwarded to the .routed topics (ingest.routing)
+        self._dead = DeadLetterLane(producer, config.topics.dlq, metrics, self._stall, config.write_retry_max_s)
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self, storage_ready: asyncio.Event | None = None) -> None:
@@ -230,6 +233,7 @@ class Consumer:
             for task in (write, *self._validating):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self._dead.close()
         if self._kafka is not None:
             # Leaving the group asks the coordinator; a frozen one never answers, and then
             # the group notices our absence after the session timeout instead.
@@ -248,6 +252,7 @@ class Consumer:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._dead.close()
         if self._kafka is not None:
             with contextlib.suppress(KafkaError):
                 await self._kafka.stop()
@@ -323,6 +328,8 @@ class Consumer:
         batch.epoch = epoch
         if previous is not None:
             await previous
+        if batch.dead_values:  # in offset order, while the batch waits for the writer
+            batch.acks.append(self._dead.submit(batch.dead_values, batch.dead_codes))
         await self._queue.put(batch)
 
     async def _room_for_a_batch(self, patience: float = 1.0) -> bool:
@@ -382,14 +389,15 @@ class Consumer:
             return batch
         stale, kept = (batch, later) if later.epoch > batch.epoch else (later, batch)
         self.fenced_batches += 1
+        for ack in stale.acks:
+            ack.cancel()
         for _ in range(stale.parts):
             self._queue.task_done()
         return kept
 
     async def _write(self, batch: Batch) -> None:
-        """Store and dead-letter side by side, then commit: each retried until it succeeds
-        or we are stopped. Side by side: in a poison flood, waiting for the DLQ's acks
-        after each insert made the write loop the pipeline's slowest stage.
+        """Store, wait for the dead letters' acks (sent since the batch was validated) and
+        the forwards', then commit: each retried until it succeeds or we are stopped.
 
         A batch whose partitions are no longer assigned here is dropped unwritten (its
         dead letters too): it was fetched before they were revoked, and whoever owns them
@@ -398,7 +406,6 @@ class Consumer:
         backoff = Backoff(cap=self.config.write_retry_max_s)
         m = self.metrics
         lease, partitions, epoch = self.lease, batch.partitions, batch.epoch
-        dlq = asyncio.create_task(self._send_dead_letters(batch)) if batch.dead_values else None
         fwd = (
             asyncio.create_task(forward(self.producer, batch.forwards, self._stall, self.config.write_retry_max_s))
             if batch.forwards
@@ -450,9 +457,10 @@ class Consumer:
                     await asyncio.sleep(backoff.next())
         finally:
             if not stored:
-                for task in (dlq, fwd):
-                    if task is not None:
-                        task.cancel()
+                for ack in batch.acks:
+                    ack.cancel()
+                if fwd is not None:
+                    fwd.cancel()
         self.last_write_ok_at = time.monotonic()
         m.write_seconds.observe(result.seconds)
         if self.on_stored is not None and result.stored:
@@ -466,8 +474,8 @@ class Consumer:
             m.duplicates.labels(table).inc(n)
         for topic, n in batch.consumed.items():
             m.consumed.labels(topic).inc(n)
-        if dlq is not None:
-            await dlq  # the offsets are committed only once the dead letters are acknowledged
+        for ack in batch.acks:
+            await ack  # the offsets are committed only once the dead letters are acknowledged
         if fwd is not None:
             await fwd  # and the forwards: the .routed topics now hold those messages
             self.forwarded += len(batch.forwards)
@@ -475,19 +483,6 @@ class Consumer:
                 m.forwarded.labels(topic).inc()
         self._unstall()
         await self._commit(batch)
-
-    async def _send_dead_letters(self, batch: Batch) -> None:
-        values = batch.dead_values  # encoded in the validation process (processors.batch.dead_head)
-        backoff = Backoff(cap=self.config.write_retry_max_s)
-        while True:
-            try:
-                await self.producer.send_values(self.config.topics.dlq, values)
-                break
-            except (ProduceError, KafkaError) as exc:
-                self._stall(f"dead-letter queue unavailable: {exc}")
-                await asyncio.sleep(backoff.next())
-        for code, n in batch.dead_codes.items():
-            self.metrics.dead_letters.labels(code).inc(n)
 
     async def _commit(self, batch: Batch) -> None:
         kafka = self._kafka

@@ -68,6 +68,9 @@ class Batch:
     forwards: list[tuple[str, bytes, bytes, int]] = field(default_factory=list)
     parts: int = 1  # how many fetched batches this one stands for (see absorb)
     epoch: int = 0  # the consumer's assignment it was fetched in (ingest.lease): written only in that one
+    # what must be acknowledged before its offsets are committed, sent ahead of its insert
+    # (the consumer's dead letters: ingest.dead_letters)
+    acks: list[Any] = field(default_factory=list)
 
     @property
     def partitions(self) -> list[tuple[str, int]]:
@@ -89,6 +92,7 @@ class Batch:
                 self.rows[schema] = rows
         self.dead_values.extend(later.dead_values)
         self.forwards.extend(later.forwards)
+        self.acks.extend(later.acks)
         for code, n in later.dead_codes.items():
             self.dead_codes[code] = self.dead_codes.get(code, 0) + n
         self.next_offsets.update(later.next_offsets)  # later offsets are higher
