@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 
 from ground.config_errors import ConfigError, location, message
 
@@ -86,6 +86,7 @@ class AppConfig(BaseModel):
     sign_secret: SecretStr | None = None  # 快手 API signing (signSecret)
     msg_secret: SecretStr | None = None  # 快手 push AES key (msgSecret, base64)
     shops: Annotated[tuple[ShopConfig, ...], Field(min_length=1)]
+    _by_id: dict[str, ShopConfig] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -106,6 +107,7 @@ class AppConfig(BaseModel):
         dup = next((i for i in ids if ids.count(i) > 1), None)
         if dup is not None:
             raise ValueError(f"shop {dup} is listed twice")
+        self._by_id = {s.shop_id: s for s in self.shops}
         if self.platform == "kuaishou":
             missing = [s.shop_id for s in self.shops if s.refresh_token is None]
             if missing:
@@ -113,7 +115,8 @@ class AppConfig(BaseModel):
         return self
 
     def shop(self, shop_id: str) -> ShopConfig | None:
-        return next((s for s in self.shops if s.shop_id == shop_id), None)
+        """Asked twice per pushed message: a dict, built with the (frozen) config."""
+        return self._by_id.get(shop_id)
 
 
 class ConnectorsConfig(BaseModel):

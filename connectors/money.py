@@ -16,6 +16,7 @@ from typing import Any
 MAX_FEN = 10**12  # contract §2: 0 ≤ money ≤ 10^12
 _YUAN = re.compile(r"^(?P<int>\d{1,11})(?:\.(?P<frac>\d{1,2}))?$")
 _DIGITS = re.compile(r"^\d{1,13}$")
+_DECODER = json.JSONDecoder(parse_float=Decimal)
 
 
 class MoneyError(ValueError):
@@ -24,8 +25,11 @@ class MoneyError(ValueError):
 
 def loads(text: str | bytes) -> Any:
     """``json.loads`` whose fractional numbers are ``Decimal`` (never float) and whose
-    integers stay exact whatever their size (order ids beyond 2^53)."""
-    return json.loads(text, parse_float=Decimal)
+    integers stay exact whatever their size (order ids beyond 2^53). One decoder for all:
+    ``json.loads`` with a hook builds a new one each call (~2% of a push's CPU)."""
+    if isinstance(text, bytes):  # as json.loads does: UTF-8 (with or without BOM), -16 or -32
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    return _DECODER.decode(text)
 
 
 def _checked(value: int) -> int:

@@ -22,10 +22,12 @@ drops and the recovered count (distinct event ids) does not see.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from connectors.apis import Apis
 from connectors.config import AppConfig, ConnectorsConfig, ShopConfig
@@ -39,6 +41,7 @@ from ingest.producer import ProduceError, Producer
 from processors.store import StorageError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_BACK = timedelta(days=89)  # 快手: "不能小于90天前"; 拼多多/淘宝: 3 months
 
 
@@ -52,6 +55,34 @@ class ReconcileConfig:
     first_lookback_s: float = 86_400.0
     tick_s: float = 1.0
     retry_s: float = 30.0
+    # pages' steps looked up, noted and sent together: per page of 100 orders, the two
+    # look-ups, the note's insert and the acks cost ~55 of ~80 ms (docs/BENCHMARKS.md)
+    publish_steps: int = 2_000
+
+
+async def ahead(pages: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """``pages``, the next one fetched while the caller works on this one: a page's API
+    call then overlaps the work on the page before (at most one page held ahead)."""
+    iterator = aiter(pages)
+    pending: asyncio.Task[T] = asyncio.ensure_future(anext(iterator))
+    try:
+        while True:
+            try:
+                page = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(iterator))
+            yield page
+    finally:
+        if not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await pending
+        elif not pending.cancelled():
+            pending.exception()  # retrieved: a failure after the caller stopped reading is not logged as lost
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 class OwnershipLost(Exception):
@@ -146,19 +177,22 @@ class Reconciler:
         and before the watermark, so a rebalance rarely lets two members do one window)."""
         start, end = self.window(mark, now)
         orders = published = recovered = 0
+        steps: list[Step] = []
         if start < end:
-            async for page in self.apis.get(app).updated(shop, start, end):
+            async for page in ahead(self.apis.get(app).updated(shop, start, end)):
                 if not self.owns(app.platform, shop.shop_id):  # stop early: two owners overlap only briefly
                     raise OwnershipLost(f"{app.platform}/{shop.shop_id}")
-                steps: list[Step] = []
                 for order in page:
                     found, problems = await order_steps(order, app, shop, self.rooms, now)
                     steps += found
                     for problem in problems:
                         self.book.error(app.platform, shop.shop_id, f"reconciliation: refused event {problem}")
                 orders += len(page)
-                p, r = await self._publish(app, shop, steps)
-                published, recovered = published + p, recovered + r
+                if len(steps) >= self.config.publish_steps:
+                    p, r = await self._publish(app, shop, steps)
+                    published, recovered, steps = published + p, recovered + r, []
+            p, r = await self._publish(app, shop, steps)
+            published, recovered = published + p, recovered + r
         if not self.owns(app.platform, shop.shop_id):
             raise OwnershipLost(f"{app.platform}/{shop.shop_id}")
         await self.state.set_watermark(app.platform, shop.shop_id, end, self.config.owner, mark, datetime.now(UTC))
@@ -184,9 +218,7 @@ class Reconciler:
         await self.state.record_steps(
             StepRow(app.platform, shop.shop_id, s.event_id, "reconcile") for s in new
         )
-        await self.producer.send_all_or_raise(
-            [(self.config.orders_topic, s.order_id.encode(), s.value) for s in todo]
-        )
+        await self.producer.send_keyed(self.config.orders_topic, [(s.order_id.encode(), s.value) for s in todo])
         self.metrics.events.labels(app.platform, "reconcile").inc(len(todo))
         self.metrics.recovered.labels(app.platform).inc(len(new))
         return len(todo), len(new)

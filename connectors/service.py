@@ -105,15 +105,21 @@ class ConnectorService:
         only the counters' flusher runs (``serve``: its routes receive the pushes)."""
         if not self.connectors.connectors:
             return
+        w = self.config.worker
+        if create_topic:  # serve too: its receiver publishes there before any consume has run
+            try:
+                await ensure_topics(w.kafka.bootstrap, [w.raw_topic], partitions=self.config.raw_partitions,
+                                    security=kafka_security(w.kafka))  # fmt: skip
+            except Exception as exc:
+                if work:
+                    raise
+                # serve answers pushes 503 until Kafka is back; its counters still flush
+                log.warning("connectors: the raw pushes' topic not created (%r)", exc)
         flusher = StatusFlusher(self.book, self.state, self.config.status)
         await flusher.start()
         self._parts.append(flusher)
         if not work:
             return
-        w = self.config.worker
-        if create_topic:
-            await ensure_topics(w.kafka.bootstrap, [w.raw_topic], partitions=self.config.raw_partitions,
-                                security=kafka_security(w.kafka))  # fmt: skip
         apis = Apis(self.connectors, self.config.api_timeout_s)
         await apis.start()
         self._parts.append(apis)

@@ -174,9 +174,8 @@ class PushWorker:
                 done[tp] = record.offset + 1
         if steps:
             try:
-                await self.producer.send_all_or_raise(
-                    [(self.config.orders_topic, s.order_id.encode(), s.value) for _, _, s in steps]
-                )
+                events = [(s.order_id.encode(), s.value) for _, _, s in steps]
+                await self.producer.send_keyed(self.config.orders_topic, events)
             except ProduceError as exc:
                 log.warning("%s: events not acknowledged, the pushes are read again: %s", self.name, exc)
                 for tp, records in fetched.items():

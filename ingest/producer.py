@@ -15,6 +15,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from processors.placement import partitions_for
+
 log = logging.getLogger(__name__)
 
 
@@ -181,6 +183,23 @@ class Producer:
             await asyncio.gather(*futures)
         except KafkaError as exc:
             raise ProduceError(f"{len(messages)} forwarded messages not acknowledged: {exc!r}") from exc
+
+    async def send_keyed(self, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
+        """Send (key, value) messages to the partitions the default partitioner would pick
+        (murmur2 of the key, as processors.placement checks), as record batches; raises
+        ProduceError unless all are acknowledged. For the connectors' thousands of events a
+        reconciliation page: ``send`` costs ~50 µs a message, a batch append a few."""
+        producer = self._producer
+        if producer is None:
+            raise ProduceError("producer is not started")
+        if not messages:
+            return
+        try:
+            count = len(await producer.partitions_for(topic))
+        except KafkaError as exc:
+            raise ProduceError(f"{len(messages)} messages to {topic} not sent: {exc!r}") from exc
+        chosen = partitions_for([k for k, _ in messages], count).tolist()
+        await self.send_placed([(topic, k, v, p) for (k, v), p in zip(messages, chosen, strict=True)])
 
     async def send_all_or_raise(self, messages: Sequence[tuple[str, bytes | None, bytes]]) -> None:
         errors = [e for e in await self.send_all(messages) if e is not None]
