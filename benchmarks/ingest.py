@@ -149,6 +149,8 @@ async def bench_poison(args: argparse.Namespace) -> None:
             print(f"poison {share:.0%}: {n:,} messages ({bad:,} bad, {size / 1e6:,.0f} MB) in {t:.2f}s"
                   f" = {n / t:,.0f}/s, {n / cpu:,.0f} per service CPU second ({cpu / n * 1e6:.1f} µs each);"
                   f" dead letters {codes}", flush=True)  # fmt: skip
+            if sum(codes.values()) != bad:  # each bad message dead-lettered once: else the figure is void
+                print(f"  WRONG: {sum(codes.values()):,} dead letters for {bad:,} bad messages", flush=True)
     med = statistics.median
     clean, bad_rate = med(rates[0.0]), med(rates[args.poison])
     clean_cpu, bad_cpu = med(cpu_rates[0.0]), med(cpu_rates[args.poison])

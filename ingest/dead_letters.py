@@ -58,7 +58,8 @@ class DeadLetterLane:
     def submit(self, values: Sequence[bytes], codes: Mapping[str, int]) -> asyncio.Future[None]:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="dead-letters")
-        ticket = _Ticket(values, codes)
+        # copies: the batch's own list and counts grow when a later batch joins it (Batch.absorb)
+        ticket = _Ticket(list(values), dict(codes))
         self._waiting.put_nowait(ticket)
         return ticket.done
 

@@ -110,3 +110,24 @@ async def test_close_cancels_every_ticket_not_acknowledged() -> None:
 
 async def _true(value: Any) -> bool:
     return bool(value)
+
+
+async def test_what_was_submitted_is_sent_even_if_the_batch_grows_after() -> None:
+    """A queued batch joins the ones after it (Batch.absorb extends its dead letters and
+    counts): the lane must send what was submitted then, not the grown batch, or the
+    later batch's dead letters go out twice."""
+    rec = Recorder()
+    rec.gate = asyncio.Event()
+    dl, metrics = lane(rec)
+    first = dl.submit([b"a"], {"x": 1})
+    await wait_for(lambda: _true(rec.in_flight == 1), timeout=5, what="the first send under way")
+    values, codes = [b"b"], {"x": 1}
+    second = dl.submit(values, codes)
+    values.append(b"c")  # the batch absorbed a later one, which submits its own
+    codes["x"] += 1
+    third = dl.submit([b"c"], {"x": 1})
+    rec.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second, third), 5)
+    assert [v for send in rec.sends for v in send] == [b"a", b"b", b"c"]
+    assert counted(metrics, "x") == 3
+    await dl.close()
