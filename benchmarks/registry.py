@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "chaos": ("benchmarks.chaos", "bench_chaos"),
     "fence": ("benchmarks.fence", "bench_fence"),
     "import": ("benchmarks.onboarding_import", "bench_import"),
+    "connectors": ("benchmarks.connectors", "bench_connectors"),
+    "live-monitor": ("benchmarks.live_monitor", "bench_live_monitor"),
 }
 
 
