@@ -125,7 +125,8 @@ def push_routes(
             messages.append((config.raw_topic, notice.key, notice.encode()))
         if messages:
             try:
-                await asyncio.wait_for(producer.send_all_or_raise(messages), config.ack_timeout_s)
+                async with asyncio.timeout(config.ack_timeout_s):  # no task per push, as wait_for makes
+                    await producer.send_all_or_raise(messages)
             except (ProduceError, TimeoutError) as exc:
                 log.warning("push to /connect/%s not published (the platform will retry): %r", name, exc)
                 return _error(503, "unavailable", "the push could not be stored; send it again")
