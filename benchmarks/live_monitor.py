@@ -2,8 +2,9 @@
 
 Why: issue 21 asks p99 ≤ 300 ms at 10 million stored order steps. The dataset joins every
 paid order row with each channel's latest registry host and counts distinct channels,
-products and hosts per cell and per total (GROUPING SETS): a full pass over the paid rows
-per request, which no projection answers. So this measures it as the bureau asks it, on
+products and hosts per cell and per total (GROUPING SETS): read from the paid rows, a full
+pass per request; from ``p_live`` (migration 13) when whole +08:00 days answer, as in the
+bureau's reports. So this measures it as the bureau asks it, on
 a store shaped like a year of a city's live commerce:
 
 1. Build a store (fresh directory under ``./data``, all migrations) straight in ClickHouse

@@ -18,6 +18,7 @@ from schemas.ddl_channel_state import CHANNEL_STATE
 from schemas.ddl_connectors import CONNECTORS
 from schemas.ddl_notify import NOTIFICATIONS
 from schemas.ddl_v12 import V12
+from schemas.ddl_v13 import V13
 from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS, Migration
 from schemas.migration import DEDUP as _DEDUP
 
@@ -362,6 +363,7 @@ SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTI
     CONNECTORS,
     NOTIFICATIONS,
     V12,
+    V13,  # schemas/ddl_v13.py: p_live, for the live_monitor pivot
 )
 
 MIGRATIONS_TABLE = """
