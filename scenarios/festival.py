@@ -22,7 +22,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from scenarios.model import CST, ScheduledEvent, rfc3339
+from scenarios.model import CST, ScheduledEvent, rfc3339, views_totals
 
 NAME = "razor-clam-festival"
 START = datetime(2020, 2, 29, 9, 0, tzinfo=CST)
@@ -146,17 +146,13 @@ def _viewers(rnd: random.Random, bursts: list[float]) -> list[tuple[int, int]]:
 def _stream_stats(rnd: random.Random, bursts: list[float]) -> list[ScheduledEvent]:
     """Views grow with the audience; scaled with integer maths so the last is the target."""
     gauge = _viewers(rnd, bursts)
-    cumulative: list[int] = []
-    running = 0
-    for i, (_, online) in enumerate(gauge):
-        running += 0 if i == 0 else int(online * rnd.uniform(0.5, 1.5)) + 1
-        cumulative.append(running)
+    views = views_totals(rnd, [online for _, online in gauge], VIEWS_TARGET)
     out = []
-    for k, ((t, online), raw) in enumerate(zip(gauge, cumulative, strict=True)):
+    for k, ((t, online), total) in enumerate(zip(gauge, views, strict=True)):
         event = {
             "schema": "stream_stats.v1", "event_id": f"dy-live-stat-{k:06d}",
             "occurred_at": rfc3339(START + timedelta(seconds=t)), "channel_id": CHANNEL_ID,
-            "platform": PLATFORM, "viewers_online": online, "views_total": raw * VIEWS_TARGET // running,
+            "platform": PLATFORM, "viewers_online": online, "views_total": total,
         }  # fmt: skip
         out.append(ScheduledEvent(float(t), "stream_stats", CHANNEL_ID, event))
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from random import Random
 from typing import Any, TypedDict
 
 TOPIC_KINDS = ("orders", "onboarding", "stream_stats", "channels")
@@ -31,6 +32,17 @@ class ScheduledEvent:
     topic_kind: str
     key: str
     event: dict[str, Any]
+
+
+def views_totals(rnd: Random, online: list[int], target: int) -> list[int]:
+    """A stream's ``views_total`` at each gauge: views grow with the audience, scaled with
+    integer maths so the last one is exactly ``target`` (the press figure)."""
+    cumulative: list[int] = []
+    running = 0
+    for i, n in enumerate(online):
+        running += 0 if i == 0 else int(n * rnd.uniform(0.5, 1.5)) + 1
+        cumulative.append(running)
+    return [raw * target // running for raw in cumulative]
 
 
 def rfc3339(t: datetime) -> str:

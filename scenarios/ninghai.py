@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 import scenarios.festival as festival
-from scenarios.model import ScheduledEvent, rfc3339
+from scenarios.model import ScheduledEvent, rfc3339, views_totals
 
 NAME = "ninghai-festival-day"
 DISTRICT = "宁海县"
@@ -150,18 +150,14 @@ def _stream_stats(rnd: random.Random, room: Room) -> list[ScheduledEvent]:
         ramp = min(1.0, t / 1200) * min(1.0, (room.duration_s - t) / 900 + 0.2)
         drift = 0.95 * drift + rnd.gauss(0, room.viewers * 0.03)
         gauge.append((t, max(0, int(30 + room.viewers * ramp + drift))))
-    cumulative: list[int] = []
-    running = 0
-    for i, (_, online) in enumerate(gauge):
-        running += 0 if i == 0 else int(online * rnd.uniform(0.5, 1.5)) + 1
-        cumulative.append(running)
+    views = views_totals(rnd, [online for _, online in gauge], room.views)
     out = []
-    for k, ((t, online), raw) in enumerate(zip(gauge, cumulative, strict=True)):
+    for k, ((t, online), total) in enumerate(zip(gauge, views, strict=True)):
         event = {
             "schema": "stream_stats.v1", "event_id": f"{room.id_prefix}-stat-{k:06d}",
             "occurred_at": rfc3339(festival.START + timedelta(seconds=room.start_s + t)),
             "channel_id": room.channel_id, "platform": room.platform, "viewers_online": online,
-            "views_total": raw * room.views // running,
+            "views_total": total,
         }  # fmt: skip
         out.append(ScheduledEvent(float(room.start_s + t), "stream_stats", room.channel_id, event))
     return out
