@@ -55,12 +55,13 @@ def service_config(
     kafka: KafkaAccess, group_id: str, orders_topic: str, *, raw_topic: str = RAW_TOPIC,
     reconcile_interval_s: float = 300.0, owner: str | None = None, session_timeout_ms: int = 10_000,
     reconcile_lag_s: float = 180.0, reconcile_overlap_s: float = 600.0, reconcile_retry_s: float = 30.0,
+    push_rate_per_s: float = 500.0,
 ) -> ServiceConfig:
     """The usual configuration from the few settings that vary (``group_id``: a consumer
     group of the connectors' own, e.g. ``<LIVESALES_CONSUMER_GROUP>.connectors``;
     ``session_timeout_ms``: the counters' own, so a dead worker's shops move as fast)."""
     return ServiceConfig(
-        receiver=ReceiverConfig(raw_topic=raw_topic),
+        receiver=ReceiverConfig(raw_topic=raw_topic, rate_per_s=push_rate_per_s, burst=2 * push_rate_per_s),
         worker=WorkerConfig(kafka, group_id, orders_topic, raw_topic, session_timeout_ms=session_timeout_ms),
         reconcile=ReconcileConfig(
             orders_topic, owner or process_id(), interval_s=reconcile_interval_s,

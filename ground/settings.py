@@ -83,6 +83,9 @@ class Tuning(BaseModel):
     reconcile_lag_s: float = Field(default=180.0, ge=0, description="a window ends this long before now")
     reconcile_overlap_s: float = Field(default=600.0, ge=0, description="and starts this long before the last end")
     reconcile_retry_s: float = Field(default=30.0, gt=0, description="a failed window is tried again after")
+    # pushes a second per source address on /connect/* (burst: twice that); behind an
+    # ingress every push has the ingress's address: raise it there, limit at the ingress
+    connect_rate_per_s: float = Field(default=500.0, gt=0, description="pushes a second per source address")
     # Robots (notify/): how often the store is read for transitions.
     notify_poll_s: float = Field(default=10.0, gt=0, description="the detector's round")
     # Readiness (livesales/health.py).

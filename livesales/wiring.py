@@ -121,5 +121,5 @@ def connector_config(s: Settings) -> ServiceConfig:
         kafka_access(s), f"{s.consumer_group}.connectors", s.topic_orders, raw_topic=t.connector_pushes_topic,
         reconcile_interval_s=s.reconcile_interval_s, session_timeout_ms=s.kafka_session_timeout_ms,
         reconcile_lag_s=t.reconcile_lag_s, reconcile_overlap_s=t.reconcile_overlap_s,
-        reconcile_retry_s=t.reconcile_retry_s,
+        reconcile_retry_s=t.reconcile_retry_s, push_rate_per_s=t.connect_rate_per_s,
     )
