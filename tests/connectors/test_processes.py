@@ -29,7 +29,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from connectors.worker import partition_of
 from ground.settings import Settings
@@ -41,7 +40,7 @@ from processors.store import ClickHouse
 from tests.conftest import wait_for
 from tests.connectors.harness import BIG, CHANNEL, ROOM, douyin_app, sale, shop, truth
 from tests.livesales.roles_support import TOKEN, Role, gather_stop, role_env, write_tokens
-from tests.support.offsets import all_committed
+from tests.support.offsets import all_committed, committed
 from tests.support.process import ClickHouseHTTPProcess
 
 pytestmark = pytest.mark.slow
@@ -145,7 +144,7 @@ def connector_env(
     topics: Settings, chhttp: ClickHouseHTTPProcess, tmp_path: Path, conf: Path, **extra: str
 ) -> dict[str, str]:
     """The processes' environment: the connectors file, short reconciliation lag, and a raw
-    pushes' topic of this test's own (``RAW_TOPIC``, under the session's topic prefix)."""
+    pushes' topic of this test's own (``raw_topic``, named after the test's orders topic)."""
     env = role_env(topics, chhttp, write_tokens(tmp_path / "tokens.json"), LIVESALES_CONNECTORS_FILE=str(conf),
                    LIVESALES_VALIDATION_PROCESSES="0", **extra)  # fmt: skip
     tuning = json.loads(env.get("LIVESALES_TUNING", "{}"))
@@ -161,18 +160,8 @@ def raw_topic(topics: Settings) -> str:
 
 async def raw_committed(settings: Settings) -> bool:
     """The connectors' group committed every raw push (this test's raw topic, all of it)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                                group_id=f"{settings.consumer_group}.connectors")  # fmt: skip
-    await consumer.start()
-    try:
-        tps = [TopicPartition(raw_topic(settings), p) for p in range(PARTITIONS)]
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            if (await consumer.committed(tp) or 0) < ends[tp]:
-                return False
-        return True
-    finally:
-        await consumer.stop()
+    return await committed(settings.kafka_bootstrap, f"{settings.consumer_group}.connectors",
+                           [raw_topic(settings)], PARTITIONS)  # fmt: skip
 
 
 async def connectors_ready(role: Role) -> None:
