@@ -243,7 +243,7 @@ def _require_embedded(command: str, settings: Settings) -> None:
 def _main(args: argparse.Namespace) -> int:
     settings = _load_settings(args.command)
     configure_logging(args.log_level, settings.log_format)
-    if args.command in ("run", "consume", "demo", "bench"):
+    if args.command in ("run", "consume", "serve", "demo", "bench"):
         from processors.gctune import tune_gc
 
         tune_gc()
