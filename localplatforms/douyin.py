@@ -151,8 +151,18 @@ class FakeDouyin(FakePlatform):
 
         return routes
 
+    def updated_orders(self, shop: str, lo: int, hi: int) -> list[FakeOrder]:
+        """The shop's orders updated in [lo, hi] (epoch seconds), by update time then id.
+        A scan of every order: a subclass with an index answers big shops faster."""
+        mine = (o for o in self.orders.values() if o.shop_id == shop and lo <= _s(o.updated_at) <= hi)
+        return sorted(mine, key=lambda o: (o.updated_at, o.order_id))
+
+    def updated_refunds(self, shop: str, lo: int, hi: int) -> list[tuple[FakeOrder, FakeRefund]]:
+        """The shop's refunds updated in [lo, hi], in the orders' order."""
+        return [(o, r) for o in self.orders.values() if o.shop_id == shop for r in o.refunds
+                if lo <= _s(r.updated_at) <= hi]  # fmt: skip
+
     def _business(self, method: str, params: dict[str, Any], shop: str) -> web.Response:
-        mine = [o for o in self.orders.values() if o.shop_id == shop]
         if method == "order.orderDetail":
             o = self.orders.get(str(params.get("shop_order_id")))
             if o is None or o.shop_id != shop:
@@ -166,18 +176,19 @@ class FakeDouyin(FakePlatform):
             if hi - lo > MAX_WINDOW_S:
                 return self._err(40001, "时间范围过大")
             self.windows.append((method, shop, lo, hi))
-            found = sorted((o for o in mine if lo <= _s(o.updated_at) <= hi), key=lambda o: (o.updated_at, o.order_id))
+            found = self.updated_orders(shop, lo, hi)
             rows = [self.entry(o) for o in found[page * size : (page + 1) * size]]
             return self._ok({"total": len(found), "page": page, "size": size, "shop_order_list": rows})
         if method == "afterSale.List":
             if "order_id" in params:
-                pairs = [(o, r) for o in mine if o.order_id == str(params["order_id"]) for r in o.refunds]
+                o = self.orders.get(str(params["order_id"]))
+                pairs = [(o, r) for r in o.refunds] if o is not None and o.shop_id == shop else []
             else:
                 lo, hi = int(params["update_start_time"]), int(params["update_end_time"])
                 if hi - lo > MAX_WINDOW_S:
                     return self._err(40001, "时间范围过大")
                 self.windows.append((method, shop, lo, hi))
-                pairs = [(o, r) for o in mine for r in o.refunds if lo <= _s(r.updated_at) <= hi]
+                pairs = self.updated_refunds(shop, lo, hi)
             items = [self.aftersale(o, r) for o, r in pairs[page * size : (page + 1) * size]]
             return self._ok({"items": items, "total": len(pairs), "has_more": (page + 1) * size < len(pairs)})
         return self._err(40002, "unknown method")
