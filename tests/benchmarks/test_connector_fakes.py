@@ -30,6 +30,8 @@ def test_fast_fake_selects_what_the_scanning_fake_selects() -> None:
     _fill(fast, 7)
     start = int(T0.timestamp())
     windows = [(start + lo, start + lo + span) for lo in range(-600, 4 * 86_400, 7_777) for span in (0, 599, 86_400)]
+    edges = sorted(int(o.updated_at.timestamp()) for o in slow.orders.values())[::37]
+    windows += [(t, t) for t in edges] + [(t - 900, t) for t in edges]  # bounds on an update: inclusive
     refunds = 0
     for shop in ("41", "42", "43"):
         for lo, hi in windows:
