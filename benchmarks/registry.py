@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "import": ("benchmarks.onboarding_import", "bench_import"),
     "connectors": ("benchmarks.connectors", "bench_connectors"),
     "live-monitor": ("benchmarks.live_monitor", "bench_live_monitor"),
+    "inserts": ("benchmarks.inserts", "bench_inserts"),
 }
 
 

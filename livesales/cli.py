@@ -190,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--pushes", type=int, default=None, help="connectors: pushes per phase (default 20,000)")
     bench.add_argument("--orders", type=int, default=None, help="connectors: orders reconciled (default 100,000)")
     bench.add_argument("--in-flight", type=int, default=None, help="connectors: concurrent pushes (default 64)")
+    bench.add_argument("--insert-rows", default="100,1000,10000", help="inserts: rows per insert, each size")
+    bench.add_argument("--inserts", type=int, default=30, help="inserts: timed inserts per size and variant")
+    bench.add_argument("--variants", default="", help="inserts: only variants whose name holds one of these")
     args = parser.parse_args(argv)
     try:
         return _main(args)

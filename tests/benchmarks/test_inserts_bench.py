@@ -1,0 +1,21 @@
+"""``bench inserts`` in small: each variant's line, with the files one insert adds counted
+from the store (the channel views' parts among them)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from benchmarks.inserts import bench_inserts
+
+
+async def test_variants_print_their_cost_and_files(capsys: pytest.CaptureFixture[str]) -> None:
+    args = argparse.Namespace(insert_rows="20", inserts=2, variants="as migrated,channel views")
+    await bench_inserts(args)
+    out = capsys.readouterr().out
+    rows = {m[1].strip(): int(m[2]) for m in re.finditer(r"^([^\d\n]+?)\s+20\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(\d+)", out, re.M)}
+    assert set(rows) >= {"as migrated", "without the channel views"}, out
+    # order_steps' part with its projections, and one part per channel view fed by orders
+    assert rows["as migrated"] > rows["without the channel views"] > 10, out
