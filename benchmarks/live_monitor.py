@@ -3,7 +3,7 @@
 Why: issue 21 asks p99 ≤ 300 ms at 10 million stored order steps. The dataset joins every
 paid order row with each channel's latest registry host and counts distinct channels,
 products and hosts per cell and per total (GROUPING SETS): read from the paid rows, a full
-pass per request; from ``p_live`` (migration 13) when whole +08:00 days answer, as in the
+pass per request; from ``p_live_keys`` (migration 14) when whole +08:00 days answer, as in the
 bureau's reports. So this measures it as the bureau asks it, on
 a store shaped like a year of a city's live commerce:
 
@@ -29,7 +29,7 @@ a store shaped like a year of a city's live commerce:
    ``count()``, the bare GROUP BY of the paid rows by month × district with the same
    aggregates and nothing joined, and the registry's host per channel (the join's right
    side), so a figure reads as ours / limit.
-4. Check the API's answers against the rows: the year's GMV and sessions totals.
+4. Check the API's answers against the rows: the year's GMV, sessions and products totals.
 """
 
 from __future__ import annotations
@@ -245,17 +245,27 @@ async def _timed(call: Callable[[], Awaitable[Any]], reps: int) -> Timing:
 
 
 async def _check(store: ClickHouse, get: Callable[[str], Awaitable[bytes]]) -> None:
-    """The API's year totals equal the rows' own: GMV (a sum) and sessions (distinct)."""
+    """The API's year totals equal the rows' own: GMV (a sum), sessions and products
+    (distinct; products as (platform, sku) strings, which the API counts by 128-bit keys)."""
     (raw,) = await store.query(
-        "SELECT sum(amount_fen) AS gmv, uniqExact(channel_id) AS sessions FROM order_steps WHERE status = 'paid'"
+        "SELECT sum(amount_fen) AS gmv, uniqExact(channel_id) AS sessions,"
+        " uniqExactArray(arrayMap(s -> tuple(platform, s), `items.sku`)) AS products FROM order_steps"
+        " WHERE status = 'paid'"
         " AND occurred_at >= {lo:DateTime64(3, 'UTC')} AND occurred_at < {hi:DateTime64(3, 'UTC')}",
         {"lo": datetime(2024, 12, 31, 16, tzinfo=UTC), "hi": datetime(2025, 12, 31, 16, tzinfo=UTC)},
     )
-    for measure, want in (("live_gmv_fen", raw["gmv"]), ("live_sessions", raw["sessions"])):
+    for measure, want in (
+        ("live_gmv_fen", raw["gmv"]),
+        ("live_sessions", raw["sessions"]),
+        ("live_products", raw["products"]),
+    ):
         got = json.loads(await get(_pivot("month", "district", measure)))["total"]
         if got != int(want):
             raise RuntimeError(f"live_monitor {measure} total {got} != {want} from the rows")
-    print(f"checked: the year's totals equal the rows' ({raw['sessions']:,} sessions, {raw['gmv']:,} fen)")
+    print(
+        f"checked: the year's totals equal the rows' ({raw['sessions']:,} sessions, {raw['products']:,} products,"
+        f" {raw['gmv']:,} fen)"
+    )
 
 
 async def measure(dsn: str, tmp: str, reps: int) -> dict[str, Timing]:

@@ -19,6 +19,7 @@ from schemas.ddl_connectors import CONNECTORS
 from schemas.ddl_notify import NOTIFICATIONS
 from schemas.ddl_v12 import V12
 from schemas.ddl_v13 import V13
+from schemas.ddl_v14 import V14
 from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS, Migration
 from schemas.migration import DEDUP as _DEDUP
 
@@ -364,6 +365,7 @@ SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTI
     NOTIFICATIONS,
     V12,
     V13,  # schemas/ddl_v13.py: p_live, for the live_monitor pivot
+    V14,  # schemas/ddl_v14.py: p_live_keys (128-bit product keys) replaces p_live
 )
 
 MIGRATIONS_TABLE = """

@@ -10,10 +10,8 @@ rows whenever the answer can be read from whole +08:00 days (the bureau's report
 Why these keys: a day in +08:00, not an hour, because a day holds several times fewer
 rows and product entries than its hours (an earlier prototype measured the monthly products
 report at p99 362 ms from hours, 179 ms from days, at 10M), and one projection is what every
-insert can afford. Platform is a key, so the raw SKUs make exact ``(platform, sku)`` pairs:
-no hashed product column is stored (a 64-bit key could merge two products, and the answer
-must equal the rows'). At 10M the products report still reads ~30k rows and ~390k SKU
-strings: p99 ~520 ms on a loaded 2-core host (sessions, GMV and hosts: 144-216 ms).
+insert can afford. Migration 14 replaces this projection by ``p_live_keys``: the same keys,
+with each product as a 128-bit key instead of its SKU string (schemas/ddl_v14.py says why).
 ``toDate32``: stored event times lie in [2000, 2200) (schemas.events), past ``Date``'s
 2149. Status and day lead the keys, so a range of days of paid rows is a range read of the
 projection.

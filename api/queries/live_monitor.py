@@ -10,14 +10,19 @@ Why two readings in one source: counting over the paid order rows costs a pass o
 millions of them (p99 1-10 s at 10M stored steps; issue 21 asks ≤ 300 ms). When the
 answer can be read from whole +08:00 days (tz +08:00 and each bound on a +08:00
 midnight or outside the stored times, as in the bureau's reports), the source instead
-yields one row per (day, platform, district, township, channel) from the ``p_live``
-projection (migration 13): the channel, its GMV that day and its distinct SKUs. Every
+yields one row per (day, platform, district, township, channel) from the ``p_live_keys``
+projection (migration 14): the channel, its GMV that day and its distinct products. Every
 measure gives the same answer over these rows as over the orders (a sum of sums; a
 union of the sets), and the row carries the day's first instant, so the time keys and
 the bounds applied to ``occurred_at`` outside select the same days. Otherwise it yields
 the order rows as before. Which reading applies is decided from the bound parameters
 inside the SQL (``_BY_DAY``), constant for the query, so the branch not taken reads no
 part; the pivot builder, the scope condition and the limits stay the pivot's own.
+
+A product is its 128-bit key, ``sipHash128(platform, sku)`` (schemas.ddl_v14.PRODUCT_KEYS),
+in both readings: as exact as ``uniqExact`` over the (platform, sku) tuple, which keys its
+set by a 128-bit SipHash of the values itself, and 2-3× faster to count than the strings
+(the reasons and the collision odds are in schemas/ddl_v14.py).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.ddl_v13 import LIVE_DAY
+from schemas.ddl_v14 import PRODUCT_KEYS
 
 OFFSET_0800 = 8 * 3600
 _DAY_MS = 86_400_000
@@ -48,17 +54,17 @@ _BY_DAY = (
     f" AND ({_aligned(_HI)} OR {_HI} >= {_STORED_TO}))"
 )
 
-# The day rows, read from p_live: a plain GROUP BY on its keys is the shape ClickHouse
+# The day rows, read from p_live_keys: a plain GROUP BY on its keys is the shape ClickHouse
 # answers from an aggregate projection. The day's first instant is never before the lower
 # bound (a bound before every stored time stands in for it), so a row passes the bounds
 # applied outside exactly when its day's orders do, and keeps its day in +08:00.
 _DAYS = f"""
         SELECT platform, district, township,
                greatest(toDateTime64(d, 3, 'UTC') - toIntervalHour(8), {_LO}) AS occurred_at,
-               channel_id, gmv AS amount_fen, arrayMap(s -> tuple(platform, s), skus) AS products
+               channel_id, gmv AS amount_fen, products
         FROM (
             SELECT {LIVE_DAY} AS d, platform, district, township, channel_id,
-                   sum(amount_fen) AS gmv, groupUniqArrayArray(`items.sku`) AS skus
+                   sum(amount_fen) AS gmv, groupUniqArrayArray({PRODUCT_KEYS}) AS products
             FROM order_steps
             WHERE status = 'paid' AND {_BY_DAY}
               AND d >= toDate32({_LO} + toIntervalHour(8)) AND d < toDate32({_HI} + toIntervalHour(8))
@@ -66,7 +72,7 @@ _DAYS = f"""
         )"""  # noqa: S608 - fixed SQL; values are bound
 _ROWS = f"""
         SELECT platform, district, township, occurred_at, channel_id, amount_fen,
-               arrayMap(s -> tuple(platform, s), `items.sku`) AS products
+               {PRODUCT_KEYS} AS products
         FROM order_steps
         WHERE status = 'paid' AND NOT {_BY_DAY}"""  # noqa: S608 - fixed SQL; values are bound
 
@@ -86,7 +92,7 @@ SOURCE = f"""(
 MEASURES: dict[str, str] = {
     "live_sessions": "uniqExact(channel_id)",  # 直播场次: channels with a paid order in the cell
     "live_gmv_fen": "sum(amount_fen)",  # 直播销售额
-    "live_products": "uniqExactArray(products)",  # 直播商品数: distinct (platform, sku) sold
+    "live_products": "uniqExactArray(products)",  # 直播商品数: distinct (platform, sku) sold, by their keys
     "active_hosts": "uniqExactIf((platform, host), host != '')",  # 活跃主播数: registered hosts
 }
 

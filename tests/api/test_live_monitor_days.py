@@ -1,10 +1,12 @@
-"""The live_monitor pivot read from whole +08:00 days (the ``p_live`` projection, migration
-13) answers exactly what reading the paid order rows answers, and is taken only when it
-can: tz +08:00 and each bound on a +08:00 midnight or outside the stored times. Real chDB.
+"""The live_monitor pivot read from whole +08:00 days (the ``p_live_keys`` projection,
+migration 14) answers exactly what reading the paid order rows answers, and is taken only
+when it can: tz +08:00 and each bound on a +08:00 midnight or outside the stored times.
+Real chDB.
 
 The reference is the dataset's source as it was before migration 13 (``ROWS_SOURCE``,
-verbatim), run through the same pivot builder, so cells, totals over their own span,
-region scopes and limits are compared as the API serves them.
+verbatim: products as (platform, sku) string tuples, not the 128-bit keys the dataset now
+counts), run through the same pivot builder, so cells, totals over their own span, region
+scopes and limits are compared as the API serves them.
 """
 
 from __future__ import annotations
@@ -134,8 +136,8 @@ async def explain(ch: ClickHouse, tp: TimeParams) -> str:
 
 
 async def uses_days(ch: ClickHouse, tp: TimeParams) -> bool:
-    """Whether the source reads the day rows of ``p_live`` for these bounds."""
-    return "ReadFromMergeTree (p_live)" in await explain(ch, tp)
+    """Whether the source reads the day rows of ``p_live_keys`` for these bounds."""
+    return "ReadFromMergeTree (p_live_keys)" in await explain(ch, tp)
 
 
 async def assert_same_answers(ch: ClickHouse, tp: TimeParams) -> None:
@@ -166,13 +168,13 @@ async def test_other_bounds_read_the_rows(sales: ClickHouse) -> None:
 
 
 async def test_the_day_rows_come_from_the_projection_range_of_paid_days(sales: ClickHouse) -> None:
-    """EXPLAIN names p_live and its key narrowing to the paid rows of the asked days; the
+    """EXPLAIN names p_live_keys and its key narrowing to the paid rows of the asked days; the
     order-row branch, constant false, reads no part."""
     text = await explain(sales, BY_DAY["+08:00 midnights"])
-    assert "ReadFromMergeTree (p_live)" in text
+    assert "ReadFromMergeTree (p_live_keys)" in text
     assert "(status in [2, 2])" in text  # paid = 2
     assert "Filter column: 0" in text  # the order rows' branch
-    assert text.count("ReadFromMergeTree") == 3  # p_live, the (empty) rows branch, the registry
+    assert text.count("ReadFromMergeTree") == 3  # p_live_keys, the (empty) rows branch, the registry
 
 
 async def test_a_day_is_the_callers_day_at_its_edges(sales: ClickHouse) -> None:
@@ -181,3 +183,13 @@ async def test_a_day_is_the_callers_day_at_its_edges(sales: ClickHouse) -> None:
     got = await run_pivot(sales, req, Scope(), BY_DAY["no bounds"])
     days = [k[0] for k in got["col_keys"]]
     assert days[:2] == ["2026-04-30", "2026-05-01"]
+
+
+async def test_the_keys_projection_replaces_the_sku_strings_one(clickhouse: ClickHouse) -> None:
+    """Migration 14 drops p_live: every insert pays for one live_monitor projection, not two."""
+    rows = await clickhouse.query(
+        "SELECT name FROM system.projections WHERE database = currentDatabase() AND table = 'order_steps'"
+    )
+    names = {r["name"] for r in rows}
+    assert "p_live_keys" in names
+    assert "p_live" not in names
