@@ -25,18 +25,26 @@ from schemas.migration import Migration
 # matches a query to the projection.
 LIVE_DAY = "toDate32(occurred_at + toIntervalHour(8))"
 
-V13 = Migration(
-    13,
-    "per-day live-commerce projection (channels, GMV, SKUs by +08:00 day and place), for the live_monitor pivot",
-    (
+
+def live_projection(name: str, products: str) -> tuple[str, str]:
+    """The ADD and MATERIALIZE of a live-report projection: per status, +08:00 day,
+    platform, place and channel, the GMV and the distinct ``products`` (an array
+    expression of the order step). Migration 14 takes the same shape with hashed keys."""
+    return (
         f"""
-        ALTER TABLE order_steps ADD PROJECTION IF NOT EXISTS p_live (
+        ALTER TABLE order_steps ADD PROJECTION IF NOT EXISTS {name} (
             SELECT status, {LIVE_DAY}, platform, district, township, channel_id,
-                   sum(amount_fen), groupUniqArrayArray(`items.sku`)
+                   sum(amount_fen), groupUniqArrayArray({products})
             GROUP BY status, {LIVE_DAY}, platform, district, township, channel_id
         )
         """,
         # existing parts get it in the background; until then queries read their rows
-        "ALTER TABLE order_steps MATERIALIZE PROJECTION p_live",
-    ),
+        f"ALTER TABLE order_steps MATERIALIZE PROJECTION {name}",
+    )
+
+
+V13 = Migration(
+    13,
+    "per-day live-commerce projection (channels, GMV, SKUs by +08:00 day and place), for the live_monitor pivot",
+    live_projection("p_live", "`items.sku`"),
 )

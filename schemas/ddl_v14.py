@@ -29,7 +29,7 @@ answers), as when migration 13 came.
 
 from __future__ import annotations
 
-from schemas.ddl_v13 import LIVE_DAY
+from schemas.ddl_v13 import live_projection
 from schemas.migration import Migration
 
 # A product's key: 128-bit SipHash of (platform, sku), one per item of an order step.
@@ -40,16 +40,5 @@ PRODUCT_KEYS = "arrayMap(s -> reinterpretAsUInt128(sipHash128(platform, s)), `it
 V14 = Migration(
     14,
     "p_live_keys replaces p_live: the live_monitor day rows with 128-bit product keys instead of SKU strings",
-    (
-        f"""
-        ALTER TABLE order_steps ADD PROJECTION IF NOT EXISTS p_live_keys (
-            SELECT status, {LIVE_DAY}, platform, district, township, channel_id,
-                   sum(amount_fen), groupUniqArrayArray({PRODUCT_KEYS})
-            GROUP BY status, {LIVE_DAY}, platform, district, township, channel_id
-        )
-        """,
-        # existing parts get it in the background; until then queries read their rows
-        "ALTER TABLE order_steps MATERIALIZE PROJECTION p_live_keys",
-        "ALTER TABLE order_steps DROP PROJECTION IF EXISTS p_live",
-    ),
+    (*live_projection("p_live_keys", PRODUCT_KEYS), "ALTER TABLE order_steps DROP PROJECTION IF EXISTS p_live"),
 )
