@@ -32,8 +32,7 @@ from clickhouse_connect.driver.client import Client
 
 from benchmarks.common import order_payload, scratch_dir
 from processors.store import ClickHouse, open_client
-from schemas.ddl import STORED_TABLES
-from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS
+from schemas.migration import COMPRESS_BLOCK_BYTES, STORED_TABLES, VERTICAL_MERGE_SETTINGS
 
 # ClickHouse's own threshold for vertical merges; migration 8 lowers it to the first row.
 _VERTICAL_FROM_131072_ROWS = "vertical_merge_algorithm_min_rows_to_activate = 131072"

@@ -1,6 +1,7 @@
 """The Kafka consumer: fetch a batch, validate it, store it, dead-letter it, commit it.
 
-Three stages run at once, joined by a queue of at most ``QUEUE_DEPTH`` prepared batches:
+Three stages run at once, joined by a queue of prepared batches that holds at most about
+two full fetches' worth (ingest.batch_queue):
 
 * the *fetch loop* calls ``getmany`` (aiokafka, this interpreter) for batch N+1, while
 * batch N is validated (processors.checkpool: a child process), while
@@ -41,6 +42,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from ground.metrics import Metrics
 from ingest.backoff import Backoff
+from ingest.batch_queue import BatchQueue, weigh
 from ingest.dead_letters import DeadLetterLane
 from ingest.kafka_security import KafkaAccess, kafka_security
 from ingest.lag import measure_lag
@@ -58,7 +60,6 @@ from processors.writer import Fenced, Ownership, Writer
 
 log = logging.getLogger(__name__)
 
-QUEUE_DEPTH = 2
 # A stop stores and commits what was fetched within this long (docs/RELIABILITY.md: a
 # SIGTERM ends the process within 5 s in any state; Kubernetes' grace is 30 s).
 STOP_GRACE_S = 3.0
@@ -118,7 +119,7 @@ class Consumer:
         self.name = name
         self.on_stored = on_stored  # told of each stored batch's rows (live screens: api.live.hub)
         self._kafka: AIOKafkaConsumer | None = None
-        self._queue: asyncio.Queue[Batch] = asyncio.Queue(QUEUE_DEPTH)
+        self._queue = BatchQueue()
         # batches in validation, oldest first: at most one per validation process
         self._validating: deque[asyncio.Task[None]] = deque()
         self._stopping = asyncio.Event()
@@ -326,6 +327,7 @@ class Consumer:
         self.metrics.slow_validations.inc(checked.slow)
         batch = assemble(flat, values, checked, now, records)
         batch.epoch = epoch
+        batch.weight = weigh(values, self.config.batch_max_records, self.config.fetch_max_kb << 10)
         if previous is not None:
             await previous
         if batch.dead_values:  # in offset order, while the batch waits for the writer

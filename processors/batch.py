@@ -68,6 +68,7 @@ class Batch:
     forwards: list[tuple[str, bytes, bytes, int]] = field(default_factory=list)
     parts: int = 1  # how many fetched batches this one stands for (see absorb)
     epoch: int = 0  # the consumer's assignment it was fetched in (ingest.lease): written only in that one
+    weight: float = 1.0  # share of a full fetch it holds, in records or bytes (ingest.batch_queue)
     # what must be acknowledged before its offsets are committed, sent ahead of its insert
     # (the consumer's dead letters: ingest.dead_letters)
     acks: list[Any] = field(default_factory=list)
@@ -99,6 +100,7 @@ class Batch:
         for topic, n in later.consumed.items():
             self.consumed[topic] = self.consumed.get(topic, 0) + n
         self.parts += later.parts
+        self.weight += later.weight
 
     @property
     def dead_letters(self) -> list[dict[str, Any]]:

@@ -20,12 +20,10 @@ from schemas.ddl_notify import NOTIFICATIONS
 from schemas.ddl_v12 import V12
 from schemas.ddl_v13 import V13
 from schemas.ddl_v14 import V14
-from schemas.migration import COMPRESS_BLOCK_BYTES, VERTICAL_MERGE_SETTINGS, Migration
+from schemas.ddl_v15 import V15
+from schemas.migration import COMPRESS_BLOCK_BYTES, STORED_TABLES, VERTICAL_MERGE_SETTINGS, Migration
 from schemas.migration import DEDUP as _DEDUP
 
-STORED_TABLES = (
-    "order_steps", "onboarding_steps", "stream_stats", "channel_registry", "channel_state", "channel_minutes",
-)  # fmt: skip
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -366,6 +364,7 @@ SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTI
     V12,
     V13,  # schemas/ddl_v13.py: p_live, for the live_monitor pivot
     V14,  # schemas/ddl_v14.py: p_live_keys (128-bit product keys) replaces p_live
+    V15,  # schemas/ddl_v15.py: small parts stored packed, one file each
 )
 
 MIGRATIONS_TABLE = """

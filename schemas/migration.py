@@ -13,6 +13,11 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# the tables of counted facts and their views (settings migrations apply to each)
+STORED_TABLES = (
+    "order_steps", "onboarding_steps", "stream_stats", "channel_registry", "channel_state", "channel_minutes",
+)  # fmt: skip
+
 # every table: a retried insert of the same block (same dedup token) is stored once
 DEDUP = "non_replicated_deduplication_window = 1000"
 
