@@ -21,6 +21,8 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,25 +96,60 @@ async def freshness(runtime: Runtime, rate: int, seconds: int) -> dict[str, floa
     return {"events": len(sent), "seen": len(lat), "p50": q[49], "p99": q[98], "max": lat[-1]}
 
 
-async def bench_ingest(args: argparse.Namespace) -> None:
-    n = args.events or 400_000
-    async with loaded_broker(n, keyed=not getattr(args, "unkeyed", False)) as loaded:
-        t_prod, settings = loaded.produce_seconds, loaded.settings
+@dataclass(frozen=True)
+class InputRun:
+    """One input's figures, all from the same broker and store."""
+
+    name: str
+    events: int
+    produce_s: float
+    raw_consume_s: float
+    ours_s: float
+    raw_insert_s: float
+
+    @property
+    def ratio(self) -> float:
+        return (self.events / self.ours_s) / min(self.events / self.raw_consume_s, self.events / self.raw_insert_s)
+
+
+async def _one_input(n: int, keyed: bool, args: argparse.Namespace, fresh: bool) -> tuple[InputRun, dict[str, float]]:
+    async with loaded_broker(n, keyed=keyed) as loaded:
+        settings = loaded.settings
         t_raw = await raw_consume(settings.kafka_bootstrap, settings.topic_orders, n)
         t_ours, runtime = await ours(settings, n)
         try:
             t_ins = await raw_insert(runtime, [p for p in loaded.payloads if p is not None])
-            fresh = await freshness(runtime, args.rate, args.freshness_seconds)
+            figures = await freshness(runtime, args.rate, args.freshness_seconds) if fresh else {}
         finally:
             await runtime.stop()
-    limit = min(n / t_raw, n / t_ins)
+    name = "keyed by order_id" if keyed else "keyed another way (no key)"
+    return InputRun(name, n, loaded.produce_seconds, t_raw, t_ours, t_ins), figures
+
+
+async def bench_ingest(args: argparse.Namespace) -> None:
+    """Both inputs of issue 22, each beside the raw limits of its own run: keyed by
+    ``order_id`` (contract §1's recommendation) and not keyed (``--unkeyed``: that one
+    only). Freshness is measured once, on the keyed run's store."""
+    n = args.events or 400_000
+    inputs = [False] if getattr(args, "unkeyed", False) else [True, False]
+    runs: list[InputRun] = []
+    fresh: dict[str, float] = {}
+    for k, keyed in enumerate(inputs):
+        run, figures = await _one_input(n, keyed, args, fresh=k == 0)
+        runs.append(run)
+        fresh = fresh or figures
+    width = 30
     print()
-    print(f"{'what':<44}{'events/s':>12}")
-    print(f"{'producer (setup, acks=all)':<44}{n / t_prod:>12,.0f}")
-    print(f"{'raw limit A: bare aiokafka consumer':<44}{n / t_raw:>12,.0f}")
-    print(f"{'raw limit B: chDB JSONEachRow insert':<44}{n / t_ins:>12,.0f}")
-    print(f"{'ours: consume+validate+dedupe+store+commit':<44}{n / t_ours:>12,.0f}")
-    print(f"{'ours / slower raw limit':<44}{(n / t_ours) / limit:>12.2f}")
+    print(f"{'events/s':<44}" + "".join(f"{r.name:>{width}}" for r in runs))
+    lines: list[tuple[str, Callable[[InputRun], str]]] = [
+        ("producer (setup, acks=all)", lambda r: f"{r.events / r.produce_s:,.0f}"),
+        ("raw limit A: bare aiokafka consumer", lambda r: f"{r.events / r.raw_consume_s:,.0f}"),
+        ("raw limit B: chDB JSONEachRow insert", lambda r: f"{r.events / r.raw_insert_s:,.0f}"),
+        ("ours: consume+validate+dedupe+store+commit", lambda r: f"{r.events / r.ours_s:,.0f}"),
+        ("ours / slower raw limit", lambda r: f"{r.ratio:.2f}"),
+    ]
+    for label, cell in lines:
+        print(f"{label:<44}" + "".join(f"{cell(r):>{width}}" for r in runs))
     print()
     print(
         f"freshness at {args.rate:,}/s for {args.freshness_seconds}s: {fresh['seen']:,}/{fresh['events']:,} seen, "

@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--procs", default="1,2,4", help="procs: consume process counts to run")
     bench.add_argument("--kills", type=int, default=3, help="recovery: SIGKILL + restart cycles; chaos: per run")
     bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
-    bench.add_argument("--unkeyed", action="store_true", help="ingest: produce without keys (all forwarded)")
+    bench.add_argument("--unkeyed", action="store_true", help="ingest: only the unkeyed input (default: both)")
     bench.add_argument("--repeat", type=int, default=1, help="ingest --poison: clean/poisoned pairs to run")
     bench.add_argument("--seconds", type=int, default=1800, help="soak: seconds to produce at --rate")
     bench.add_argument("--warmup", type=float, default=None,
