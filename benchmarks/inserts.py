@@ -39,6 +39,7 @@ from clickhouse_connect.driver.client import Client
 from benchmarks.common import order_payload, scratch_dir
 from processors.store import ClickHouse
 from processors.writer import _INSERT_SETTINGS
+from schemas.migration import STORED_TABLES
 
 ORDER_VIEWS = ("channel_state_orders_mv", "channel_minutes_orders_mv")  # orders' fan-out besides order_steps
 TMPFS = Path("/dev/shm")  # noqa: S108 - a benchmark store, created with mkdtemp there
@@ -77,12 +78,17 @@ def _nothing(client: Client, projections: list[str]) -> None:
     return None
 
 
+def _full_parts(client: Client, projections: list[str]) -> None:
+    for table in STORED_TABLES:  # as before migration 15: every part in the full layout
+        client.command(f"ALTER TABLE {table} MODIFY SETTING min_bytes_for_full_part_storage = 0")
+
+
 def variants(projections: list[str]) -> list[Variant]:
     def bare(client: Client, found: list[str]) -> None:
         _drop_projections(lambda p: p)(client, found)
         _drop_views(client, found)
 
-    out = [Variant("as migrated", _nothing)]
+    out = [Variant("as migrated", _nothing), Variant("full parts (unpacked)", _full_parts)]
     out += [Variant(f"without {p}", _drop_projections(lambda _, p=p: [p])) for p in projections]  # type: ignore[misc]
     out += [
         Variant("without any projection", _drop_projections(lambda p: p)),
