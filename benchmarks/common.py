@@ -51,13 +51,18 @@ class Loaded:
 
 
 @asynccontextmanager
-async def loaded_broker(n: int, poison: float = 0.0, keyed: bool = True) -> AsyncIterator[Loaded]:
+async def loaded_broker(
+    n: int, poison: float = 0.0, keyed: bool = True, recent: bool = False
+) -> AsyncIterator[Loaded]:
     """A local broker whose orders topic holds ``n`` benchmark events: the common start
     of ``bench ingest`` and ``bench stages``, so both measure the same events.
     ``poison``: that share of them bad (benchmarks.poison: the fault battery's 27 kinds),
-    spread evenly; ``keyed``: keyed by order_id (else no key: ``bench ingest --unkeyed``)."""
+    spread evenly; ``keyed``: keyed by order_id (else no key: ``bench ingest --unkeyed``);
+    ``recent``: the events end a minute ago at 20 per second (else they start at BASE, in
+    2020, older than the dedupe horizon: processors.dedupe's window path)."""
     rnd = random.Random(42)
-    good = [order_payload(i, "bench", rnd) for i in range(n)]
+    first = datetime.now(UTC) - timedelta(seconds=60 + n / 20) if recent else None
+    good = [order_payload(i, "bench", rnd, first and first + timedelta(seconds=i // 20)) for i in range(n)]
     payloads: list[bytes | None] = list(good)
     for k, i in enumerate(poisoned(n, poison)):
         payloads[i] = bad_payload(k, good[i])
@@ -138,16 +143,18 @@ async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
 
 
 async def ours(
-    settings: Settings, n: int, dead: int = 0, on_first_row: Callable[[], None] | None = None
+    settings: Settings, n: int, dead: int = 0, on_first_row: Callable[[], None] | None = None, stored: int = 0
 ) -> tuple[float, Runtime]:
     """Seconds from the first stored row to the last (group join time left out); with
-    ``dead``, also until that many messages are dead-lettered (and acknowledged)."""
+    ``dead``, also until that many messages are dead-lettered (and acknowledged).
+    ``stored``: order steps the store held before (``bench bigstore``)."""
     runtime = Runtime(settings)
     await runtime.start(api=False)
     started = 0.0
+    n += stored
     while True:
         rows = await runtime.store.query("SELECT count() AS c FROM order_steps")
-        if rows[0]["c"] and not started:
+        if rows[0]["c"] > stored and not started:
             started = time.perf_counter()
             if on_first_row is not None:
                 on_first_row()

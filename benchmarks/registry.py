@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "connectors": ("benchmarks.connectors", "bench_connectors"),
     "live-monitor": ("benchmarks.live_monitor", "bench_live_monitor"),
     "inserts": ("benchmarks.inserts", "bench_inserts"),
+    "bigstore": ("benchmarks.bigstore", "bench_bigstore"),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from processors.keys import key_hash
 from processors.store import ClickHouse
+from schemas.ddl_v16 import LOOKUP_SETTINGS_SQL
 
 _CHUNK = 5_000  # ids per look-up: bounded query size whatever a window holds
 
@@ -120,9 +121,9 @@ class ConnectorState:
         found: set[str] = set()
         for i in range(0, len(event_ids), _CHUNK):
             chunk = list(event_ids[i : i + _CHUNK])
-            rows = await self.store.query(
-                "SELECT DISTINCT event_id FROM order_steps WHERE event_hash IN {h:Array(UInt64)}"
-                " AND event_id IN {ids:Array(String)}",
+            rows = await self.store.query(  # the projection index of schemas.ddl_v16 (a constant)
+                "SELECT DISTINCT event_id FROM order_steps WHERE event_hash IN {h:Array(UInt64)}"  # noqa: S608
+                " AND event_id IN {ids:Array(String)}" + LOOKUP_SETTINGS_SQL,
                 {"h": [key_hash(e) for e in chunk], "ids": chunk},
             )
             found.update(str(r["event_id"]) for r in rows)

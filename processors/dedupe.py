@@ -39,6 +39,7 @@ from processors.bloom import BloomFilter
 from processors.filter_ring import DEFAULT_MEMORY_MB, NEVER, FilterRing, MemoryBudget
 from processors.rows import CHANNELS, ONBOARDING, ORDERS, STATS, RowSet, TableSpec
 from processors.seen_parts import UNREAD, SeenBlocks, active_parts, part_of
+from schemas.ddl_v16 import INDEXED_TABLES, LOOKUP_SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +303,9 @@ class TableDeduper:
     def _lookup(
         self, client: Client, rows: RowSet, indices: list[int]
     ) -> tuple[set[str], set[tuple[str, ...]]]:
-        """Exact keys already stored among the doubtful rows (two index-assisted scans)."""
+        """Exact keys already stored among the doubtful rows (two index-assisted scans:
+        on order_steps the projection indexes of schemas.ddl_v16, whose cost does not grow
+        with the store; elsewhere the bloom_filter skip indexes)."""
         self.lookups += len(indices)
         table, step_cols = self.spec.table, self.spec.step_fields
         key_sql = self.spec.step_sql if step_cols else "['']"
@@ -314,7 +317,8 @@ class TableDeduper:
                 f" UNION ALL SELECT event_id, {key_sql} FROM {table}"  # noqa: S608
                 " WHERE step_hash IN {s:Array(UInt64)}"
             )
-        result = client.query(sql, parameters=params).result_rows
+        settings = LOOKUP_SETTINGS if table in INDEXED_TABLES else None
+        result = client.query(sql, parameters=params, settings=settings).result_rows
         events = {r[0] for r in result}
         steps = {tuple(r[1]) for r in result} if step_cols else set()
         return events, steps

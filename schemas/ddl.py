@@ -21,6 +21,7 @@ from schemas.ddl_v12 import V12
 from schemas.ddl_v13 import V13
 from schemas.ddl_v14 import V14
 from schemas.ddl_v15 import V15
+from schemas.ddl_v16 import V16
 from schemas.migration import COMPRESS_BLOCK_BYTES, STORED_TABLES, VERTICAL_MERGE_SETTINGS, Migration
 from schemas.migration import DEDUP as _DEDUP
 
@@ -365,6 +366,7 @@ SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTI
     V13,  # schemas/ddl_v13.py: p_live, for the live_monitor pivot
     V14,  # schemas/ddl_v14.py: p_live_keys (128-bit product keys) replaces p_live
     V15,  # schemas/ddl_v15.py: small parts stored packed, one file each
+    V16,  # schemas/ddl_v16.py: projection indexes for the exact dedupe look-up
 )
 
 MIGRATIONS_TABLE = """

@@ -1,0 +1,79 @@
+"""``livesales bench bigstore``: does a big store slow ingest? (issue 22, item 6)
+
+The same backlog of keyed order events is counted twice from a fresh group, once on a
+store that already holds ``--small-rows`` order steps and once on one holding ``--rows``,
+both generated as ``bench startup`` does (a year of live sessions, 400 channels a day)
+but with the projections every real store has. Before the clock starts the generated
+store's merges are let settle, so what is timed is ingest on a big store, not the tail
+of its bulk load (printed apart: the time the merges took).
+
+The events are the ones of ``bench ingest`` (2020, older than the dedupe horizon: the
+window path of processors.dedupe), or with ``--recent`` ones that end a minute ago (the
+horizon's slices). Per run: the rate, the rows sent to the exact look-up, the window
+loads, and the writer's time in dedupe against insert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from benchmarks.common import loaded_broker, ours
+from benchmarks.startup import _generate
+from processors.store import ClickHouse
+
+
+async def _settle(dsn: str, limit_s: float = 600.0) -> float:
+    """Seconds until no merge has run for 3 s (at most ``limit_s``)."""
+    store = ClickHouse(dsn)
+    await store.open()
+    started = time.perf_counter()
+    quiet = 0.0
+    try:
+        while time.perf_counter() - started < limit_s:
+            rows = await store.query("SELECT count() AS m FROM system.merges")
+            if rows[0]["m"]:
+                quiet = 0.0
+            elif not quiet:
+                quiet = time.perf_counter()
+            elif time.perf_counter() - quiet >= 3:
+                break
+            await asyncio.sleep(0.5)
+        parts = await store.query("SELECT count() AS p FROM system.parts WHERE table = 'order_steps' AND active")
+        print(f"  merges settled in {time.perf_counter() - started:.0f} s; {parts[0]['p']} active parts", flush=True)
+    finally:
+        await store.close()
+    return time.perf_counter() - started
+
+
+async def _one(stored: int, n: int, recent: bool) -> dict[str, float]:
+    async with loaded_broker(n, recent=recent) as loaded:
+        dsn = loaded.settings.clickhouse_dsn
+        if stored:
+            print(f"generating {stored:,} order steps with projections ...", flush=True)
+            await _generate(dsn, stored, 365, keep_projections=True)
+            await _settle(dsn)
+        seconds, runtime = await ours(loaded.settings, n, stored=stored)
+        try:
+            writer = runtime.writer
+            orders = writer.dedupers["order_steps"]
+            figures = {
+                "stored": stored, "seconds": seconds, "rate": n / seconds, "lookups": orders.lookups,
+                "windows": len(orders.windows), "oversized": len(orders.oversized),
+            }  # fmt: skip
+        finally:
+            await runtime.stop()
+    print(f"  {stored:,} stored: {n:,} events in {seconds:.2f} s = {n / seconds:,.0f}/s; {figures}", flush=True)
+    return figures
+
+
+async def bench_bigstore(args: argparse.Namespace) -> None:
+    n = args.events or 400_000
+    sizes = [args.small_rows, args.rows]
+    results = [await _one(size, n, args.recent) for size in sizes]
+    print()
+    print(f"{'stored order steps':<24}{'events/s':>12}{'exact look-ups':>16}")
+    for r in results:
+        print(f"{r['stored']:<24,.0f}{r['rate']:>12,.0f}{r['lookups']:>16,.0f}")
+    print(f"big / small: {results[1]['rate'] / results[0]['rate']:.2f}")
