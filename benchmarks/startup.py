@@ -111,7 +111,7 @@ def _measure(dsn: str, horizon_hours: float) -> dict[str, object]:
     return result
 
 
-async def _generate(dsn: str, n: int, days: float, keep_projections: bool) -> float:
+async def generate_orders(dsn: str, n: int, days: float, keep_projections: bool) -> float:
     store = ClickHouse(dsn)
     await store.open()
     if not keep_projections:
@@ -142,7 +142,7 @@ async def bench_startup(args: argparse.Namespace) -> None:
         empty = _measure(dsn, horizon)
         print(f"empty store: {empty}", flush=True)
         print(f"generating {n:,} order steps over {args.days:g} days ...", flush=True)
-        seconds = await _generate(dsn, n, args.days, args.keep_projections)
+        seconds = await generate_orders(dsn, n, args.days, args.keep_projections)
         print(f"generated in {seconds:.0f} s ({n / seconds:,.0f} rows/s)", flush=True)
         within = n * horizon / (args.days * 24)
         print(f"~{within:,.0f} of them within the {horizon:g} h horizon", flush=True)
