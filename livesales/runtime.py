@@ -66,7 +66,7 @@ class Runtime:
         self.metrics = Metrics()
         self.store = ClickHouse(
             settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings),
-            chdb_cache_mb=settings.tuning.chdb_cache_mb,
+            chdb_cache_mb=settings.tuning.chdb_cache_mb, chdb_merge_nice=settings.tuning.chdb_merge_nice,
         )
         tuning = settings.tuning
         self.writer = Writer(

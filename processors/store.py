@@ -88,16 +88,33 @@ def chdb_cache_options(cache_mb: float) -> dict[str, int]:
     return {name: max(1 << 20, int(total * share)) for name, share in CHDB_CACHE_SHARES.items()}
 
 
-def open_client(dsn: str, options: ServerOptions | None = None, chdb_cache_mb: float = 0) -> Client:
+@dataclass(frozen=True)
+class EmbeddedOptions:
+    """Server settings of an embedded chDB (Tuning's ``chdb_*``); a server over HTTP has its own."""
+
+    cache_mb: float = 0  # chDB's caches, shared by CHDB_CACHE_SHARES; 0: ClickHouse's defaults
+    # the Linux nice value of merge threads while they merge: on a machine the service
+    # shares with its broker, merges then take the CPU inserts and Python leave
+    # (ClickHouse applies it only with CAP_SYS_NICE)
+    merge_nice: int = 0
+
+    def server_settings(self) -> dict[str, int]:
+        found = chdb_cache_options(self.cache_mb)
+        if self.merge_nice:
+            found["os_threads_nice_value_merge_mutate"] = self.merge_nice
+        return found
+
+
+def open_client(dsn: str, options: ServerOptions | None = None, embedded: EmbeddedOptions | None = None) -> Client:
     """Open a client for ``chdb:///path`` or ``http(s)://user:pass@host:port/db``.
 
-    ``chdb_cache_mb`` bounds chDB's caches (chdb:// only). chDB runs one engine per
+    ``embedded``: chDB's server settings (chdb:// only). chDB runs one engine per
     process and takes its server settings from the first handle opened on a path; the
     store opens all of its handles with the same ones."""
     url = urlparse(dsn)
     if url.scheme == "chdb":
         Path(url.path).mkdir(parents=True, exist_ok=True)
-        chdb_options = chdb_cache_options(chdb_cache_mb)
+        chdb_options = (embedded or EmbeddedOptions()).server_settings()
         if chdb_options:
             return clickhouse_connect.get_client(dsn=dsn, chdb_options=chdb_options)
         return clickhouse_connect.get_client(dsn=dsn)
@@ -128,10 +145,11 @@ class ClickHouse:
 
     def __init__(
         self, dsn: str, threads: int = 4, cluster: str | None = None, options: ServerOptions | None = None,
-        chdb_cache_mb: float = 0,
+        chdb_cache_mb: float = 0, chdb_merge_nice: int = 0,
     ) -> None:
         self.dsn = dsn
-        self.chdb_cache_mb = chdb_cache_mb  # Tuning.chdb_cache_mb; 0: ClickHouse's defaults
+        # Tuning.chdb_cache_mb (0: ClickHouse's defaults) and Tuning.chdb_merge_nice
+        self.embedded = EmbeddedOptions(chdb_cache_mb, chdb_merge_nice)
         self.cluster = cluster  # LIVESALES_CLICKHOUSE_CLUSTER: schemas.cluster's layout and settings
         self.options = options
         self._threads = threads
@@ -155,7 +173,7 @@ class ClickHouse:
 
     async def open(self) -> None:
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="clickhouse")
-        self._client = await self.run_in_thread(open_client, self.dsn, self.options, self.chdb_cache_mb)
+        self._client = await self.run_in_thread(open_client, self.dsn, self.options, self.embedded)
         self._cluster_settings(self._client)
         await self.run_in_thread(self.migrate_sync)
 
@@ -181,7 +199,7 @@ class ClickHouse:
         self.client  # noqa: B018 - raises StorageError once closed, before a handle is opened
         reader: Client | None = getattr(self._local, "client", None)
         if reader is None:
-            reader = open_client(self.dsn, self.options, self.chdb_cache_mb)
+            reader = open_client(self.dsn, self.options, self.embedded)
             self._cluster_settings(reader)
             with self._lock:
                 self._readers.append(reader)
@@ -279,7 +297,8 @@ class _Lane(ClickHouse):
     """ClickHouse.lane: the main store's client and lifetime, a pool and readers of its own."""
 
     def __init__(self, main: ClickHouse, threads: int, name: str) -> None:
-        super().__init__(main.dsn, threads, main.cluster, main.options, main.chdb_cache_mb)
+        embedded = main.embedded
+        super().__init__(main.dsn, threads, main.cluster, main.options, embedded.cache_mb, embedded.merge_nice)
         self._main = main
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix=f"clickhouse-{name}")
 

@@ -1,5 +1,6 @@
 """chDB's caches are bounded by Tuning.chdb_cache_mb (docs/BENCHMARKS.md "Memory soak"):
-left to ClickHouse's defaults the mark and primary-index caches may each reach 5 GiB."""
+left to ClickHouse's defaults the mark and primary-index caches may each reach 5 GiB.
+Tuning.chdb_merge_nice reaches the engine the same way."""
 
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ async def _server_setting(ch: ClickHouse, name: str) -> int:
 
 
 async def test_the_budget_reaches_the_engine_and_its_figures_are_read(tmp_path: Path) -> None:
-    bounded = ClickHouse(f"chdb://{tmp_path / 'bounded'}", chdb_cache_mb=64)
+    bounded = ClickHouse(f"chdb://{tmp_path / 'bounded'}", chdb_cache_mb=64, chdb_merge_nice=10)
     await bounded.open()
     try:
         assert await _server_setting(bounded, "mark_cache_size") == 32 * _MIB
+        assert await _server_setting(bounded, "os_threads_nice_value_merge_mutate") == 10
         assert await _server_setting(bounded, "primary_index_cache_size") == 16 * _MIB
         assert await _server_setting(bounded, "query_condition_cache_size") == 8 * _MIB
         figures = await bounded.memory_bytes()
@@ -43,6 +45,7 @@ async def test_the_budget_reaches_the_engine_and_its_figures_are_read(tmp_path: 
     await unbounded.open()
     try:
         assert await _server_setting(unbounded, "mark_cache_size") == 5 * 1024 * _MIB
+        assert await _server_setting(unbounded, "os_threads_nice_value_merge_mutate") == 0
     finally:
         await unbounded.close()
 
