@@ -182,7 +182,8 @@ def dead_letters(runtime: Runtime) -> int:
 async def raw_insert(payloads: list[bytes]) -> float:
     """Raw limit B: seconds for chDB as it comes, in a process of its own and a fresh
     store, to insert ``payloads`` (benchmarks.bare_insert says why apart)."""
-    return float(await bare_run(payloads)["seconds"])
+    answer = await bare_run(payloads)
+    return float(answer["seconds"])
 
 
 async def bare_run(payloads: list[bytes]) -> dict[str, Any]:
