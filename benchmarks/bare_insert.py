@@ -40,7 +40,7 @@ def main(payloads: str, store: str) -> dict[str, object]:
         block = b"\n".join(values[k : k + BLOCK])
         client.raw_insert("bench_raw", None, block, settings={"input_format_skip_unknown_fields": 1}, fmt="JSONEachRow")
     seconds = time.perf_counter() - started
-    rows = int(client.command("SELECT count() FROM bench_raw"))
+    rows = int(str(client.command("SELECT count() FROM bench_raw")))
     client.close()
     return {"seconds": seconds, "rows": rows, "je_malloc_conf": os.environ.get("JE_MALLOC_CONF")}
 
