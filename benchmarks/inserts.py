@@ -11,10 +11,11 @@ store each, ``--inserts`` inserts of each size in ``--insert-rows``, and per ins
   CPU includes the merges the inserts set off, a cost they bring as surely as their own);
 - the files and bytes one insert adds to the store (counted with merges stopped).
 
-Variants: the schema as migrated; without each projection of ``order_steps``; without
+Variants: the schema as migrated; as before migration 15 (full parts) and 17 (the
+bloom_filter skip indexes on the hashes); without each projection of ``order_steps``; without
 any; without the views that feed ``channel_state``/``channel_minutes`` from orders; both
 removed; and the migrated schema on tmpfs (``/dev/shm``), whose difference is what the
-disk's file operations cost. Variants only remove things; none is a proposal by itself.
+disk's file operations cost. None is a proposal by itself.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from clickhouse_connect.driver.client import Client
 from benchmarks.common import order_payload, scratch_dir
 from processors.store import ClickHouse
 from processors.writer import _INSERT_SETTINGS
+from schemas.ddl_v15 import PACKED
+from schemas.ddl_v17 import DROPPED_INDEXES
 from schemas.migration import STORED_TABLES
 
 ORDER_VIEWS = ("channel_state_orders_mv", "channel_minutes_orders_mv")  # orders' fan-out besides order_steps
@@ -80,8 +83,14 @@ def _nothing(client: Client, projections: list[str]) -> None:
 
 
 def _full_parts(client: Client, projections: list[str]) -> None:
+    unpacked = PACKED.split("=")[0] + "= 0"
     for table in STORED_TABLES:  # as before migration 15: every part in the full layout
-        client.command(f"ALTER TABLE {table} MODIFY SETTING min_bytes_for_full_part_storage = 0")
+        client.command(f"ALTER TABLE {table} MODIFY SETTING {unpacked}")
+
+
+def _skip_indexes(client: Client, projections: list[str]) -> None:
+    for name, column in zip(DROPPED_INDEXES, ("event_hash", "step_hash"), strict=True):  # as before migration 17
+        client.command(f"ALTER TABLE order_steps ADD INDEX {name} {column} TYPE bloom_filter(0.001) GRANULARITY 1")
 
 
 def variants(projections: list[str]) -> list[Variant]:
@@ -89,7 +98,11 @@ def variants(projections: list[str]) -> list[Variant]:
         _drop_projections(lambda p: p)(client, found)
         _drop_views(client, found)
 
-    out = [Variant("as migrated", _nothing), Variant("full parts (unpacked)", _full_parts)]
+    out = [
+        Variant("as migrated", _nothing),
+        Variant("full parts (unpacked)", _full_parts),
+        Variant("with the skip indexes", _skip_indexes),
+    ]
     out += [Variant(f"without {p}", _drop_projections(lambda _, p=p: [p])) for p in projections]  # type: ignore[misc]
     out += [
         Variant("without any projection", _drop_projections(lambda p: p)),
@@ -198,9 +211,11 @@ async def bench_inserts(args: argparse.Namespace) -> None:
               if not args.variants or any(w in v.name for w in str(args.variants).split(","))]  # fmt: skip
     print(f"one insert of order events into order_events_in: {inserts} inserts of each size per variant, "
           "a fresh store each; CPU is this process's (chDB's, merges included) per insert", flush=True)  # fmt: skip
+    # chDB's allocator reads it once per process: compare settings by running this again
+    print(f"chDB's allocator: JE_MALLOC_CONF={os.environ.get('JE_MALLOC_CONF', '(unset: chDB defaults)')}")
     print(f"{'variant':<30}{'rows':>7}{'wall ms':>9}{'user ms':>9}{'sys ms':>8}{'files':>7}{'KiB':>8}")
     for variant in chosen:
         for n, cost in zip(sizes, await run_variant(variant, sizes, inserts), strict=True):
             print(f"{variant.name:<30}{n:>7,}{cost.wall_ms:>9.1f}{cost.user_ms:>9.1f}{cost.sys_ms:>8.1f}"
-                  f"{cost.files:>7}{cost.kib:>8.0f}", flush=True)  # fmt: skip
+                  f"{cost.files:>7}{cost.kib:>8.1f}", flush=True)  # fmt: skip
 

@@ -8,8 +8,9 @@ part, which ClickHouse commits atomically.
 
 ``step_hash``/``event_hash`` are XXH3-64 hashes of the dedupe keys, computed by
 ClickHouse on insert and, identically, by Python (processors.keys); they feed the
-in-memory Bloom filters at start-up and the bloom_filter skip indexes that make
-"is this key stored?" look-ups cheap.
+in-memory Bloom filters at start-up; on order_steps the projection indexes of migration
+16 (before it, bloom_filter skip indexes, dropped by migration 17) make "is this key
+stored?" look-ups cheap.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from schemas.ddl_v13 import V13
 from schemas.ddl_v14 import V14
 from schemas.ddl_v15 import V15
 from schemas.ddl_v16 import V16
+from schemas.ddl_v17 import V17
 from schemas.migration import COMPRESS_BLOCK_BYTES, STORED_TABLES, VERTICAL_MERGE_SETTINGS, Migration
 from schemas.migration import DEDUP as _DEDUP
 
@@ -367,6 +369,7 @@ SETTINGS max_compress_block_size = {COMPRESS_BLOCK_BYTES}, {VERTICAL_MERGE_SETTI
     V14,  # schemas/ddl_v14.py: p_live_keys (128-bit product keys) replaces p_live
     V15,  # schemas/ddl_v15.py: small parts stored packed, one file each
     V16,  # schemas/ddl_v16.py: projection indexes for the exact dedupe look-up
+    V17,  # schemas/ddl_v17.py: order_steps' unread bloom_filter skip indexes dropped
 )
 
 MIGRATIONS_TABLE = """
