@@ -1,9 +1,9 @@
 """Raw limit B, in a process of its own: chDB as it comes inserts the payloads.
 
 Why apart from the runtime: chDB's allocator reads its settings once per process, when
-chDB loads, and the runtime sets its own (``Tuning.chdb_dirty_decay_ms``, which gives
-freed pages back sooner than chDB does). Measured in the runtime's process, the "bare" insert paid for
-our choice too: 128k/s with 0 against 166–208k/s with chDB's own 5,000 in the same
+chDB loads, and the runtime sets its own (``Tuning.chdb_dirty_decay_ms``: freed pages
+go back sooner than chDB's). Measured in the runtime's process, the "bare" insert paid
+for our choice too: 128k/s with 0 against 166–208k/s with chDB's own 5,000 in the same
 session (docs/BENCHMARKS.md). So the limit is taken with chDB's defaults, none of ours.
 
 ``python -m benchmarks.bare_insert PAYLOADS STORE`` reads newline-separated JSON values,

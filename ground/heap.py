@@ -98,9 +98,9 @@ class Heap:
         opens. At 5,000 events/s each merge that ends frees 30-40 MiB at once; kept for
         5 s, those pages were the RSS peaks of the soak (the 1 s samples of session 8).
         0 gives them back at once and halved the RSS swing, but then every insert
-        faults its buffers in again: ~40% more CPU per inserted row. The default, 300 ms,
-        keeps them from one insert to the next and still returns a merge's pages within
-        the soak's sampling (docs/BENCHMARKS.md "Memory soak"). An operator's own JE_MALLOC_CONF is left as
+        faults its buffers in again: ~30-40% more CPU per inserted row. The default,
+        300 ms, keeps them from one insert to the next and the soak within ±5%
+        (docs/BENCHMARKS.md "Memory soak"). An operator's own JE_MALLOC_CONF is left as
         is. True if set here (or already, by an earlier runtime in this process)."""
         conf = f"dirty_decay_ms:{dirty_decay_ms}"
         if os.environ.get("JE_MALLOC_CONF") == conf:
