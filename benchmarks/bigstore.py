@@ -11,7 +11,7 @@ written back.
 The events are the ones of ``bench ingest`` (2020, older than the dedupe horizon: the
 window path of processors.dedupe), or with ``--recent`` ones that end a minute ago (the
 horizon's slices). Per run: the rate, the rows sent to the exact look-up and the window
-filters held at the end.
+filters held at the end, then where the time and CPU went (``bench stages``' timers).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import loaded_broker, ours
+from benchmarks.stages import StageTimes, cpu_by_process, cpu_by_thread, delta, report
 from benchmarks.startup import generate_orders
 from processors.store import ClickHouse
 
@@ -68,7 +69,11 @@ async def _one(stored: int, n: int, recent: bool) -> dict[str, float]:
             print(f"generating {stored:,} order steps with projections ...", flush=True)
             await generate_orders(dsn, stored, 365, keep_projections=True)
             await _settle(dsn)
-        seconds, runtime = await ours(loaded.settings, n, stored=stored)
+        times = StageTimes()
+        procs, threads = cpu_by_process(loaded.broker.pid), cpu_by_thread()
+        with times.installed():
+            seconds, runtime = await ours(loaded.settings, n, stored=stored)
+        procs_used, threads_used = delta(cpu_by_process(loaded.broker.pid), procs), delta(cpu_by_thread(), threads)
         try:
             writer = runtime.writer
             orders = writer.dedupers["order_steps"]
@@ -79,6 +84,7 @@ async def _one(stored: int, n: int, recent: bool) -> dict[str, float]:
         finally:
             await runtime.stop()
     print(f"  {stored:,} stored: {n:,} events in {seconds:.2f} s = {n / seconds:,.0f}/s; {figures}", flush=True)
+    report(times, procs_used, threads_used)
     return figures
 
 

@@ -13,9 +13,11 @@ store each, ``--inserts`` inserts of each size in ``--insert-rows``, and per ins
 
 Variants: the schema as migrated; as before migration 15 (full parts) and 17 (the
 bloom_filter skip indexes on the hashes); without each projection of ``order_steps``; without
-any; without the views that feed ``channel_state``/``channel_minutes`` from orders; both
-removed; and the migrated schema on tmpfs (``/dev/shm``), whose difference is what the
-disk's file operations cost. None is a proposal by itself.
+any; without each view that feeds ``channel_state``/``channel_minutes`` from orders, and
+without both; the minutes' view replaced by a projection of the same sums (issue 22, item
+3: what folding it would save); projections and views all removed; and the migrated
+schema on tmpfs (``/dev/shm``), whose difference is what the disk's file operations cost.
+None is a proposal by itself.
 """
 
 from __future__ import annotations
@@ -78,6 +80,29 @@ def _drop_views(client: Client, projections: list[str]) -> None:
         client.command(f"DROP TABLE {view}")
 
 
+def _drop_view(view: str) -> Callable[[Client, list[str]], None]:
+    def change(client: Client, projections: list[str]) -> None:
+        client.command(f"DROP TABLE {view}")
+
+    return change
+
+
+# channel_minutes' order sums kept in order_steps' own part instead of a view's table
+ACTIVE_PROJECTION = """
+    ALTER TABLE order_steps ADD PROJECTION p_active (
+        SELECT minute, channel_id, min(occurred_at), max(occurred_at), countIf(status = 'paid'),
+               sumIf(amount_fen, status = 'paid'), sumIf(weight_g, status = 'paid'),
+               sumIf(amount_fen, status = 'refunded')
+        GROUP BY minute, channel_id
+    )
+"""
+
+
+def _minutes_projection(client: Client, projections: list[str]) -> None:
+    client.command("DROP TABLE channel_minutes_orders_mv")
+    client.command(ACTIVE_PROJECTION)
+
+
 def _nothing(client: Client, projections: list[str]) -> None:
     return None
 
@@ -106,6 +131,8 @@ def variants(projections: list[str]) -> list[Variant]:
     out += [Variant(f"without {p}", _drop_projections(lambda _, p=p: [p])) for p in projections]  # type: ignore[misc]
     out += [
         Variant("without any projection", _drop_projections(lambda p: p)),
+        *(Variant(f"without {v}", _drop_view(v)) for v in ORDER_VIEWS),
+        Variant("channel minutes as a projection", _minutes_projection),
         Variant("without the channel views", _drop_views),
         Variant("without both", bare),
     ]
@@ -213,9 +240,9 @@ async def bench_inserts(args: argparse.Namespace) -> None:
           "a fresh store each; CPU is this process's (chDB's, merges included) per insert", flush=True)  # fmt: skip
     # chDB's allocator reads it once per process: compare settings by running this again
     print(f"chDB's allocator: JE_MALLOC_CONF={os.environ.get('JE_MALLOC_CONF', '(unset: chDB defaults)')}")
-    print(f"{'variant':<30}{'rows':>7}{'wall ms':>9}{'user ms':>9}{'sys ms':>8}{'files':>7}{'KiB':>8}")
+    print(f"{'variant':<34}{'rows':>7}{'wall ms':>9}{'user ms':>9}{'sys ms':>8}{'files':>7}{'KiB':>8}")
     for variant in chosen:
         for n, cost in zip(sizes, await run_variant(variant, sizes, inserts), strict=True):
-            print(f"{variant.name:<30}{n:>7,}{cost.wall_ms:>9.1f}{cost.user_ms:>9.1f}{cost.sys_ms:>8.1f}"
+            print(f"{variant.name:<34}{n:>7,}{cost.wall_ms:>9.1f}{cost.user_ms:>9.1f}{cost.sys_ms:>8.1f}"
                   f"{cost.files:>7}{cost.kib:>8.1f}", flush=True)  # fmt: skip
 

@@ -37,6 +37,7 @@ STAGES: tuple[tuple[Any, str, str], ...] = (
     (processors.writer.Writer, "_store_sync", "store (writer thread, all below)"),
     (processors.dedupe.TableDeduper, "refresh", "  dedupe: learn what others stored"),
     (processors.dedupe.TableDeduper, "select_new", "  dedupe: which rows are new"),
+    (processors.dedupe.TableDeduper, "_lookup", "    of which exact look-ups"),
     (processors.dedupe.TableDeduper, "remember", "  dedupe: remember the new"),
     (processors.writer, "_insert", "  insert into ClickHouse"),
     (AIOKafkaConsumer, "commit", "commit offsets"),
@@ -121,7 +122,7 @@ def cpu_by_thread() -> dict[str, float]:
     return out
 
 
-def _delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0) >= 0.01}
 
 
@@ -135,9 +136,14 @@ async def bench_stages(args: argparse.Namespace) -> None:
         procs, threads = cpu_by_process(broker_pid), cpu_by_thread()
         with times.installed():
             seconds, runtime = await ours(settings, n - bad, bad)
-        procs_used, threads_used = _delta(cpu_by_process(broker_pid), procs), _delta(cpu_by_thread(), threads)
+        procs_used, threads_used = delta(cpu_by_process(broker_pid), procs), delta(cpu_by_thread(), threads)
         await runtime.stop()
     print(f"\nours: {n / seconds:,.0f} events/s ({seconds:.2f} s from the first stored row to the last)\n")
+    report(times, procs_used, threads_used)
+
+
+def report(times: StageTimes, procs_used: dict[str, float], threads_used: dict[str, float]) -> None:
+    """Each stage's calls and time, then the CPU each process and service thread used."""
     print(f"{'stage':<36}{'calls':>7}{'total s':>10}{'avg ms':>9}")
     for _, _, label in STAGES:
         calls, total = times.calls[label], times.seconds[label]
