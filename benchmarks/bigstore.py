@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 from benchmarks.common import loaded_broker, ours
 from benchmarks.stages import StageTimes, cpu_by_process, cpu_by_thread, delta, report
 from benchmarks.startup import generate_orders
+from ground.settings import Settings
 from processors.store import ClickHouse
 
 
@@ -51,8 +53,12 @@ async def _settle(dsn: str, limit_s: float = 600.0) -> None:
             elif time.perf_counter() - quiet >= 3:
                 break
             await asyncio.sleep(0.5)
-        parts = await store.query("SELECT count() AS p FROM system.parts WHERE table = 'order_steps' AND active")
-        print(f"  merges settled in {time.perf_counter() - started:.0f} s; {parts[0]['p']} active parts", flush=True)
+        print(f"  merges settled in {time.perf_counter() - started:.0f} s; active parts:", flush=True)
+        for t in await store.query(
+            "SELECT table, count() AS p, sum(rows) AS r, max(rows) AS m FROM system.parts"
+            " WHERE active AND database = currentDatabase() AND rows > 0 GROUP BY table ORDER BY r DESC LIMIT 6"
+        ):  # fmt: skip
+            print(f"    {t['table']:<20}{t['p']:>4} parts, {t['r']:>12,} rows, the largest {t['m']:,}", flush=True)
         # The load left GBs of dirty pages; their writeback would compete with the timed run,
         # which a store that grew over months does not have.
         dirty = _dirty_mb()
@@ -60,6 +66,40 @@ async def _settle(dsn: str, limit_s: float = 600.0) -> None:
         print(f"  {dirty:,.0f} MB of dirty pages written back", flush=True)
     finally:
         await store.close()
+
+
+class MergeWatch:
+    """What merges ran during the timed run: ``system.merges`` sampled every 0.2 s, the
+    last sample of each merge kept (its parts, rows read so far, bytes, seconds)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.seen: dict[tuple[str, str], dict[str, float]] = {}
+
+    async def run(self) -> None:
+        tuning = self.settings.tuning  # chDB takes its server settings from the first handle on a path
+        store = ClickHouse(self.settings.clickhouse_dsn, chdb_cache_mb=tuning.chdb_cache_mb,
+                           chdb_merge_nice=tuning.chdb_merge_nice)  # fmt: skip
+        await store.open()
+        try:
+            while True:
+                for m in await store.query(
+                    "SELECT table, result_part_name AS part, num_parts AS n, rows_read AS r,"
+                    " total_size_bytes_compressed AS b, elapsed AS s FROM system.merges"
+                ):  # fmt: skip
+                    self.seen[(str(m["table"]), str(m["part"]))] = {k: float(m[k]) for k in ("n", "r", "b", "s")}
+                await asyncio.sleep(0.2)
+        finally:
+            await store.close()
+
+    def report(self) -> None:
+        tables: dict[str, list[dict[str, float]]] = {}
+        for (table, _), m in self.seen.items():
+            tables.setdefault(table, []).append(m)
+        print("merges during the run (sampled): table, merges, parts in, rows read, MB in, longest s")
+        for table, ms in sorted(tables.items(), key=lambda kv: -sum(m["r"] for m in kv[1])):
+            print(f"  {table:<20}{len(ms):>4}{sum(m['n'] for m in ms):>6.0f}{sum(m['r'] for m in ms):>14,.0f}"
+                  f"{sum(m['b'] for m in ms) / 1e6:>9.1f}{max(m['s'] for m in ms):>8.1f}")  # fmt: skip
 
 
 async def _one(stored: int, n: int, recent: bool) -> dict[str, float]:
@@ -71,8 +111,15 @@ async def _one(stored: int, n: int, recent: bool) -> dict[str, float]:
             await _settle(dsn)
         times = StageTimes()
         procs, threads = cpu_by_process(loaded.broker.pid), cpu_by_thread()
-        with times.installed():
-            seconds, runtime = await ours(loaded.settings, n, stored=stored)
+        watch = MergeWatch(loaded.settings)
+        watching = asyncio.create_task(watch.run())
+        try:
+            with times.installed():
+                seconds, runtime = await ours(loaded.settings, n, stored=stored)
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
         procs_used, threads_used = delta(cpu_by_process(loaded.broker.pid), procs), delta(cpu_by_thread(), threads)
         try:
             writer = runtime.writer
@@ -85,6 +132,7 @@ async def _one(stored: int, n: int, recent: bool) -> dict[str, float]:
             await runtime.stop()
     print(f"  {stored:,} stored: {n:,} events in {seconds:.2f} s = {n / seconds:,.0f}/s; {figures}", flush=True)
     report(times, procs_used, threads_used)
+    watch.report()
     return figures
 
 
