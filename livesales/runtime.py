@@ -28,6 +28,7 @@ from connectors.service import ConnectorService
 from ground.config_errors import ConfigError
 from ground.heap import Heap
 from ground.metrics import Metrics
+from ground.nice import MERGE_THREADS, renice_threads
 from ground.settings import Settings
 from ground.stopping import Stopped, sleep_unless_stopped, unless_stopped
 from ingest.backoff import Backoff
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 # system-table queries. Every 5 s was tried: make bench's freshness came out worse in
 # those runs (not isolated from the other changes tried with it), so 15 s as before.
 MEMORY_SAMPLE_S = 15.0
+RENICE_S = 1.0  # how soon a new merge thread of chDB's gets Tuning.chdb_merge_nice (a pass: under 1 ms)
 
 
 class Runtime:
@@ -94,6 +96,7 @@ class Runtime:
         self.heap = Heap()
         self.metrics.watch_heap(self.heap.usage)
         self._trim_task: asyncio.Task[None] | None = None
+        self._nice_task: asyncio.Task[None] | None = None
         self.port: int | None = None
         self.health = Health(
             role or ("run" if consumers else "serve"), wiring.ready_policy(settings), self.store, self.producer,
@@ -159,6 +162,8 @@ class Runtime:
             self._memory_task = asyncio.create_task(self._watch_memory())
         if self._trim_task is None and self.settings.tuning.heap_trim_s > 0 and self.heap.available:
             self._trim_task = asyncio.create_task(self._trim_heap())
+        if self._nice_task is None and self.settings.clickhouse_dsn.startswith("chdb:") and tuning.chdb_merge_nice:
+            self._nice_task = asyncio.create_task(self._renice_merges(tuning.chdb_merge_nice))
         if self._n_consumers:  # `serve` writes nothing: no dedupe state to load
             await self.writer.open()
 
@@ -286,12 +291,12 @@ class Runtime:
         for part in (self.connectors, self.notifications):  # before the producer and storage they use
             if part is not None:
                 await part.stop()
-        for task in (self._memory_task, self._trim_task):
+        for task in (self._memory_task, self._trim_task, self._nice_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._memory_task = self._trim_task = None
+        self._memory_task = self._trim_task = self._nice_task = None
         if self._lag_task is not None:
             self._lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -330,6 +335,13 @@ class Runtime:
             began = time.monotonic()
             await asyncio.to_thread(self.heap.trim)
             self.metrics.heap_trim_seconds.observe(time.monotonic() - began)
+
+    async def _renice_merges(self, nice: int) -> None:
+        """chDB's merge threads at ``Tuning.chdb_merge_nice`` where ClickHouse cannot put
+        them (no CAP_SYS_NICE: ground.nice), so they take the CPU ingest leaves."""
+        while True:
+            renice_threads(MERGE_THREADS, nice)
+            await asyncio.sleep(RENICE_S)
 
     async def _watch_memory(self) -> None:
         """livesales_clickhouse_memory_bytes{kind}: chDB's caches live in this process's
