@@ -27,6 +27,7 @@ from benchmarks.common import loaded_broker, ours
 from benchmarks.stages import StageTimes, cpu_by_process, cpu_by_thread, delta, report
 from benchmarks.startup import generate_orders
 from ground.settings import Settings
+from livesales.wiring import clickhouse
 from processors.store import ClickHouse
 
 
@@ -77,9 +78,7 @@ class MergeWatch:
         self.seen: dict[tuple[str, str], dict[str, float]] = {}
 
     async def run(self) -> None:
-        tuning = self.settings.tuning  # chDB takes its server settings from the first handle on a path
-        store = ClickHouse(self.settings.clickhouse_dsn, chdb_cache_mb=tuning.chdb_cache_mb,
-                           chdb_merge_nice=tuning.chdb_merge_nice)  # fmt: skip
+        store = clickhouse(self.settings)  # opened as the runtime opens its own
         await store.open()
         try:
             while True:

@@ -75,16 +75,16 @@ def _drop_projections(names: Callable[[list[str]], list[str]]) -> Callable[[Clie
     return change
 
 
-def _drop_views(client: Client, projections: list[str]) -> None:
-    for view in ORDER_VIEWS:
-        client.command(f"DROP TABLE {view}")
-
-
 def _drop_view(view: str) -> Callable[[Client, list[str]], None]:
     def change(client: Client, projections: list[str]) -> None:
         client.command(f"DROP TABLE {view}")
 
     return change
+
+
+def _drop_views(client: Client, projections: list[str]) -> None:
+    for view in ORDER_VIEWS:
+        _drop_view(view)(client, projections)
 
 
 # channel_minutes' order sums kept in order_steps' own part instead of a view's table
@@ -99,7 +99,7 @@ ACTIVE_PROJECTION = """
 
 
 def _minutes_projection(client: Client, projections: list[str]) -> None:
-    client.command("DROP TABLE channel_minutes_orders_mv")
+    _drop_view("channel_minutes_orders_mv")(client, projections)
     client.command(ACTIVE_PROJECTION)
 
 

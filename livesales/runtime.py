@@ -38,7 +38,6 @@ from ingest.producer import Producer
 from ingest.topics import ensure_topics
 from livesales import wiring
 from livesales.health import Health
-from livesales.wiring import server_options
 from notify import routes as notify_routes
 from notify.config import load_robots
 from notify.metrics import NotifyMetrics
@@ -46,7 +45,6 @@ from notify.sender import NOTIFY_TOPIC
 from notify.service import Notifications
 from processors.checkpool import CheckPool
 from processors.retention import apply_retention
-from processors.store import ClickHouse
 from processors.validate import MAX_VALUE_BYTES
 from processors.writer import Writer
 
@@ -66,10 +64,7 @@ class Runtime:
         # Set by SIGTERM/SIGINT: every start-up retry below gives up at once (Stopped).
         self.stopping = stop or asyncio.Event()
         self.metrics = Metrics()
-        self.store = ClickHouse(
-            settings.clickhouse_dsn, cluster=settings.clickhouse_cluster, options=server_options(settings),
-            chdb_cache_mb=settings.tuning.chdb_cache_mb, chdb_merge_nice=settings.tuning.chdb_merge_nice,
-        )
+        self.store = wiring.clickhouse(settings)
         tuning = settings.tuning
         self.writer = Writer(
             self.store,

@@ -21,7 +21,7 @@ from notify.detector import DetectorConfig
 from notify.messages import MessageConfig
 from notify.sender import SenderConfig
 from notify.service import NotifyConfig
-from processors.store import ServerOptions
+from processors.store import ClickHouse, ServerOptions
 
 
 def kafka_access(s: Settings) -> KafkaAccess:
@@ -91,6 +91,15 @@ def api_config(s: Settings) -> ApiConfig:
 
 def ready_policy(s: Settings) -> ReadyPolicy:
     return ReadyPolicy(stall_s=s.tuning.ready_stall_s, probe_s=s.tuning.ready_probe_s)
+
+
+def clickhouse(s: Settings) -> ClickHouse:
+    """The store as the settings describe it (chDB takes its server settings from the first
+    handle opened on a path, so every handle on the runtime's store is opened this way)."""
+    return ClickHouse(
+        s.clickhouse_dsn, cluster=s.clickhouse_cluster, options=server_options(s),
+        chdb_cache_mb=s.tuning.chdb_cache_mb, chdb_merge_nice=s.tuning.chdb_merge_nice,
+    )  # fmt: skip
 
 
 def server_options(s: Settings) -> ServerOptions:
