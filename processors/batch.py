@@ -238,30 +238,40 @@ def failed_at_text(failed_at: datetime) -> str:
 
 def dead_head(value: bytes | None, rejection: Rejection, stamp: str) -> bytes:
     """A dead letter's JSON up to its ``source``, which only the consumer knows: it
-    appends ``_source(record)``. Same fields and values as ``dead_letter``."""
-    doc: dict[str, Any] = {"error": {"code": rejection.code, "message": rejection.message}, "failed_at": stamp}
-    raw = value or b""
-    try:
-        doc["payload"] = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        doc["payload_b64"] = base64.b64encode(raw).decode("ascii")
-    return orjson.dumps(doc)[:-1] + b',"source":'
+    appends ``_source(record)``."""
+    head = orjson.dumps({"error": {"code": rejection.code, "message": rejection.message}, "failed_at": stamp})
+    return b"".join((head[:-1], b",", *_payload_parts(value or b""), b',"source":'))
+
+
+def payload_json(raw: bytes) -> bytes:
+    """Contract §4's ``"payload":"…"`` for UTF-8 bytes, else ``"payload_b64":"…"``."""
+    return b"".join(_payload_parts(raw))
+
+
+_CONTROL = 32  # bytes below this must be escaped inside a JSON string
+
+
+def _payload_parts(raw: bytes) -> tuple[bytes, ...]:
+    """``payload_json`` in pieces, for one join: each copy of a 100 KiB value costs.
+
+    Escaped as bytes, not decoded and encoded again: a value with one CJK character
+    decodes to a two-byte-per-character str, and orjson turning 100 KiB of that back into
+    UTF-8 took ~170 µs of the ~220 a big value's dead letter cost (docs/BENCHMARKS.md,
+    "Poison flood"). Without control characters, JSON asks only quotes and backslashes
+    to be escaped, so the bytes are orjson's to the byte; with any, orjson does it."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")  # only whether it is UTF-8; ~45 µs for 100 KiB
+        except UnicodeDecodeError:
+            return b'"payload_b64":"', base64.b64encode(raw), b'"'
+    if raw and int(np.frombuffer(raw, np.uint8).min()) < _CONTROL:
+        return b'"payload":', orjson.dumps(raw.decode("utf-8"))
+    if b"\\" in raw:
+        raw = raw.replace(b"\\", b"\\\\")
+    if b'"' in raw:
+        raw = raw.replace(b'"', b'\\"')
+    return b'"payload":"', raw, b'"'
 
 
 def _source(record: Record) -> bytes:
     return orjson.dumps({"topic": record.topic, "partition": record.partition, "offset": record.offset}) + b"}"
-
-
-def dead_letter(record: Record, rejection: Rejection, failed_at: datetime) -> dict[str, Any]:
-    """The DLQ value of contract §4; the original bytes survive, base64 when not UTF-8."""
-    out: dict[str, Any] = {
-        "error": {"code": rejection.code, "message": rejection.message},
-        "source": {"topic": record.topic, "partition": record.partition, "offset": record.offset},
-        "failed_at": failed_at.isoformat().replace("+00:00", "Z"),
-    }
-    raw = record.value or b""
-    try:
-        out["payload"] = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        out["payload_b64"] = base64.b64encode(raw).decode("ascii")
-    return out

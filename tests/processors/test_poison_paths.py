@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import random
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from processors.batch import check_values, dead_head
+from processors.batch import check_values, dead_head, payload_json
 from processors.validate import Rejection, validate_value
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -58,3 +60,28 @@ def test_dead_head_plus_source_is_the_contract_value() -> None:
                    "source": {"topic": "t", "partition": 1, "offset": 7}}  # fmt: skip
     doc = orjson.loads(dead_head(b"\xff\xfe not utf-8", checked.rejections[1][1], "x") + b"{}}")
     assert doc["payload_b64"] == "//4gbm90IHV0Zi04" and "payload" not in doc
+
+
+def _orjson_payload(raw: bytes) -> bytes:
+    """What the dead letters held before the byte-level escape: orjson encoding the decoded str."""
+    try:
+        return b'"payload":' + orjson.dumps(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return b'"payload_b64":' + orjson.dumps(base64.b64encode(raw).decode())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_payload_json_is_orjsons_to_the_byte(seed: int) -> None:
+    rnd = random.Random(seed)
+    pieces = ['"', "\\", "\\u00e9", "\n", "\t", "\x00", "\x1f", "\x7f", "宁海", "😀", "\u2028", "a", "{}", "'", "/"]
+    cases = [b"", b'"', b"\\", "蛏".encode(), b"\xff", b"\xed\xa0\x80", b"\xe5\xae", value()]  # lone surrogate, cut CJK
+    for _ in range(300):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 40)))
+        raw = text.encode("utf-8", "surrogatepass")
+        cases.append(raw)
+        if raw:
+            cut = rnd.randrange(len(raw))  # also the same bytes cut anywhere, maybe mid-character
+            cases.append(raw[:cut])
+        cases.append(rnd.randbytes(rnd.randint(1, 30)))
+    for raw in cases:
+        assert payload_json(raw) == _orjson_payload(raw), raw
