@@ -5,9 +5,10 @@ two full fetches' worth (ingest.batch_queue):
 
 * the *fetch loop* calls ``getmany`` (aiokafka, this interpreter) for batch N+1, while
 * batch N is validated (processors.checkpool: a child process), while
-* the *write loop* stores batch N-1 (ClickHouse, in a worker thread), waits for its
-  dead letters to be acknowledged, and only then commits its offsets; the dead letters
-  left for the DLQ when their batch was validated (ingest.dead_letters).
+* the *write stage* (ingest.write_stage) stores batch N-1 (ClickHouse, in a worker
+  thread), waits for its dead letters to be acknowledged, and only then commits its
+  offsets; the dead letters left for the DLQ when their batch was validated
+  (ingest.dead_letters).
 
 So an offset is never committed before what it carries is stored, and memory is bounded:
 a validated batch waits for room in the queue, the fetch loop waits for the batch in
@@ -30,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from ground.metrics import Metrics
 from ingest.backoff import Backoff
@@ -47,38 +47,22 @@ from ingest.dead_letters import DeadLetterLane
 from ingest.kafka_security import KafkaAccess, kafka_security
 from ingest.lag import measure_lag
 from ingest.lease import Lease
-from ingest.membership import Rebalance, evicted, rejoin, watch_heartbeats
+from ingest.membership import Rebalance, evicted, watch_heartbeats
 from ingest.producer import Producer
-from ingest.routing import forward, placement_of, routed_topics
+from ingest.routing import placement_of, routed_topics
+from ingest.stalls import Stalls
 from ingest.topics import Topics
-from processors.batch import Batch, assemble
+from ingest.write_stage import WriteStage
+from processors.batch import assemble
 from processors.checkpool import CheckPool
-from processors.fence import Claim, Superseded
 from processors.rows import RowSet
-from processors.store import StorageError
-from processors.writer import Fenced, Ownership, Writer
+from processors.writer import Writer
 
 log = logging.getLogger(__name__)
 
 # A stop stores and commits what was fetched within this long (docs/RELIABILITY.md: a
 # SIGTERM ends the process within 5 s in any state; Kubernetes' grace is 30 s).
 STOP_GRACE_S = 3.0
-# While a backlog is read (fetches come full) an insert waits up to CATCH_UP_WAIT_S for
-# CATCH_UP_ROWS rows: each insert costs ClickHouse about the same whatever its rows, and
-# chDB's CPU is this process's. A poison flood's big values fill fetches by bytes with few
-# good rows, and inserting each such batch at once tripled the inserts and slowed the
-# whole pipeline (docs/BENCHMARKS.md, "Poison flood"). A live trickle never fills a fetch.
-CATCH_UP_MESSAGES = 2_000
-CATCH_UP_ROWS = 10_000
-CATCH_UP_WAIT_S = 1.0
-
-
-def _catching_up(batch: Batch) -> bool:
-    """Fetches came full, yet what they carry for ClickHouse and the .routed topics is
-    little: the rest were dead letters (the forwards are written beside the rows)."""
-    fetched = sum(batch.consumed.values())
-    useful = sum(len(r) for r in batch.rows.values()) + len(batch.forwards)
-    return fetched >= CATCH_UP_MESSAGES * batch.parts and useful < CATCH_UP_ROWS
 
 
 @dataclass(frozen=True)
@@ -117,7 +101,6 @@ class Consumer:
         self.producer = producer
         self.metrics = metrics
         self.name = name
-        self.on_stored = on_stored  # told of each stored batch's rows (live screens: api.live.hub)
         self._kafka: AIOKafkaConsumer | None = None
         self._queue = BatchQueue()
         # batches in validation, oldest first: at most one per validation process
@@ -125,21 +108,48 @@ class Consumer:
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.subscribed = False
-        self.stalled = False  # storage or DLQ failing: fetching is paused
-        # Readiness (livesales.health) reads these; times are time.monotonic().
-        self.stalled_since: float | None = None  # storage, DLQ or fetches failing since
-        self.stall_reason: str | None = None
-        self.last_write_ok_at: float | None = None
-        self.last_write_failed_at: float | None = None
-        self.lag_total: int | None = None
+        self.stalls = Stalls(name)
+        self.lag_total: int | None = None  # readiness (livesales.health) reads these
         self.lag_trustworthy = True
-        self._committed: dict[TopicPartition, int] = {}  # what this member committed last
         session_s = config.session_timeout_ms / 1000
         self.lease = Lease(session_s, margin_s=session_s / 3)
-        self.fenced_batches = 0  # batches dropped unwritten: partitions lost (observability)
         self._routed = frozenset(routed_topics(config.topics.inputs))
-        self.forwarded = 0  # messages forwarded to the .routed topics (ingest.routing)
-        self._dead = DeadLetterLane(producer, config.topics.dlq, metrics, self._stall, config.write_retry_max_s)
+        self._dead = DeadLetterLane(producer, config.topics.dlq, metrics, self.stalls.stall, config.write_retry_max_s)
+        self._writes = WriteStage(
+            name, config.group, writer, producer, metrics, self._queue, self.lease, self.stalls, self._stopping,
+            lambda: self._kafka, config.min_insert_interval_ms, config.write_retry_max_s, on_stored,
+        )  # fmt: skip
+
+    # readiness (livesales.health) and tests read these
+    @property
+    def stalled(self) -> bool:
+        return self.stalls.stalled
+
+    @property
+    def stalled_since(self) -> float | None:
+        return self.stalls.since
+
+    @property
+    def stall_reason(self) -> str | None:
+        return self.stalls.reason
+
+    @property
+    def last_write_ok_at(self) -> float | None:
+        return self.stalls.last_write_ok_at
+
+    @property
+    def last_write_failed_at(self) -> float | None:
+        return self.stalls.last_write_failed_at
+
+    @property
+    def fenced_batches(self) -> int:
+        """Batches dropped unwritten: partitions lost."""
+        return self._writes.fenced_batches
+
+    @property
+    def forwarded(self) -> int:
+        """Messages forwarded to the .routed topics (ingest.routing)."""
+        return self._writes.forwarded
 
     # -- life cycle -----------------------------------------------------------------
     async def start(self, storage_ready: asyncio.Event | None = None) -> None:
@@ -199,7 +209,7 @@ class Consumer:
         self.subscribed = self._kafka is not None
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name=f"{self.name}-fetch"),
-            asyncio.create_task(self._write_loop(), name=f"{self.name}-write"),
+            asyncio.create_task(self._writes.run(), name=f"{self.name}-write"),
         ]
 
     async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
@@ -227,7 +237,7 @@ class Consumer:
             except TimeoutError:
                 log.warning(
                     "%s: stopping with %d batch(es) not stored or committed (%s); they will be re-read",
-                    self.name, self._queue.qsize() + len(self._validating) + 1, self.stall_reason or "slow",
+                    self.name, self._queue.qsize() + len(self._validating) + 1, self.stalls.reason or "slow",
                 )  # fmt: skip
             for task in (write, *self._validating):
                 task.cancel()
@@ -280,7 +290,7 @@ class Consumer:
         assert kafka is not None  # noqa: S101 - start() set it
         backoff = Backoff(cap=5.0)
         while not self._stopping.is_set():
-            throttled = self.stalled or not await self._room_for_a_batch()
+            throttled = self.stalls.stalled or not await self._room_for_a_batch()
             try:
                 if throttled:
                     # Storage is slow or down: fetch nothing new, but keep polling to stay
@@ -295,11 +305,11 @@ class Consumer:
                 )
                 epoch = self.lease.epoch  # the assignment these records were fetched in
                 backoff.reset()
-                if self.stall_reason == "fetch failing":
-                    self._clear_stall()
+                if self.stalls.reason == "fetch failing":
+                    self.stalls.clear()
             except (KafkaError, IllegalStateError) as exc:
                 log.warning("%s: fetch failed (%s); retrying", self.name, exc)
-                self._note_stall("fetch failing")
+                self.stalls.note("fetch failing")
                 await self._sleep(backoff.next())
                 continue
             if records:  # while throttled, only from partitions assigned since the last pause
@@ -352,191 +362,6 @@ class Consumer:
             await self._validating.popleft()
 
     # -- write ------------------------------------------------------------------------
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        last_insert = -1e9
-        while True:
-            batch = await self._queue.get()
-            # One insert for everything waiting, and at most one insert per interval:
-            # every insert writes a part of ~45 files, whatever its rows, and at a few
-            # thousand events/s inserting each small batch at once kept the writer ~90%
-            # busy with file work and merges (docs/BENCHMARKS.md: freshness).
-            deadline = last_insert + self.config.min_insert_interval_ms / 1000
-            taken = loop.time()
-            while True:
-                while not self._queue.empty():
-                    batch = self._joined(batch, self._queue.get_nowait())
-                now = loop.time()
-                wait = deadline - now
-                if _catching_up(batch):  # a backlog: fewer, fuller inserts, as fast as reading allows
-                    wait = max(wait, taken + CATCH_UP_WAIT_S - now)
-                if wait <= 0 or self._stopping.is_set():
-                    break
-                try:
-                    batch = self._joined(batch, await asyncio.wait_for(self._queue.get(), wait))
-                except TimeoutError:
-                    break
-            last_insert = loop.time()
-            try:
-                await self._write(batch)
-            finally:
-                for _ in range(batch.parts):
-                    self._queue.task_done()
-
-    def _joined(self, batch: Batch, later: Batch) -> Batch:
-        """``batch`` carrying ``later`` too; of two epochs, only the later one is kept (the
-        earlier one is never written: see _write), its queue slots counted as done."""
-        if later.epoch == batch.epoch:
-            batch.absorb(later)
-            return batch
-        stale, kept = (batch, later) if later.epoch > batch.epoch else (later, batch)
-        self.fenced_batches += 1
-        for ack in stale.acks:
-            ack.cancel()
-        for _ in range(stale.parts):
-            self._queue.task_done()
-        return kept
-
-    async def _write(self, batch: Batch) -> None:
-        """Store, wait for the dead letters' acks (sent since the batch was validated) and
-        the forwards', then commit: each retried until it succeeds or we are stopped.
-
-        A batch whose partitions are no longer assigned here is dropped unwritten (its
-        dead letters too): it was fetched before they were revoked, and whoever owns them
-        now (this member too, after a re-assignment) reads it again from the committed
-        offset."""
-        backoff = Backoff(cap=self.config.write_retry_max_s)
-        m = self.metrics
-        lease, partitions, epoch = self.lease, batch.partitions, batch.epoch
-        fwd = (
-            asyncio.create_task(forward(self.producer, batch.forwards, self._stall, self.config.write_retry_max_s))
-            if batch.forwards
-            else None
-        )
-        stored = False
-        try:
-            while True:
-                if not lease.owns(partitions, epoch):
-                    self._dropped()
-                    log.info("%s: dropped a batch fetched before the last rebalance; it is re-read", self.name)
-                    return
-                owner = Ownership(
-                    holds=lambda: lease.holds(partitions, epoch),
-                    claim=Claim(self.config.group, lease.token, tuple(sorted(lease.owned))),
-                    partitions=tuple(partitions),
-                )
-                try:
-                    result = await self.writer.store(batch.rows.values(), owner)
-                    stored = True
-                    break
-                except Superseded:
-                    # Another member claimed one of these partitions on the server after us:
-                    # we are not their owner whatever we were told. Write nothing more until
-                    # the group assigns us partitions again (positions reset from the commits).
-                    self._dropped()
-                    log.warning("%s: a later owner claimed these partitions; rejoining the group", self.name)
-                    if lease.owns(partitions, epoch):
-                        lease.lost()
-                        rejoin(self._kafka)
-                    return
-                except Fenced:
-                    # Still assigned, but no heartbeat answered lately: we may have been
-                    # evicted. Wait for one and decide again (refreshing first), or until we
-                    # learn we were evicted and drop the batch (above).
-                    log.warning("%s: no heartbeat answered lately; holding a batch", self.name)
-                    deadline = time.monotonic() + lease.valid_for
-                    while (
-                        not lease.holds(partitions, epoch) and lease.owns(partitions, epoch)
-                        and time.monotonic() < deadline
-                    ):  # fmt: skip
-                        await asyncio.sleep(0.05)
-                    if self._stopping.is_set() and not lease.holds(partitions, epoch):
-                        return
-                except StorageError as exc:
-                    m.write_failures.inc()
-                    self.last_write_failed_at = time.monotonic()
-                    self._stall(f"storage failed: {exc}")
-                    await asyncio.sleep(backoff.next())
-        finally:
-            if not stored:
-                for ack in batch.acks:
-                    ack.cancel()
-                if fwd is not None:
-                    fwd.cancel()
-        self.last_write_ok_at = time.monotonic()
-        m.write_seconds.observe(result.seconds)
-        if self.on_stored is not None and result.stored:
-            try:
-                self.on_stored([rows for rows in batch.rows.values() if result.stored.get(rows.table)])
-            except Exception:  # a hook never stops the counting
-                log.exception("%s: on_stored hook failed", self.name)
-        for table, n in result.stored.items():
-            m.stored.labels(table).inc(n)
-        for table, n in result.duplicates.items():
-            m.duplicates.labels(table).inc(n)
-        for topic, n in batch.consumed.items():
-            m.consumed.labels(topic).inc(n)
-        for ack in batch.acks:
-            await ack  # the offsets are committed only once the dead letters are acknowledged
-        if fwd is not None:
-            await fwd  # and the forwards: the .routed topics now hold those messages
-            self.forwarded += len(batch.forwards)
-            for topic, *_ in batch.forwards:
-                m.forwarded.labels(topic).inc()
-        self._unstall()
-        await self._commit(batch)
-
-    async def _commit(self, batch: Batch) -> None:
-        kafka = self._kafka
-        if kafka is None:
-            return
-        owned = kafka.assignment()
-        offsets = {
-            tp: off for (t, p), off in batch.next_offsets.items() if (tp := TopicPartition(t, p)) in owned
-        }
-        if not offsets:
-            return
-        try:
-            sent = time.monotonic()
-            await kafka.commit(offsets)
-            self._committed.update(offsets)
-            self.lease.renew(sent)  # the coordinator accepted our generation: still a member
-        except (CommitFailedError, KafkaError, IllegalStateError) as exc:
-            # Stored but not committed: the next owner re-reads it and dedupe drops it.
-            log.warning("%s: commit failed (%s); batch will be re-read and deduplicated", self.name, exc)
-
-    def _dropped(self) -> None:
-        """A batch given up unwritten (its partitions moved): a storage failure it met says
-        nothing of the next batch, so fetching must not stay paused for it (a stall is set
-        again by the next failure). Kept paused, a member assigned partitions right after
-        such a failure fetched nothing from them."""
-        self.fenced_batches += 1
-        if self.stalled:
-            log.info("%s: a batch given up after a storage failure; fetching again", self.name)
-        self.stalled = False
-        self._clear_stall()
-
-    def _stall(self, why: str) -> None:
-        if not self.stalled:
-            log.error("%s: %s; pausing consumption and retrying", self.name, why)
-        self.stalled = True
-        self._note_stall(why.split(":")[0])
-
-    def _unstall(self) -> None:
-        if self.stalled:
-            log.info("%s: storage recovered; resuming", self.name)
-        self.stalled = False
-        self._clear_stall()
-
-    def _note_stall(self, reason: str) -> None:
-        if self.stalled_since is None:
-            self.stalled_since = time.monotonic()
-        self.stall_reason = reason
-
-    def _clear_stall(self) -> None:
-        self.stalled_since = None
-        self.stall_reason = None
-
     # -- observability ------------------------------------------------------------------
     @property
     def alive(self) -> bool:
@@ -549,6 +374,6 @@ class Consumer:
         kafka = self._kafka
         if kafka is None:
             return
-        measured = await measure_lag(kafka, self._committed, self.metrics)
+        measured = await measure_lag(kafka, self._writes.committed, self.metrics)
         if measured is not None:
             self.lag_total, self.lag_trustworthy = measured

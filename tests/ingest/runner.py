@@ -14,19 +14,19 @@ import sys
 from typing import Any
 
 from ground.settings import Settings
-from ingest.consumer import Consumer
+from ingest.write_stage import WriteStage
 from livesales.runtime import Runtime
 
 
 async def main(crash: bool) -> None:
     if crash:
-        async def die(self: Consumer, batch: Any) -> None:
+        async def die(self: WriteStage, batch: Any) -> None:
             stored = sum(len(r) for r in batch.rows.values())
             if stored:
                 print(f"stored {stored} rows; dying before commit", flush=True)
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        Consumer._commit = die  # type: ignore[method-assign]
+        WriteStage._commit = die  # type: ignore[method-assign]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -83,7 +83,7 @@ async def test_a_member_dies_between_store_and_commit_and_the_new_owner_counts_e
         stored.set()
         await asyncio.Event().wait()  # never commits; killed here
 
-    a.consumer._commit = dies_before_commit  # type: ignore[method-assign]
+    a.consumer._writes._commit = dies_before_commit  # type: ignore[method-assign]
     await a.checks.start()
     await a.consumer.start()
     await producer.send_all_or_raise([(topics.topic_orders, b"o-k", order("e-k", "o-k"))])
