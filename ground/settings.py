@@ -58,7 +58,7 @@ class Tuning(BaseModel):
     kafka_rebalance_timeout_ms: int = Field(default=10_000, ge=1_000, description="a member's time to rejoin")
     # Exactly-once (processors/writer.py): older events always take the exact look-up.
     dedupe_horizon_hours: float = Field(default=48.0, gt=0, description="the dedupe filters' span")
-    dedupe_memory_mb: float = Field(default=32.0, gt=0, description="the dedupe filters' memory per process")
+    dedupe_memory_mb: float = Field(default=64.0, gt=0, description="the dedupe filters' memory per process")
     # The C heaps (ground/heap.py). glibc's own MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_
     # and jemalloc's JE_MALLOC_CONF, when set, win over these.
     malloc_arenas: int = Field(default=2, ge=0, le=64, description="glibc arenas; 0: glibc's default")

@@ -36,7 +36,7 @@ import numpy.typing as npt
 from clickhouse_connect.driver.client import Client
 
 from processors.bloom import BloomFilter
-from processors.filter_ring import DEFAULT_MEMORY_MB, NEVER, FilterRing, MemoryBudget
+from processors.filter_ring import DEFAULT_MEMORY_MB, NEVER, ROW_BYTES, FilterRing, MemoryBudget
 from processors.rows import CHANNELS, ONBOARDING, ORDERS, STATS, RowSet, TableSpec
 from processors.seen_parts import UNREAD, SeenBlocks, active_parts, part_of
 from schemas.ddl_v16 import INDEXED_TABLES, LOOKUP_SETTINGS
@@ -163,7 +163,7 @@ class TableDeduper:
     def _room_rows(self) -> int:
         """Rows one table's load may take: what the slices' budget holds, less a slice
         of headroom so that the first batches do not drop what was just loaded."""
-        per_row = 8 if self.spec.step_fields else 4
+        per_row = ROW_BYTES if self.spec.step_fields else ROW_BYTES // 2
         return max(0, self.budget.slice_bytes // per_row - self.budget.max_slice_rows)
 
     def _ranges(self, minutes: list[tuple[int, int]]) -> list[int]:

@@ -44,11 +44,13 @@ NEVER = 1 << 62  # a cutoff no event reaches: nothing is answered from memory
 MIN_SLICE_ROWS = 1 << 16
 FUTURE_ROWS = 1 << 16  # rows dated ahead of the clock, per table
 FUTURE_MARGIN_MS = 10 * 60_000  # event time this far ahead of our clock counts as "future"
-DEFAULT_MEMORY_MB = 32  # ~3M rows of slices: 10 minutes at 5,000 events/s, days at a county's rate
-# A slice holds half the keys its filters were sized for (32 bits a key): ~1e-5 false
-# positives each instead of ~1e-3 when full, so a dozen slices together still send
-# almost nothing to the exact look-up. Two filters (event, step): 8 bytes a row.
-_FILL = 2
+DEFAULT_MEMORY_MB = 64  # ~3M rows of slices: 10 minutes at 5,000 events/s, days at a county's rate
+# A slice holds a quarter of the keys its filters were sized for (64 bits a key): ~1e-8
+# false positives each. At half (32 bits a key, ~1e-5 each) the slices of a 400,000-event
+# backlog still sent 11-16 rows to the exact look-up, each look-up a query of 20-100 ms in
+# the writer's critical path (docs/BENCHMARKS.md, "A big store"); at a quarter, none.
+_FILL = 4
+ROW_BYTES = 2 * _FILL * 16 // 8  # a row's share of a slice with both filters (event, step): 16
 SLICES_IN_BUDGET = 4  # slice size: about a quarter of the slices' share of the budget (each is probed per batch)
 SLICE_SHARE = 3 / 4  # the rest is the old days' window filters' (processors.dedupe)
 
@@ -109,12 +111,12 @@ class MemoryBudget:
 
     @property
     def window_rows(self) -> int:
-        """Rows the old days' windows may hold (8 bytes a row, like a slice)."""
+        """Rows the old days' windows may hold (8 bytes a row: processors.dedupe)."""
         return (self.max_bytes - self.slice_bytes) // 8
 
     @property
     def max_slice_rows(self) -> int:
-        return max(self.min_slice_rows, _pow2_floor(self.slice_bytes // 8 // SLICES_IN_BUDGET))
+        return max(self.min_slice_rows, _pow2_floor(self.slice_bytes // ROW_BYTES // SLICES_IN_BUDGET))
 
     @property
     def used(self) -> int:

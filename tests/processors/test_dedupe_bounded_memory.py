@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from processors.filter_ring import SLICE_SHARE
+from processors.filter_ring import ROW_BYTES, SLICE_SHARE
 from processors.store import ClickHouse
 from processors.writer import Writer
 from tests.processors.test_dedupe_across_processes import NOW, order, rows, steps
@@ -13,7 +13,7 @@ from tests.processors.test_dedupe_across_processes import NOW, order, rows, step
 
 def small(ch: ClickHouse, sole_writer: bool = False) -> Writer:
     """A writer whose filters hold ~2,000 rows: slices of 1,024 rows, no room for windows."""
-    w = Writer(ch, memory_mb=2048 * 8 / 2**20 / SLICE_SHARE, sole_writer=sole_writer)
+    w = Writer(ch, memory_mb=2048 * ROW_BYTES / 2**20 / SLICE_SHARE, sole_writer=sole_writer)
     w.budget.min_slice_rows = 1024
     return w
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from processors.filter_ring import NEVER, FilterRing, MemoryBudget
+from processors.filter_ring import NEVER, ROW_BYTES, FilterRing, MemoryBudget
 
 NOW_S = 1_780_000_000.0
 NOW_MS = int(NOW_S * 1000)
@@ -26,7 +26,7 @@ def test_memory_stays_under_the_cap_while_ten_times_its_rows_arrive_and_the_cuto
     rng = np.random.default_rng(3)
     budget = MemoryBudget(2 * 1024 * 1024, min_slice_rows=1024)
     r = ring(budget)
-    held_rows = budget.slice_bytes // 8  # 8 bytes a row: what the cap holds
+    held_rows = budget.slice_bytes // ROW_BYTES  # what the cap holds
     batch = 5_000
     added_e, added_s, added_t = [], [], []
     for b in range(-(-10 * held_rows // batch)):
@@ -111,3 +111,18 @@ def test_what_a_window_relies_on_is_forgotten_only_when_a_slice_from_its_load_on
     assert after > r.dropped_seq
     r.drop_oldest()  # the slice with rows learnt after it
     assert after <= r.dropped_seq
+
+
+def test_a_backlog_of_fresh_rows_sends_none_to_the_exact_look_up() -> None:
+    """400,000 new rows in the writer's batches, each probed before it is added: with 32 bits
+    a key the slices answered "maybe" for 11-16 of them, each an exact look-up of 20-100 ms
+    in the writer's critical path (docs/BENCHMARKS.md); with 64, none."""
+    rng = np.random.default_rng(5)
+    r = ring(MemoryBudget.of_mb(64))
+    maybe = 0
+    for _ in range(20):
+        e, s = keys(rng, 20_000), keys(rng, 20_000)
+        maybe += int(r.might_contain(e, s).sum())
+        r.add(e, s, np.full(20_000, NOW_MS, dtype=np.int64))
+    assert r.rows == 400_000 and len(r.slices) >= 3  # several slices, each probed
+    assert maybe == 0
