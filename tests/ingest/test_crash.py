@@ -50,7 +50,12 @@ async def test_sigkill_after_write_before_commit_counts_nothing_twice(topics: Se
     await producer.stop()
 
     crashing = spawn(topics, "--crash-before-commit")
-    out, _ = await asyncio.to_thread(crashing.communicate, timeout=120)
+    try:
+        out, _ = await asyncio.to_thread(crashing.communicate, timeout=120)
+    finally:
+        if crashing.poll() is None:  # it never died: do not leave it running after the test
+            crashing.kill()
+            crashing.wait()
     assert crashing.returncode == -signal.SIGKILL, out.decode()
     assert b"dying before commit" in out
     assert not await all_committed(topics)  # the stored batch really was left uncommitted
@@ -60,7 +65,12 @@ async def test_sigkill_after_write_before_commit_counts_nothing_twice(topics: Se
         await wait_for(lambda: all_committed(topics), timeout=120, what="every offset committed after restart")
     finally:
         service.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.to_thread(service.communicate, timeout=60)
+        try:
+            out, _ = await asyncio.to_thread(service.communicate, timeout=60)
+        finally:
+            if service.poll() is None:
+                service.kill()
+                service.wait()
     assert service.returncode == 0, out.decode()
 
     ch = ClickHouse(topics.clickhouse_dsn)
