@@ -31,18 +31,18 @@ class Stalls:
 
     def recovered(self) -> None:
         """A write succeeded: fetch again."""
-        if self.stalled:
-            log.info("%s: storage recovered; resuming", self.name)
-        self.stalled = False
-        self.clear()
+        self._resume("storage recovered; resuming")
 
     def given_up(self) -> None:
         """A batch given up unwritten (its partitions moved): a storage failure it met says
         nothing of the next batch, so fetching must not stay paused for it (a stall is set
         again by the next failure). Kept paused, a member assigned partitions right after
         such a failure fetched nothing from them."""
+        self._resume("a batch given up after a storage failure; fetching again")
+
+    def _resume(self, why: str) -> None:
         if self.stalled:
-            log.info("%s: a batch given up after a storage failure; fetching again", self.name)
+            log.info("%s: %s", self.name, why)
         self.stalled = False
         self.clear()
 

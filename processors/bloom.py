@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 _PROBES = 5  # per word: 10 bits of a key, from the top 60 bits of the remixed hash
-_BITS_PER_KEY = 16
+BITS_PER_KEY = 16  # at the capacity a filter is built for
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it permutes uint64
 U64 = npt.NDArray[np.uint64]
 
@@ -45,10 +45,19 @@ class Probes:
 class BloomFilter:
     def __init__(self, capacity: int) -> None:
         self.capacity = max(capacity, 1024)
-        # a power of two (at most 2**32), so a key's words are masks of its hash's halves
-        nwords = 1 << ((self.capacity * _BITS_PER_KEY + 63) // 64 - 1).bit_length()
-        self._words = np.zeros(min(nwords, 1 << 32), dtype=np.uint64)
+        self._words = np.zeros(self.words_for(self.capacity), dtype=np.uint64)
         self.count = 0
+
+    @staticmethod
+    def words_for(capacity: int) -> int:
+        """A power of two (at most 2**32), so a key's words are masks of its hash's halves."""
+        nwords = 1 << ((max(capacity, 1024) * BITS_PER_KEY + 63) // 64 - 1).bit_length()
+        return min(nwords, 1 << 32)
+
+    @classmethod
+    def bytes_for(cls, capacity: int) -> int:
+        """What a filter for ``capacity`` keys takes, before it is built (the budget asks)."""
+        return 8 * cls.words_for(capacity)
 
     def _probes(self, probes: Probes) -> list[tuple[npt.NDArray[np.intp], U64]]:
         """Per block, each key's word and bit mask. The words come from the hash's low and

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from processors.bloom import BloomFilter, Probes
+from processors.bloom import BITS_PER_KEY, BloomFilter, Probes
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ DEFAULT_MEMORY_MB = 64  # ~3M rows of slices: 10 minutes at 5,000 events/s, days
 # backlog still sent 11-16 rows to the exact look-up, each look-up a query of 20-100 ms in
 # the writer's critical path (docs/BENCHMARKS.md, "A big store"); at a quarter, none.
 _FILL = 4
-ROW_BYTES = 2 * _FILL * 16 // 8  # a row's share of a slice with both filters (event, step): 16
+ROW_BYTES = 2 * _FILL * BITS_PER_KEY // 8  # a row's share of a slice with both filters (event, step): 16
 SLICES_IN_BUDGET = 4  # slice size: about a quarter of the slices' share of the budget (each is probed per batch)
 SLICE_SHARE = 3 / 4  # the rest is the old days' window filters' (processors.dedupe)
 
@@ -89,8 +89,7 @@ class Slice:
 
 
 def slice_bytes(capacity: int, has_steps: bool) -> int:
-    words = 1 << ((max(_FILL * capacity, 1024) * 16 + 63) // 64 - 1).bit_length()
-    return 8 * words * (2 if has_steps else 1)
+    return BloomFilter.bytes_for(_FILL * capacity) * (2 if has_steps else 1)
 
 
 @dataclass
