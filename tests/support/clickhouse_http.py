@@ -22,7 +22,7 @@ It prints ``listening on http(s)://HOST:PORT`` once it answers. What it speaks:
   a generated one) from its arrival until its statement ran, as on a server: a query of
   ``system.processes`` reads that list (not chDB's), and
   ``KILL QUERY WHERE query_id = {p:String} | IN {p:Array(String)} [SYNC|ASYNC]`` cancels
-  the matching ones still waiting (``delay_s``): they answer code 394 and never run;
+  the matching ones still waiting (``delay_s``): they answer code 394 and never run (tests.support.process_list);
 * the headers clickhouse-connect reads: ``X-ClickHouse-Summary``, ``-Query-Id``,
   ``-Format``, ``-Timezone``, and on errors ``-Exception-Code`` with ClickHouse's text;
 * user and password as Basic auth, ``X-ClickHouse-User``/``-Key`` or parameters;
@@ -41,22 +41,20 @@ import hmac
 import json
 import logging
 import random
-import re
 import signal
 import socket
 import ssl
 import struct
 import sys
-import time
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
 
 from aiohttp import web
 
 from tests.support.chdb_engine import Answer, Engine, EngineError, Statement, split_insert
+from tests.support.process_list import CANCELLED, Cancelled, Process, ProcessList
 
 _TRANSPORT_PARAMS = frozenset({
     "query", "database", "default_format", "user", "password", "query_id", "session_id", "session_timeout",
@@ -64,15 +62,6 @@ _TRANSPORT_PARAMS = frozenset({
     "quota_key", "role", "enable_http_compression", "send_progress_in_http_headers",
     "http_headers_progress_interval_ms", "http_wait_end_of_query",
 })  # fmt: skip
-_CANCELLED = "Code: 394. DB::Exception: Query was cancelled. (QUERY_WAS_CANCELLED)"
-_PROCESSES = re.compile(rb"\bsystem\.processes\b")
-_KILL_STATEMENT = re.compile(rb"^\s*KILL\b", re.IGNORECASE)
-_KILL = re.compile(
-    r"^\s*KILL\s+QUERY\s+WHERE\s+query_id\s*"
-    r"(?:=\s*\{\s*(\w+)\s*:\s*String\s*\}|IN\s*\{\s*(\w+)\s*:\s*Array\(\s*String\s*\)\s*\})"
-    r"\s*(SYNC|ASYNC)?\s*(?:FORMAT\s+(\w+))?\s*;?\s*$",
-    re.IGNORECASE,
-)
 
 
 @dataclass
@@ -105,21 +94,6 @@ class FaultCounts:
     killed: int = 0  # requests a KILL QUERY cancelled before their statement ran (answered code 394)
 
 
-@dataclass(eq=False)
-class _Process:
-    """A request in the process list: from its arrival until its statement ran (or never will)."""
-
-    query_id: str
-    started: float = field(default_factory=time.monotonic)
-    query: str = ""
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)  # a KILL QUERY matched it
-    left: asyncio.Event = field(default_factory=asyncio.Event)  # it left the list (KILL ... SYNC waits for that)
-
-
-class _Cancelled(Exception):
-    """Internal: a KILL QUERY cancelled the request before its statement ran."""
-
-
 class _Reset(Exception):
     """Internal: the handler dropped the connection on purpose."""
 
@@ -135,7 +109,10 @@ class ClickHouseHTTP:
     counts: FaultCounts = field(default_factory=FaultCounts)
     _pool: ThreadPoolExecutor | None = None
     _rnd: random.Random = field(default_factory=random.Random)
-    _processes: set[_Process] = field(default_factory=set)
+    processes: ProcessList = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.processes = ProcessList(self.user)
 
     def set_faults(self, faults: Faults) -> None:
         self.faults = faults
@@ -203,19 +180,13 @@ class ClickHouseHTTP:
                 "Code: 516. DB::Exception: Authentication failed: password is incorrect, or there is no user "
                 "with such name. (AUTHENTICATION_FAILED)", 516, 401, query_id,
             )  # fmt: skip
-        proc = _Process(query_id)  # listed before its data is read and before any delay, as on a server
-        self._processes.add(proc)
+        proc = self.processes.enter(query_id)  # listed before its data is read and before any delay, as on a server
         try:
             return await self._handle(request, proc)
         finally:
-            self._leave(proc)
+            self.processes.leave(proc)
 
-    def _leave(self, proc: _Process) -> None:
-        """Take ``proc`` off the process list (again is harmless); wakes a KILL ... SYNC waiting for it."""
-        self._processes.discard(proc)
-        proc.left.set()
-
-    async def _handle(self, request: web.Request, proc: _Process) -> web.StreamResponse:
+    async def _handle(self, request: web.Request, proc: Process) -> web.StreamResponse:
         query_id = proc.query_id
         statement = await self._statement(request)
         insert = split_insert(statement.text)  # its query, not its data, as system.processes shows it
@@ -227,20 +198,20 @@ class ClickHouseHTTP:
             if hit:
                 await self._before(request, f, proc)
             try:
-                answer = await self._run(statement, proc)
+                answer = await self.processes.run(statement, proc, self._execute)
             except EngineError as exc:
                 return _error_response(str(exc), exc.code, 500, query_id)
             finally:
-                self._leave(proc)  # ran (or failed): no longer listed, even while its answer is delayed
+                self.processes.leave(proc)  # ran (or failed): no longer listed, even while its answer is delayed
             self.counts.inserted_rows += answer.rows_written
             if hit:
                 if f.delay_after_s > 0:
                     self.counts.delayed += 1
                     await asyncio.sleep(f.delay_after_s)
                 self._after(request, f)
-        except _Cancelled:
+        except Cancelled:
             self.counts.killed += 1
-            return _error_response(_CANCELLED, 394, 500, query_id)
+            return _error_response(CANCELLED, 394, 500, query_id)
         except _Reset:
             raise web.HTTPException() from None  # never sent: the transport is gone
         except _Unavailable as exc:
@@ -259,82 +230,16 @@ class ClickHouseHTTP:
         headers["Content-Type"] = content_type
         return web.Response(body=answer.body, headers=headers)
 
-    async def _run(self, st: Statement, proc: _Process) -> Answer:
-        """Run the statement unless a KILL QUERY came first: once in chDB it cannot be stopped.
-
-        Nothing awaits between the check and the hand-over to chDB, so a query is either
-        cancelled and never runs, or runs to its end, whatever a KILL says meanwhile.
-        """
-        if proc.cancelled.is_set():
-            raise _Cancelled
-        if _KILL_STATEMENT.match(st.text):
-            return await self._kill(st, proc)
-        if _PROCESSES.search(st.text) and split_insert(st.text) is None:  # never in an insert's data
-            st = self._with_process_list(st, proc)
-        return await self._execute(st)
-
     async def _execute(self, st: Statement) -> Answer:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.engine.execute, st)
 
-    def _with_process_list(self, st: Statement, proc: _Process) -> Statement:
-        """``st`` reading the server's process list where it names ``system.processes``.
-
-        chDB knows nothing of this server's requests, so the list travels as bound array
-        parameters, read by a subquery in place of the table. The asking request is left
-        out (a server lists it, but it is never what its caller looks for).
-        """
-        others = sorted((p for p in self._processes if p is not proc), key=lambda p: p.started)
-        now = time.monotonic()
-        table, params = _rows_subquery("__fake_processes_", {
-            "query_id": ("String", [p.query_id for p in others]),
-            "initial_query_id": ("String", [p.query_id for p in others]),
-            "user": ("String", [self.user] * len(others)),
-            "query": ("String", [p.query for p in others]),
-            "elapsed": ("Float64", [now - p.started for p in others]),
-            "is_cancelled": ("UInt8", [int(p.cancelled.is_set()) for p in others]),
-        })  # fmt: skip
-        text = _PROCESSES.sub(lambda _: table.encode(), st.text)
-        return Statement(text, {**st.params, **params}, st.settings, st.database, st.default_format)
-
-    async def _kill(self, st: Statement, proc: _Process) -> Answer:
-        """``KILL QUERY WHERE query_id = {p:String} | IN {p:Array(String)} [SYNC|ASYNC]``, as a server does it.
-
-        Each matching listed request is marked cancelled: one still waiting wakes and
-        answers code 394, one already running finishes. SYNC answers once all of them left
-        the list, ASYNC (the default) at once; the answer is ClickHouse's result set.
-        """
-        kill = _KILL.match(st.text.decode(errors="replace"))
-        if kill is None:
-            raise EngineError(
-                "Code: 48. DB::Exception: This test server supports only KILL QUERY WHERE query_id = {p:String} "
-                "or query_id IN {p:Array(String)}, then SYNC or ASYNC. (NOT_IMPLEMENTED)", 48,
-            )  # fmt: skip
-        one, many, mode, fmt = kill.groups()
-        ids = f"[{{{one}:String}}]" if one else f"{{{many}:Array(String)}}"  # ClickHouse itself parses the values
-        parsed = await self._execute(Statement(f"SELECT {ids} AS ids".encode(), st.params, default_format="JSONEachRow"))
-        wanted = set(json.loads(parsed.body)["ids"])
-        matched = [p for p in self._processes if p is not proc and p.query_id in wanted]
-        for p in matched:
-            p.cancelled.set()
-        sync = (mode or "ASYNC").upper() == "SYNC"
-        if sync:
-            await asyncio.gather(*(p.left.wait() for p in matched))
-        table, params = _rows_subquery("__fake_kill_", {
-            "kill_status": ("String", ["finished" if sync else "waiting"] * len(matched)),
-            "query_id": ("String", [p.query_id for p in matched]),
-            "user": ("String", [self.user] * len(matched)),
-            "query": ("String", [p.query for p in matched]),
-        })  # fmt: skip
-        sql = f"SELECT * FROM {table}" + (f" FORMAT {fmt}" if fmt else "")  # noqa: S608 - values are bound
-        return await self._execute(Statement(sql.encode(), params, st.settings, st.database, st.default_format))
-
-    async def _before(self, request: web.Request, f: Faults, proc: _Process) -> None:
+    async def _before(self, request: web.Request, f: Faults, proc: Process) -> None:
         if f.delay_s > 0:
             self.counts.delayed += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.cancelled.wait(), f.delay_s)  # a KILL QUERY ends the wait
             if proc.cancelled.is_set():
-                raise _Cancelled
+                raise Cancelled
         roll = self._rnd.random()
         if roll < f.reset_rate:
             self.counts.resets += 1
@@ -351,30 +256,6 @@ class ClickHouseHTTP:
         if roll < f.reset_after_rate + f.error_after_rate:
             self.counts.errors_after += 1
             raise _Unavailable(500, "Code: 1002. injected fault: internal error (after the statement ran)")
-
-
-def _rows_subquery(prefix: str, columns: dict[str, tuple[str, list[Any]]]) -> tuple[str, dict[str, str]]:
-    """A subquery of the given rows (``name: (type, values)``) and the parameters it reads them from.
-
-    Rows the server holds (its process list) are no chDB table; bound as one array
-    parameter a column, they reach chDB intact and every result format works.
-    """
-    refs = [f"{{{prefix}{name}:Array({kind})}}" for name, (kind, _) in columns.items()]
-    select = ", ".join(f"{ref}[i] AS {name}" for ref, name in zip(refs, columns, strict=True))
-    sql = f"(SELECT {select} FROM (SELECT arrayJoin(range(1, length({refs[0]}) + 1)) AS i))"  # noqa: S608 - bound
-    params = {
-        f"{prefix}{name}": "[" + ",".join(_literal(v) if kind == "String" else repr(v) for v in values) + "]"
-        for name, (kind, values) in columns.items()
-    }
-    return sql, params
-
-
-def _literal(value: str) -> str:
-    """``value`` as a quoted ClickHouse string literal."""
-    return "'" + "".join(_ESCAPES.get(c, c) for c in value) + "'"
-
-
-_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
 class _Unavailable(Exception):
