@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import loaded_broker, ours
-from benchmarks.stages import StageTimes, cpu_by_process, cpu_by_thread, delta, report
+from benchmarks.stages import StageTimes, by_name, cpu_by_process, cpu_by_thread, delta, report
 from benchmarks.startup import generate_orders
 from ground.settings import Settings
 from livesales.wiring import clickhouse
@@ -119,7 +119,7 @@ async def _one(stored: int, n: int, recent: bool) -> dict[str, float]:
             watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watching
-        procs_used, threads_used = delta(cpu_by_process(loaded.broker.pid), procs), delta(cpu_by_thread(), threads)
+        procs_used, threads_used = delta(cpu_by_process(loaded.broker.pid), procs), by_name(cpu_by_thread(), threads)
         try:
             writer = runtime.writer
             orders = writer.dedupers["order_steps"]
@@ -130,7 +130,7 @@ async def _one(stored: int, n: int, recent: bool) -> dict[str, float]:
         finally:
             await runtime.stop()
     print(f"  {stored:,} stored: {n:,} events in {seconds:.2f} s = {n / seconds:,.0f}/s; {figures}", flush=True)
-    report(times, procs_used, threads_used)
+    report(times, procs_used, threads_used, "from start-up to the last row (group join included)")
     watch.report()
     return figures
 

@@ -111,15 +111,25 @@ def cpu_by_process(broker_pid: int) -> dict[str, float]:
     return out
 
 
-def cpu_by_thread() -> dict[str, float]:
-    """The service's threads, summed by name (ClickHouse names its pools)."""
-    out: dict[str, float] = defaultdict(float)
+def cpu_by_thread() -> dict[int, tuple[str, float]]:
+    """The service's threads: id -> (name, CPU seconds). ClickHouse renames a thread that
+    runs a query ("python" becomes "Unknown"), so threads are told apart by id and named
+    as they are named at the end (``by_name``)."""
+    out: dict[int, tuple[str, float]] = {}
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
         try:
-            out[(task / "comm").read_text().strip()] += _cpu(str(task / "stat"))
+            out[int(task.name)] = ((task / "comm").read_text().strip(), _cpu(str(task / "stat")))
         except OSError:
             continue
     return out
+
+
+def by_name(after: dict[int, tuple[str, float]], before: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU each thread used between the two readings, summed by its latest name."""
+    out: dict[str, float] = defaultdict(float)
+    for tid, (name, cpu) in after.items():
+        out[name] += cpu - before.get(tid, (name, 0.0))[1]
+    return {k: v for k, v in out.items() if v >= 0.01}
 
 
 def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
@@ -134,21 +144,35 @@ async def bench_stages(args: argparse.Namespace) -> None:
         settings, broker_pid = loaded.settings, loaded.broker.pid
         times = StageTimes()
         procs, threads = cpu_by_process(broker_pid), cpu_by_thread()
+        at_first_row: list[tuple[dict[str, float], dict[int, tuple[str, float]]]] = []
+
+        def first_row() -> None:
+            at_first_row.append((cpu_by_process(broker_pid), cpu_by_thread()))
+
         with times.installed():
-            seconds, runtime = await ours(settings, n - bad, bad)
-        procs_used, threads_used = delta(cpu_by_process(broker_pid), procs), delta(cpu_by_thread(), threads)
+            seconds, runtime = await ours(settings, n - bad, bad, first_row)
+        procs_end, threads_end = cpu_by_process(broker_pid), cpu_by_thread()
         await runtime.stop()
     print(f"\nours: {n / seconds:,.0f} events/s ({seconds:.2f} s from the first stored row to the last)\n")
-    report(times, procs_used, threads_used)
+    whole = "from start-up to the last row (group join included)"
+    report(times, delta(procs_end, procs), by_name(threads_end, threads), whole)
+    procs_first, threads_first = at_first_row[0]
+    steady = delta(procs_end, procs_first)
+    report_cpu(steady, by_name(threads_end, threads_first), "from the first stored row to the last (the rate's window)")
+    print(f"  all processes: {sum(steady.values()) / n * 1e6:.1f} CPU-µs an event")
 
 
-def report(times: StageTimes, procs_used: dict[str, float], threads_used: dict[str, float]) -> None:
+def report(times: StageTimes, procs_used: dict[str, float], threads_used: dict[str, float], span: str) -> None:
     """Each stage's calls and time, then the CPU each process and service thread used."""
     print(f"{'stage':<36}{'calls':>7}{'total s':>10}{'avg ms':>9}")
     for _, _, label in STAGES:
         calls, total = times.calls[label], times.seconds[label]
         print(f"{label:<36}{calls:>7}{total:>10.2f}{(total / calls * 1000 if calls else 0):>9.1f}")
-    print("\nCPU seconds from start-up to the last row (group join included):")
+    report_cpu(procs_used, threads_used, span)
+
+
+def report_cpu(procs_used: dict[str, float], threads_used: dict[str, float], span: str) -> None:
+    print(f"\nCPU seconds {span}:")
     for name, cpu in sorted(procs_used.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<20}{cpu:>7.2f}")
     by_thread = sorted(threads_used.items(), key=lambda kv: -kv[1])
