@@ -103,7 +103,7 @@ class Consumer:
         self.name = name
         self._kafka: AIOKafkaConsumer | None = None
         self._queue = BatchQueue()
-        # batches in validation, oldest first: at most one per validation process
+        # batches in validation, oldest first: at most CheckPool.parallel (one per child, one ahead)
         self._validating: deque[asyncio.Task[None]] = deque()
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

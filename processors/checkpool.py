@@ -14,6 +14,8 @@ a crashed validator must not stop the consumer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -43,8 +45,12 @@ class CheckPool:
 
     @property
     def parallel(self) -> int:
-        """How many batches may be in validation at once."""
-        return max(1, self.processes)
+        """How many batches may be in validation at once: one per child and one more, sent
+        ahead, so a child starts the next batch as it ends one. Crossing a pipe takes a
+        batch 50-150 ms (``widen_pipes``), which the child spent idle when it got its next
+        batch only after answering the last: a poison flood, whose batches are MBs each
+        way, was counted 13% faster with one sent ahead (docs/BENCHMARKS.md)."""
+        return self.processes + 1 if self.processes > 0 else 1
 
     async def start(self) -> None:
         if self.processes > 0:
@@ -53,10 +59,12 @@ class CheckPool:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent holds ClickHouse's threads and locks
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_child,
             initargs=(self.heap_trim_s,),
         )
+        widen_pipes(pool)
+        return pool
 
     async def check(self, values: Sequence[bytes | None], now: datetime, placement: Placement | None = None) -> Checked:
         """``placement``: where the values were read, for the in-place check (ingest.routing)."""
@@ -73,6 +81,14 @@ class CheckPool:
                 self._pool = self._new_pool()
             return await asyncio.to_thread(check_values, values, now, self.max_value_bytes, placement)
 
+    def pipe_sizes(self) -> list[int]:
+        """The bytes each of the pool's pipes holds (tests: ``widen_pipes`` took)."""
+        pool = self._pool
+        if pool is None or not hasattr(fcntl, "F_GETPIPE_SZ"):
+            return []
+        ends = (getattr(getattr(pool, n, None), "_writer", None) for n in ("_call_queue", "_result_queue"))
+        return [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends if end is not None]
+
     def pids(self) -> list[int]:
         """The validation children's process ids (benchmarks read their RSS)."""
         return list(self._pool._processes) if self._pool is not None else []
@@ -81,6 +97,29 @@ class CheckPool:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+PIPE_BYTES = 1 << 20  # Linux's default /proc/sys/fs/pipe-max-size: what any user may ask for
+
+
+def widen_pipes(pool: ProcessPoolExecutor, size: int = PIPE_BYTES) -> None:
+    """Give the pool's two pipes (batches out, answers back) ``size`` bytes instead of 64 KiB.
+
+    A batch crosses as one pickled message of a few MB. Through a 64 KiB pipe that is
+    ~100 writes by the parent's feeder thread, and each write gives up the GIL and must
+    win it back from the event loop's thread, busy parsing fetches: up to 5 ms a time (the
+    switch interval). A 7 MB batch took 160 ms to go out and back with the loop busy, and
+    55 ms through 1 MiB pipes, while the child sat idle waiting for it (docs/BENCHMARKS.md,
+    "Poison flood"). Private attributes of ProcessPoolExecutor: where they or
+    F_SETPIPE_SZ are missing (not Linux), the pipes keep their size.
+    """
+    if not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    for name in ("_call_queue", "_result_queue"):
+        end = getattr(getattr(pool, name, None), "_writer", None)  # either end sizes the pipe
+        if end is not None:
+            with contextlib.suppress(OSError):  # EPERM: above this host's pipe-max-size
+                fcntl.fcntl(end.fileno(), fcntl.F_SETPIPE_SZ, size)
 
 
 def _init_child(heap_trim_s: float = 0.0) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 from datetime import UTC, datetime
 
 from processors.batch import check_values
-from processors.checkpool import CheckPool
+from processors.checkpool import PIPE_BYTES, CheckPool
 from tests.processors.test_validate import example
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -36,6 +37,40 @@ async def test_child_process_answers_like_the_thread() -> None:
         pool.close()
     assert _summary(got) == _summary(check_values(_values(), NOW))
     assert got.rejections and got.tables["order.v1"].repeated == 1
+
+
+async def test_one_child_takes_a_second_batch_ahead_and_answers_each_its_own() -> None:
+    """With one child, two batches are in validation at once (the second waits in the
+    pipe while the first is checked): each caller gets the answer for its own values."""
+    pool = CheckPool(processes=1, max_value_bytes=64 * 1024)
+    await pool.start()
+    try:
+        assert pool.parallel == 2
+        bad = [b"{not json"] * 3
+        first, second = await asyncio.gather(pool.check(_values() * 500, NOW), pool.check(bad, NOW))
+    finally:
+        pool.close()
+    assert _summary(first) == _summary(check_values(_values() * 500, NOW))
+    assert [(i, r.code) for i, r in second.rejections] == [(0, "invalid_json"), (1, "invalid_json"), (2, "invalid_json")]
+    assert CheckPool(processes=0, max_value_bytes=1).parallel == 1  # in a thread: one at a time
+
+
+async def test_batches_cross_to_the_child_through_wide_pipes() -> None:
+    """A batch of a few MB through 64 KiB pipes took ~100 GIL hand-overs each way
+    (processors.checkpool.widen_pipes); a replaced pool gets wide pipes too."""
+    pool = CheckPool(processes=1, max_value_bytes=64 * 1024)
+    await pool.start()
+    try:
+        assert pool.pipe_sizes() == [PIPE_BYTES, PIPE_BYTES]
+        big = [b'{"schema": "order.v1", "pad": "' + b"x" * 60_000 + b'"}'] * 100  # ~6 MB each way
+        checked = await pool.check(big, NOW)
+        assert [r.code for _, r in checked.rejections] == ["schema_violation"] * 100
+        assert len(checked.dead_heads[0]) > 60_000
+        pool._pool.shutdown(wait=True)  # type: ignore[union-attr]
+        pool._pool = pool._new_pool()
+        assert pool.pipe_sizes() == [PIPE_BYTES, PIPE_BYTES]
+    finally:
+        pool.close()
 
 
 async def test_a_killed_child_is_replaced_and_loses_no_batch() -> None:
