@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from multiprocessing.connection import wait
+from typing import Any
 
 from ground.heap import Heap
 from processors.batch import Checked, check_values
@@ -48,8 +49,9 @@ class CheckPool:
         """How many batches may be in validation at once: one per child and one more, sent
         ahead, so a child starts the next batch as it ends one. Crossing a pipe takes a
         batch 50-150 ms (``widen_pipes``), which the child spent idle when it got its next
-        batch only after answering the last: a poison flood, whose batches are MBs each
-        way, was counted 13% faster with one sent ahead (docs/BENCHMARKS.md)."""
+        batch only after answering the last: with one sent ahead a poison flood, whose
+        batches are MBs each way, was counted 10-13% faster and a clean backlog 14-25%
+        (docs/BENCHMARKS.md)."""
         return self.processes + 1 if self.processes > 0 else 1
 
     async def start(self) -> None:
@@ -83,11 +85,9 @@ class CheckPool:
 
     def pipe_sizes(self) -> list[int]:
         """The bytes each of the pool's pipes holds (tests: ``widen_pipes`` took)."""
-        pool = self._pool
-        if pool is None or not hasattr(fcntl, "F_GETPIPE_SZ"):
+        if self._pool is None or not hasattr(fcntl, "F_GETPIPE_SZ"):
             return []
-        ends = (getattr(getattr(pool, n, None), "_writer", None) for n in ("_call_queue", "_result_queue"))
-        return [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in ends if end is not None]
+        return [fcntl.fcntl(end.fileno(), fcntl.F_GETPIPE_SZ) for end in _pipe_ends(self._pool)]
 
     def pids(self) -> list[int]:
         """The validation children's process ids (benchmarks read their RSS)."""
@@ -115,11 +115,15 @@ def widen_pipes(pool: ProcessPoolExecutor, size: int = PIPE_BYTES) -> None:
     """
     if not hasattr(fcntl, "F_SETPIPE_SZ"):
         return
-    for name in ("_call_queue", "_result_queue"):
-        end = getattr(getattr(pool, name, None), "_writer", None)  # either end sizes the pipe
-        if end is not None:
-            with contextlib.suppress(OSError):  # EPERM: above this host's pipe-max-size
-                fcntl.fcntl(end.fileno(), fcntl.F_SETPIPE_SZ, size)
+    for end in _pipe_ends(pool):
+        with contextlib.suppress(OSError):  # EPERM: above this host's pipe-max-size
+            fcntl.fcntl(end.fileno(), fcntl.F_SETPIPE_SZ, size)
+
+
+def _pipe_ends(pool: ProcessPoolExecutor) -> list[Any]:
+    """One end of each of the pool's pipes (either end sizes its pipe)."""
+    queues = (getattr(pool, "_call_queue", None), getattr(pool, "_result_queue", None))
+    return [end for q in queues if (end := getattr(q, "_writer", None)) is not None]
 
 
 def _init_child(heap_trim_s: float = 0.0) -> None:
