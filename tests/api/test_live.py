@@ -53,7 +53,10 @@ async def test_many_viewers_of_a_view_share_one_watcher(make_client: MakeClient,
         # more payload, one more frame); every viewer then gets the whole of it
         await asyncio.gather(*(paid_reaches(r, 5) for r in streams))
         assert sample(metrics, "livesales_live_payloads_total") - computed <= 3
-        assert sample(metrics, "livesales_live_polls_total") > polled  # the poll found it: no consumer here
+        # no consumer here, so no writer woke them: the hub keeps polling the store. (The
+        # frames may come from a computation an earlier poll set off, still in flight
+        # across the insert, so the count may trail them: wait for it, do not assume it.)
+        await wait_for(lambda: _polls_past(metrics, polled + 1), timeout=5, what="a poll after the insert")
 
         # another scope is another view: its own watcher, its own numbers
         other = await client.get(URL, headers=auth("all"))
