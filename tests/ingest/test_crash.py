@@ -42,6 +42,18 @@ def spawn(settings: Settings, *args: str) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+async def output(proc: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """What the runner printed until it exited; one that never exits is killed, not left
+    running after the test."""
+    try:
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=timeout)
+        return out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 async def test_sigkill_after_write_before_commit_counts_nothing_twice(topics: Settings) -> None:
     events = generate(n_orders=300, seed=13)
     producer = Producer(topics.kafka_bootstrap)
@@ -50,12 +62,7 @@ async def test_sigkill_after_write_before_commit_counts_nothing_twice(topics: Se
     await producer.stop()
 
     crashing = spawn(topics, "--crash-before-commit")
-    try:
-        out, _ = await asyncio.to_thread(crashing.communicate, timeout=120)
-    finally:
-        if crashing.poll() is None:  # it never died: do not leave it running after the test
-            crashing.kill()
-            crashing.wait()
+    out = await output(crashing, 120)
     assert crashing.returncode == -signal.SIGKILL, out.decode()
     assert b"dying before commit" in out
     assert not await all_committed(topics)  # the stored batch really was left uncommitted
@@ -65,12 +72,7 @@ async def test_sigkill_after_write_before_commit_counts_nothing_twice(topics: Se
         await wait_for(lambda: all_committed(topics), timeout=120, what="every offset committed after restart")
     finally:
         service.send_signal(signal.SIGTERM)
-        try:
-            out, _ = await asyncio.to_thread(service.communicate, timeout=60)
-        finally:
-            if service.poll() is None:
-                service.kill()
-                service.wait()
+        out = await output(service, 60)
     assert service.returncode == 0, out.decode()
 
     ch = ClickHouse(topics.clickhouse_dsn)
