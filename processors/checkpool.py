@@ -30,9 +30,10 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from ground.heap import Heap
-from processors.batch import Checked, check_values
+from processors.batch import Checked, check_values, dead_head, failed_at_text
 from processors.gctune import tune_gc
 from processors.placement import Placement
+from processors.validate import Rejection, validate_value
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +75,18 @@ class CheckPool:
         if pool is None:
             return await asyncio.to_thread(check_values, values, now, self.max_value_bytes, placement)
         loop = asyncio.get_running_loop()
+        sent, withheld = withhold_oversized(values, self.max_value_bytes)
         try:
-            return await loop.run_in_executor(pool, check_values, values, now, self.max_value_bytes, placement)
+            checked = await loop.run_in_executor(pool, check_values, sent, now, self.max_value_bytes, placement)
         except BrokenProcessPool:
             log.error("validation process died; starting a new one")
             if self._pool is pool:
                 pool.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._new_pool()
             return await asyncio.to_thread(check_values, values, now, self.max_value_bytes, placement)
+        if withheld:
+            restore_oversized(checked, values, withheld, now, self.max_value_bytes)
+        return checked
 
     def pipe_sizes(self) -> list[int]:
         """The bytes each of the pool's pipes holds (tests: ``widen_pipes`` took)."""
@@ -118,6 +123,40 @@ def widen_pipes(pool: ProcessPoolExecutor, size: int = PIPE_BYTES) -> None:
     for end in _pipe_ends(pool):
         with contextlib.suppress(OSError):  # EPERM: above this host's pipe-max-size
             fcntl.fcntl(end.fileno(), fcntl.F_SETPIPE_SZ, size)
+
+
+def withhold_oversized(values: Sequence[bytes | None], max_bytes: int) -> tuple[Sequence[bytes | None], list[int]]:
+    """The values to send the child, with each one over ``max_bytes`` replaced by None, and
+    where those were.
+
+    Why: such a value is rejected on its length alone, yet crossing to the child and back
+    (inside its dead letter) cost two copies through the pipes: in a poison flood whose
+    bad values include some over 64 KiB, those few were most of the bytes validation moved
+    (docs/BENCHMARKS.md, "Poison flood"). The child answers a None as a tombstone;
+    ``restore_oversized`` puts the real answer back."""
+    withheld = [i for i, v in enumerate(values) if v is not None and len(v) > max_bytes]
+    if not withheld:
+        return values, withheld
+    sent = list(values)
+    for i in withheld:
+        sent[i] = None
+    return sent, withheld
+
+
+def restore_oversized(
+    checked: Checked, values: Sequence[bytes | None], withheld: list[int], now: datetime, max_bytes: int
+) -> None:
+    """Give each withheld value the rejection and dead letter the child would have made
+    from it (the same call: ``validate_value`` rejects it on its length, unparsed)."""
+    where = {i: k for k, (i, _) in enumerate(checked.rejections)}
+    stamp = failed_at_text(now)
+    for i in withheld:
+        rejection = validate_value(values[i], now, max_bytes)
+        assert isinstance(rejection, Rejection)  # noqa: S101 - over max_bytes: never an event
+        k = where[i]
+        checked.rejections[k] = (i, rejection)
+        if checked.dead_heads:
+            checked.dead_heads[k] = dead_head(values[i], rejection, stamp)
 
 
 def _pipe_ends(pool: ProcessPoolExecutor) -> list[Any]:

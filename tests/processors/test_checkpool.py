@@ -9,7 +9,7 @@ import signal
 from datetime import UTC, datetime
 
 from processors.batch import check_values
-from processors.checkpool import PIPE_BYTES, CheckPool
+from processors.checkpool import PIPE_BYTES, CheckPool, withhold_oversized
 from tests.processors.test_validate import example
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -37,6 +37,31 @@ async def test_child_process_answers_like_the_thread() -> None:
         pool.close()
     assert _summary(got) == _summary(check_values(_values(), NOW))
     assert got.rejections and got.tables["order.v1"].repeated == 1
+
+
+async def test_values_over_the_limit_stay_here_and_are_answered_as_the_child_would() -> None:
+    """A value over the size limit is not sent to the child (two copies of it through the
+    pipes, for a rejection on its length alone); its rejection and dead letter are the ones
+    the child would have made, among the others in order."""
+    limit = 1024
+    big = b'{"schema": "order.v1", "name": "' + "蛏".encode() * 600 + b'"}'
+    not_utf8 = b"\xff" * (limit + 1)
+    values = [*_values(), big, b"{not json", not_utf8, None]
+    sent, withheld = withhold_oversized(values, limit)
+    assert withheld == [len(_values()), len(_values()) + 2]
+    assert [v for i, v in enumerate(sent) if i in withheld] == [None, None]
+    pool = CheckPool(processes=1, max_value_bytes=limit)
+    await pool.start()
+    try:
+        got = await pool.check(values, NOW)
+    finally:
+        pool.close()
+    want = check_values(values, NOW, limit)
+    assert _summary(got) == _summary(want)
+    assert got.rejections == want.rejections and got.dead_heads == want.dead_heads
+    codes = [r.code for i, r in got.rejections if i in withheld]
+    assert codes == ["oversized", "oversized"]
+    assert b"payload_b64" in got.dead_heads[-2] and "蛏".encode() in got.dead_heads[-4]
 
 
 async def test_one_child_takes_a_second_batch_ahead_and_answers_each_its_own() -> None:
