@@ -4,7 +4,8 @@ In one interpreter the consumer's Python work is serial: aiokafka turning fetch
 responses into records (~4.5 µs each) and validating them (~6 µs) share one GIL, while
 the second core mostly waits (docs/BENCHMARKS.md). A child process validates batch N
 while the parent reads batch N+1 and ClickHouse stores batch N-1. Only the values go
-over (one pickled list of bytes) and only small answers come back (processors.batch).
+over (one pickled list of bytes; those over the size limit stay here, ``withhold_oversized``)
+and only small answers come back (processors.batch).
 
 ``processes=0`` validates in a worker thread instead (tools, small deployments). A
 child that dies is replaced, and the batch it had is validated in a thread meanwhile:
