@@ -236,11 +236,46 @@ def failed_at_text(failed_at: datetime) -> str:
     return failed_at.isoformat().replace("+00:00", "Z")
 
 
+DEAD_LETTER_MAX_BYTES = 1_000_000
+"""The largest dead letter sent. Kafka's default ``message.max.bytes`` (1,048,588, a record
+batch with its header) refuses a bigger one, and a dead letter the broker refuses is
+retried until it is taken: its partition would stop. Only a value over the size limit can
+come near it: its payload escaped is up to 4/3 its length (base64) or 6× (control
+characters), and a topic may hold values up to the broker's limit."""
+_PAYLOAD_ROOM = DEAD_LETTER_MAX_BYTES - 4096  # the rest: error, failed_at, source (a topic name ≤ 249)
+
+
 def dead_head(value: bytes | None, rejection: Rejection, stamp: str) -> bytes:
     """A dead letter's JSON up to its ``source``, which only the consumer knows: it
-    appends ``_source(record)``."""
+    appends ``_source(record)``. A payload that would make it bigger than
+    ``DEAD_LETTER_MAX_BYTES`` is cut (``_cut_payload``)."""
     head = orjson.dumps({"error": {"code": rejection.code, "message": rejection.message}, "failed_at": stamp})
-    return b"".join((head[:-1], b",", *_payload_parts(value or b""), b',"source":'))
+    raw = value or b""
+    parts = _payload_parts(raw)
+    escaped = sum(map(len, parts))
+    if escaped > _PAYLOAD_ROOM:
+        parts = _cut_payload(raw, escaped, text=parts[0] != _B64_KEY)
+    return b"".join((head[:-1], b",", *parts, b',"source":'))
+
+
+def _cut_payload(raw: bytes, escaped: int, text: bool) -> tuple[bytes, ...]:
+    """The payload of the longest prefix of ``raw`` that fits, escaped as the whole would be
+    (text, or base64 if the whole is not UTF-8), and beside it ``"payload_truncated":true``
+    and ``"payload_bytes"``, the value's length: the whole is at ``source`` in the topic.
+
+    Beyond contract §4, which asks for the original bytes: the choice is a prefix or a
+    stopped partition. A prefix is cut before a partial UTF-8 character."""
+    keep = len(raw) * _PAYLOAD_ROOM // escaped  # a prefix escapes about as the whole does
+    while True:
+        if text:
+            while keep > 0 and raw[keep] & 0xC0 == 0x80:  # inside a character: cut before it
+                keep -= 1
+            parts = _payload_parts(raw[:keep])
+        else:
+            parts = (_B64_KEY, base64.b64encode(raw[:keep]), b'"')
+        if sum(map(len, parts)) <= _PAYLOAD_ROOM:
+            return (*parts, b',"payload_truncated":true,"payload_bytes":', str(len(raw)).encode())
+        keep = keep * 9 // 10  # this prefix escapes worse than the whole: try a shorter one
 
 
 def payload_json(raw: bytes) -> bytes:
@@ -249,6 +284,7 @@ def payload_json(raw: bytes) -> bytes:
 
 
 _CONTROL = 32  # bytes below this must be escaped inside a JSON string
+_B64_KEY = b'"payload_b64":"'
 
 
 def _payload_parts(raw: bytes) -> tuple[bytes, ...]:
@@ -263,7 +299,7 @@ def _payload_parts(raw: bytes) -> tuple[bytes, ...]:
         try:
             raw.decode("utf-8")  # only whether it is UTF-8; ~45 µs for 100 KiB
         except UnicodeDecodeError:
-            return b'"payload_b64":"', base64.b64encode(raw), b'"'
+            return _B64_KEY, base64.b64encode(raw), b'"'
     if raw and int(np.frombuffer(raw, np.uint8).min()) < _CONTROL:
         return b'"payload":', orjson.dumps(raw.decode("utf-8"))
     if b"\\" in raw:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from processors.batch import check_values, dead_head, payload_json
+from processors.batch import DEAD_LETTER_MAX_BYTES, check_values, dead_head, payload_json
 from processors.validate import Rejection, validate_value
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -85,3 +85,41 @@ def test_payload_json_is_orjsons_to_the_byte(seed: int) -> None:
         cases.append(rnd.randbytes(rnd.randint(1, 30)))
     for raw in cases:
         assert payload_json(raw) == _orjson_payload(raw), raw
+
+
+OVERSIZED = Rejection("oversized", "value is over the limit")
+
+
+def _letter(raw: bytes) -> tuple[bytes, dict[str, object]]:
+    letter = dead_head(raw, OVERSIZED, "2026-12-01T08:00:00Z") + b'{"topic":"livesales.orders","partition":3,"offset":9}}'
+    return letter, orjson.loads(letter)
+
+
+@pytest.mark.parametrize(
+    ("raw", "form"),
+    [
+        (b"\xff" + bytes(range(256)) * 3_500, "payload_b64"),  # 897 KB, not UTF-8: 1.2 MB as base64
+        (b'{"x": "' + b'\\"' * 300_000 + b'"}', "payload"),  # quotes and backslashes: escaped 2x
+        (b'{"x": "' + b"\x01" * 200_000 + b'"}', "payload"),  # control characters: 6x
+        ("蛏".encode() * 400_000, "payload"),  # 1.2 MB of text: cut before a whole character
+    ],
+)
+def test_a_dead_letter_the_broker_would_refuse_carries_a_prefix_and_the_length(raw: bytes, form: str) -> None:
+    """Kafka's default limit (1,048,588 bytes a batch) refuses a dead letter of any of these
+    whole, and a refused one would stop its partition: the letter keeps the longest prefix
+    that fits, says it was cut and how long the value was; the rest is as for any other."""
+    letter, doc = _letter(raw)
+    assert len(letter) <= DEAD_LETTER_MAX_BYTES
+    assert doc["payload_truncated"] is True and doc["payload_bytes"] == len(raw)
+    assert doc["source"] == {"topic": "livesales.orders", "partition": 3, "offset": 9}
+    assert doc["error"] == {"code": "oversized", "message": "value is over the limit"}
+    kept = base64.b64decode(str(doc[form])) if form == "payload_b64" else str(doc[form]).encode()
+    assert raw.startswith(kept) and len(kept) > DEAD_LETTER_MAX_BYTES // 7  # the most that fits, not a token
+    assert ({"payload", "payload_b64"} - {form}).isdisjoint(doc)
+
+
+def test_a_dead_letter_that_fits_keeps_the_whole_value() -> None:
+    raw = b'{"x": "' + "蛏".encode() * 300_000 + b'"}'  # 900 KB of text: fits as it is
+    letter, doc = _letter(raw)
+    assert doc["payload"] == raw.decode() and "payload_truncated" not in doc and "payload_bytes" not in doc
+    assert len(letter) <= DEAD_LETTER_MAX_BYTES
