@@ -16,6 +16,7 @@ from benchmarks.poison import KINDS, NEAR_LIMIT_KIND, OVERSIZED_KIND, bad_payloa
 from ground.settings import Settings
 from ingest.producer import Producer
 from livesales.runtime import Runtime
+from processors.batch import DEAD_LETTER_MAX_BYTES
 from processors.validate import (
     INVALID_JSON,
     MAX_VALUE_BYTES,
@@ -109,6 +110,33 @@ async def test_every_bad_message_is_dead_lettered_with_its_code(topics: Settings
             assert doc["payload"] == text and "payload_b64" not in doc, kind.name
         if kind.name.startswith("not UTF-8"):
             assert "payload_b64" in doc
+
+
+async def test_a_value_too_big_for_its_whole_dead_letter_does_not_stop_the_partition(topics: Settings) -> None:
+    """A 1.2 MB value that is not UTF-8 (1.6 MB as base64) between two good orders: its
+    dead letter, which Kafka's default broker limit would refuse whole, carries a prefix
+    and the value's length; the orders after it are stored. (Tansu takes any size, so the
+    bound is checked on the letter itself.)"""
+    rnd = random.Random(3)
+    huge = b"\xff" + bytes(range(256)) * 4_700
+    payloads: list[bytes | None] = [order_payload(0, "huge", rnd), huge, order_payload(1, "huge", rnd)]
+    await send_in_order(topics, payloads)
+    runtime = Runtime(tuned(topics, **{"validation_processes": 1}))
+    await runtime.start(api=False)
+    try:
+        async def counted() -> bool:
+            rows = await runtime.store.query("SELECT count() AS n FROM order_steps")
+            return rows[0]["n"] == 2
+
+        await wait_for(counted, timeout=60, what="both orders stored")
+        letters = await read_all(topics, topics.topic_dlq, 1)
+    finally:
+        await runtime.stop()
+    assert len(letters) == 1 and len(letters[0].value) <= DEAD_LETTER_MAX_BYTES
+    doc = json.loads(letters[0].value)
+    assert doc["error"]["code"] == OVERSIZED and doc["source"]["offset"] == 1
+    assert doc["payload_truncated"] is True and doc["payload_bytes"] == len(huge)
+    assert huge.startswith(base64.b64decode(doc["payload_b64"]))
 
 
 async def send_in_order(settings: Settings, payloads: list[bytes | None]) -> None:
