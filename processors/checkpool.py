@@ -34,7 +34,7 @@ from ground.heap import Heap
 from processors.batch import Checked, check_values, dead_head, failed_at_text
 from processors.gctune import tune_gc
 from processors.placement import Placement
-from processors.validate import Rejection, validate_value
+from processors.validate import oversized
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +148,11 @@ def restore_oversized(
     checked: Checked, values: Sequence[bytes | None], withheld: list[int], now: datetime, max_bytes: int
 ) -> None:
     """Give each withheld value the rejection and dead letter the child would have made
-    from it (the same call: ``validate_value`` rejects it on its length, unparsed)."""
+    from it (``validate_value`` rejects it on its length alone, with ``oversized``)."""
     where = {i: k for k, (i, _) in enumerate(checked.rejections)}
     stamp = failed_at_text(now)
     for i in withheld:
-        rejection = validate_value(values[i], now, max_bytes)
-        assert isinstance(rejection, Rejection)  # noqa: S101 - over max_bytes: never an event
+        rejection = oversized(len(values[i] or b""), max_bytes)
         k = where[i]
         checked.rejections[k] = (i, rejection)
         if checked.dead_heads:

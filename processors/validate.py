@@ -76,6 +76,11 @@ def time_rejection(at: datetime) -> Rejection:
     )
 
 
+def oversized(size: int, max_bytes: int) -> Rejection:
+    """A value of ``size`` bytes over the limit: rejected on its length alone, unparsed."""
+    return Rejection(OVERSIZED, f"value is {size} bytes, over the {max_bytes} byte limit")
+
+
 def validate_value(
     value: bytes | None, now: datetime, max_bytes: int = MAX_VALUE_BYTES
 ) -> AnyEvent | Rejection:
@@ -83,7 +88,7 @@ def validate_value(
     if value is None:
         return Rejection(INVALID_JSON, "message has no value (tombstone)")
     if len(value) > max_bytes:
-        return Rejection(OVERSIZED, f"value is {len(value)} bytes, over the {max_bytes} byte limit")
+        return oversized(len(value), max_bytes)
     try:
         event = EVENT_ADAPTER.validate_json(value)
     except ValidationError as exc:
