@@ -212,14 +212,19 @@ async def test_two_serve_two_consume_with_a_kill_9_of_each_count_the_sale_exactl
         victim, survivor = (consume_c, consume_d) if _owner_of(LIVE_SHOP) in owned(consume_c) \
             else (consume_d, consume_c)  # fmt: skip
         moved = [s for s in (LIVE_SHOP, ALL_SHOP) if _owner_of(s) in owned(victim)]
+        # The kill falls between stage 2's halves: serve A has answered the first half (the
+        # consumes are still working on it), and every batch of the second half sent to A
+        # fails. Killing while a task sends would race it: on a fast machine the whole stage
+        # could be answered before the kill, and nothing to A would fail.
+        records = stage(fake, seed=2)
+        half = len(records) // 2 // 5 * 5  # whole batches of send's five
         a_before = pushes.ok.get(urls[0], 0)
-        sending = asyncio.create_task(send(fake, urls, stage(fake, seed=2), pushes))
-        await wait_for(lambda: _true(pushes.ok.get(urls[0], 0) >= a_before + 3 or sending.done()), timeout=30,
-                       what="serve A answering stage 2's pushes")  # fmt: skip
+        await send(fake, urls, records[:half], pushes)
+        assert pushes.ok.get(urls[0], 0) > a_before, "serve A answered stage 2's first half"
         await asyncio.gather(asyncio.to_thread(serve_a.kill), asyncio.to_thread(victim.kill))
         assert [r.proc.returncode for r in (serve_a, victim) if r.proc is not None] == [-9, -9]
         survivor_from = len(survivor.text())
-        await sending
+        await send(fake, urls, records[half:], pushes)
         assert pushes.failed.get(urls[0], 0) > 0, "pushes to the killed serve must fail"
         # After the group's session timeout the survivor holds every raw partition, and
         # reconciles the dead one's shops once their interval is out.
