@@ -26,6 +26,7 @@ import pytest
 
 from ground.settings import Settings, Tuning
 from ingest.producer import Producer
+from ingest.records import lighten_records
 from ingest.topics import ensure_topics
 from localbroker import LocalBroker
 from processors.store import ClickHouse
@@ -70,6 +71,12 @@ def services_of(nodeid: str, fixturenames: Iterable[str]) -> list[str]:
         if in_folder or (path == file and test in ("", name)):
             needs.append(why)
     return needs
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """What the CLI sets up process-wide for the service (ingest.records): the runtimes the
+    tests start in this process then read Kafka as the service does."""
+    lighten_records()
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
