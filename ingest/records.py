@@ -2,8 +2,9 @@
 
 aiokafka's fetcher wraps every message in ``aiokafka.structs.ConsumerRecord``, a Python
 dataclass: a Python ``__init__`` of 11 fields and one more object for the garbage collector
-to track, while a batch of 20,000 waits in the queues. Half of a bare consumer's CPU went
-there (docs/BENCHMARKS.md, "Ingest"). ``Record`` has the same fields, read the same way;
+to track, while a batch of 20,000 waits in the queues. That was a quarter of a bare
+consumer's CPU with the collector tuned as ours is (processors.gctune), half without it
+(docs/BENCHMARKS.md, "Stages"). ``Record`` has the same fields, read the same way;
 built in C (msgspec) and untracked (``gc=False``: it holds only strings, numbers, bytes and
 a tuple of header pairs, so it can be in no reference cycle).
 
