@@ -143,9 +143,9 @@ class RowSet:
         self.repeated += later.repeated
         if not len(later):
             return
-        maybe = np.isin(later.event_hashes, self.event_hashes)
+        maybe = _among(later.event_hashes, self.event_hashes)
         if self.spec.step_fields:
-            maybe |= np.isin(later.step_hashes, self.step_hashes)
+            maybe |= _among(later.step_hashes, self.step_hashes)
         doubtful = np.flatnonzero(maybe).tolist()
         drop = set()
         if doubtful:  # the exact keys of the rows here that share a hash with a doubtful one
@@ -175,3 +175,15 @@ class RowSet:
             self.step_hashes[keep],
             occurred_ms=self.occurred_ms[keep],
         )
+
+
+def _among(hashes: U64, known: U64) -> npt.NDArray[np.bool_]:
+    """Per hash, whether ``known`` holds it: one sort of ``known`` and a binary search each.
+    ``np.isin`` sorts both arrays and their concatenation, and this runs on the event loop
+    each time a waiting batch joins the one before it: 7.0 against 1.6 ms for 4,000 hashes
+    among 40,000."""
+    if not len(known) or not len(hashes):
+        return np.zeros(len(hashes), dtype=bool)
+    ordered = np.sort(known)
+    at = np.minimum(np.searchsorted(ordered, hashes), len(ordered) - 1)
+    return np.asarray(ordered[at] == hashes)

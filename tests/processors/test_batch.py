@@ -7,7 +7,10 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from processors.batch import prepare
+from processors.rows import _among
 from tests.processors.test_validate import example
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -59,3 +62,15 @@ def test_absorbing_into_a_batch_without_that_table() -> None:
     merged = prepare(_records([stats], 0), now=NOW)
     merged.absorb(prepare(_records([_order("e1", "o1")], 1), now=NOW))
     assert len(merged.rows["order.v1"]) == 1 and len(merged.rows["stream_stats.v1"]) == 1
+
+
+def test_the_join_finds_exactly_the_hashes_np_isin_finds() -> None:
+    """``processors.rows._among`` (a sort and binary searches) against ``np.isin``: random
+    hashes with repeats on both sides, those past either end of the known ones, and empties."""
+    rnd = np.random.default_rng(7)
+    for _ in range(200):
+        known = rnd.integers(0, 60, int(rnd.integers(0, 40)), dtype=np.uint64)
+        hashes = rnd.integers(0, 80, int(rnd.integers(0, 40)), dtype=np.uint64)
+        assert _among(hashes, known).tolist() == np.isin(hashes, known).tolist()
+    top = np.array([2**64 - 1, 0, 5], dtype=np.uint64)
+    assert _among(top, np.array([2**64 - 1], dtype=np.uint64)).tolist() == [True, False, False]
