@@ -169,7 +169,7 @@ def check_values(
         builders[schema].add(i, result["event_id"], SPEC_BY_SCHEMA[schema].step_of(result), _ms(result["occurred_at"]))
     stamp = failed_at_text(now)
     heads = [dead_head(values[i], rejection, stamp) for i, rejection in rejections]
-    checked = Checked({schema: b.keys for schema, b in builders.items()}, rejections, slow, heads)
+    checked = Checked({schema: b.done() for schema, b in builders.items()}, rejections, slow, heads)
     if misplaced and placement is not None:
         checked.misplaced = _routes(misplaced, placement)
     return checked

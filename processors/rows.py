@@ -60,15 +60,26 @@ CHANNELS = TableSpec("channel_registry", "channel_events_in")  # every version i
 SPEC_BY_SCHEMA = {"order.v1": ORDERS, "onboarding.v1": ONBOARDING, "stream_stats.v1": STATS, "channel.v1": CHANNELS}
 
 
+def _no_u64() -> U64:
+    return np.zeros(0, dtype=np.uint64)
+
+
+def _no_i64() -> I64:
+    return np.zeros(0, dtype=np.int64)
+
+
 @dataclass
 class TableKeys:
-    """One table's rows of a batch, as validation hands them over: small to pickle."""
+    """One table's rows of a batch, as validation hands them over: small to pickle. The
+    hashes and times are numpy arrays, which pickle as their bytes: as lists of 64-bit ints
+    a 20,000-row batch took 2.6 ms to pickle in the child and 3.0 to unpickle in the parent
+    (whose event loop waits for the GIL meanwhile), which then made arrays of them anyway."""
 
     indices: list[int] = field(default_factory=list)  # positions in the batch's records
-    event_hashes: list[int] = field(default_factory=list)
-    step_hashes: list[int] = field(default_factory=list)  # 0 where the table has no steps
+    event_hashes: U64 = field(default_factory=_no_u64)
+    step_hashes: U64 = field(default_factory=_no_u64)  # 0 where the table has no steps
     repeated: int = 0  # rows dropped as repeats within the batch
-    occurred_ms: list[int] = field(default_factory=list)  # event time, ms since the epoch (0: unknown)
+    occurred_ms: I64 = field(default_factory=_no_i64)  # event time, ms since the epoch (0: unknown)
 
 
 class KeysBuilder:
@@ -76,25 +87,37 @@ class KeysBuilder:
     so the single writer only has to compare against what is already stored."""
 
     def __init__(self) -> None:
-        self.keys = TableKeys()
+        self.indices: list[int] = []
+        self.repeated = 0
+        self._events: list[int] = []
+        self._steps: list[int] = []
+        self._occurred: list[int] = []
         self._seen_events: set[str] = set()
         self._seen_steps: set[tuple[str, ...]] = set()
 
     def add(self, index: int, eid: str, step: tuple[str, ...], occurred_ms: int = 0) -> None:
         """``occurred_ms``: the event time; 0 (unknown) sends the row to the exact look-up."""
-        keys = self.keys
         if eid in self._seen_events or step in self._seen_steps:
-            keys.repeated += 1
+            self.repeated += 1
             return
         self._seen_events.add(eid)
-        keys.indices.append(index)
-        keys.occurred_ms.append(occurred_ms)
-        keys.event_hashes.append(xxh3_64_intdigest(eid.encode()))
+        self.indices.append(index)
+        self._occurred.append(occurred_ms)
+        self._events.append(xxh3_64_intdigest(eid.encode()))
         if step:
             self._seen_steps.add(step)
-            keys.step_hashes.append(xxh3_64_intdigest(SEP.join(step).encode()))
+            self._steps.append(xxh3_64_intdigest(SEP.join(step).encode()))
         else:
-            keys.step_hashes.append(0)
+            self._steps.append(0)
+
+    def done(self) -> TableKeys:
+        return TableKeys(
+            self.indices,
+            np.array(self._events, dtype=np.uint64),
+            np.array(self._steps, dtype=np.uint64),
+            self.repeated,
+            np.array(self._occurred, dtype=np.int64),
+        )
 
 
 @dataclass
@@ -114,10 +137,10 @@ class RowSet:
         return cls(
             spec,
             [values[i] for i in keys.indices],  # type: ignore[misc]  # rows are never tombstones
-            np.array(keys.event_hashes, dtype=np.uint64),
-            np.array(keys.step_hashes, dtype=np.uint64),
+            keys.event_hashes,
+            keys.step_hashes,
             keys.repeated,
-            np.array(keys.occurred_ms, dtype=np.int64),
+            keys.occurred_ms,
         )
 
     @property

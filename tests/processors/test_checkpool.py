@@ -22,8 +22,10 @@ def _values() -> list[bytes | None]:
 
 def _summary(checked: object) -> object:
     tables = checked.tables  # type: ignore[attr-defined]
+    keys = {s: (k.indices, k.event_hashes.tolist(), k.step_hashes.tolist(), k.occurred_ms.tolist(), k.repeated)
+            for s, k in tables.items()}  # fmt: skip
     return (
-        {s: (k.indices, k.event_hashes, k.step_hashes, k.repeated) for s, k in tables.items()},
+        keys,
         [(i, r.code) for i, r in checked.rejections],  # type: ignore[attr-defined]
     )
 
