@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
+import aiokafka
 import msgspec
 from aiokafka.consumer import fetcher
 from aiokafka.structs import ConsumerRecord
@@ -46,17 +47,12 @@ def lighten_records() -> bool:
     """Make aiokafka's fetcher build ``Record``s; True once it does. An aiokafka that no
     longer builds its records from ``fetcher.ConsumerRecord`` with these fields is left as
     it is (False, one warning): everything works as before, only slower."""
-    if fetcher.__dict__.get("ConsumerRecord") is Record:
+    current = fetcher.__dict__.get("ConsumerRecord")
+    if current is Record:
         return True
     fields = tuple(f.name for f in dataclasses.fields(ConsumerRecord))
-    if fetcher.__dict__.get("ConsumerRecord") is not ConsumerRecord or fields != Record.__struct_fields__:
-        log.warning("aiokafka %s builds its records another way; keeping its own", _version())
+    if current is not ConsumerRecord or fields != Record.__struct_fields__:
+        log.warning("aiokafka %s builds its records another way; keeping its own", aiokafka.__version__)
         return False
     fetcher.ConsumerRecord = Record  # the name the fetcher looks up at each message
     return True
-
-
-def _version() -> str:
-    import aiokafka
-
-    return str(getattr(aiokafka, "__version__", "?"))
