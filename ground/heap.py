@@ -71,10 +71,14 @@ class Heap:
     def fix_mmap_threshold(self, kib: int) -> bool:
         """Serve blocks of ``kib`` KiB and more by mmap, always (like MALLOC_MMAP_THRESHOLD_).
         glibc otherwise raises the threshold to the largest block freed so far, up to 32 MiB,
-        and lets the heap's free top grow to twice that before giving it back: a batch's
-        joined insert block or a dedupe slice then stays in the heap after it is freed. A
-        fixed threshold unmaps them when freed. 0 leaves glibc's sliding threshold. True
-        if set."""
+        and lets the heap's free top grow to twice that before giving it back. Fixed, it
+        slides no more. The runtime's default is glibc's ceiling, 32 MiB: a batch's big
+        blocks (a fetch response, the joined insert block, a produce request of dead
+        letters) come from the heap, whose pages the next batch reuses, and the periodic
+        ``trim`` gives back what stays free. At 1 MiB (the default until 2026-12-05) each
+        was mapped, faulted in and unmapped anew: ~15% of the service's CPU per message of
+        a poison flood (docs/BENCHMARKS.md). 0 leaves glibc's sliding threshold. True if
+        set."""
         if kib <= 0 or self._libc is None or "MALLOC_MMAP_THRESHOLD_" in os.environ:  # glibc's own wins
             return False
         return bool(self._libc.mallopt(ctypes.c_int(_M_MMAP_THRESHOLD), ctypes.c_int(kib * 1024)))

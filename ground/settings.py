@@ -62,7 +62,7 @@ class Tuning(BaseModel):
     # The C heaps (ground/heap.py). glibc's own MALLOC_ARENA_MAX / MALLOC_MMAP_THRESHOLD_
     # and jemalloc's JE_MALLOC_CONF, when set, win over these.
     malloc_arenas: int = Field(default=2, ge=0, le=64, description="glibc arenas; 0: glibc's default")
-    malloc_mmap_threshold_kb: int = Field(default=1024, ge=0, le=32 * 1024, description="0: glibc's sliding one")
+    malloc_mmap_threshold_kb: int = Field(default=32 * 1024, ge=0, le=32 * 1024, description="0: glibc's sliding one")
     heap_trim_s: float = Field(default=30.0, ge=0, description="how often freed pages go back; 0: never")
     chdb_dirty_decay_ms: int = Field(default=300, ge=0, description="chDB's jemalloc dirty_decay_ms")
     chdb_cache_mb: float = Field(default=256.0, ge=0, description="embedded chDB's caches, MiB; 0: ClickHouse's")

@@ -108,6 +108,37 @@ def test_usage_tells_memory_in_use_from_memory_held_free() -> None:
     assert left < 2 * 1024 * 1024, left  # only the newest block (and the interpreter's noise) still in use
 
 
+_DEFAULT_THRESHOLD_SCRIPT = """
+import ctypes, ctypes.util
+from ground.heap import Heap
+from ground.settings import Tuning
+
+heap = Heap()
+assert heap.fix_mmap_threshold(Tuning().malloc_mmap_threshold_kb)
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+start = heap.usage()["mmapped"]
+batch_sized = libc.malloc(16 << 20)
+after_batch = heap.usage()["mmapped"]
+too_big = libc.malloc(40 << 20)
+print(after_batch - start, heap.usage()["mmapped"] - after_batch)
+"""
+
+
+def test_the_default_mmap_threshold_keeps_a_batchs_blocks_in_the_heap() -> None:
+    """A fetch response, a joined insert block or a produce request (a few to ~30 MiB)
+    comes from the heap, whose pages the next batch reuses; mapped, each was faulted in
+    anew (the service's CPU per poisoned message 24-25 -> 20-22 µs, docs/BENCHMARKS.md).
+    Blocks over glibc's ceiling (32 MiB) are still mapped, and unmapped when freed."""
+    if not Heap().available:
+        pytest.skip("not glibc: no mallopt/mallinfo2 here")
+    out = subprocess.run([sys.executable, "-c", _DEFAULT_THRESHOLD_SCRIPT], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()  # fmt: skip
+    batch_mapped, big_mapped = (int(x) for x in out)
+    assert batch_mapped < 1 << 20, batch_mapped  # 16 MiB from the heap, not mapped
+    assert big_mapped >= 40 << 20, big_mapped
+
+
 _CHDB_SCRIPT = """
 import os, sys, tempfile
 import clickhouse_connect
