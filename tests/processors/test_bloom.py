@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from processors.bloom import BloomFilter
+from processors.bloom import BloomFilter, Probes
 
 
 def test_no_false_negatives_and_few_false_positives() -> None:
@@ -47,3 +47,17 @@ def test_full_once_more_keys_than_planned() -> None:
     bloom = BloomFilter(1024)
     bloom.add(np.arange(1025, dtype=np.uint64))
     assert bloom.full
+
+
+def test_a_keys_probe_bits_are_five_distinct_picks_per_word_from_its_remixed_hash() -> None:
+    """Probes builds its masks in one scratch array; each must still be the OR of five bits
+    chosen by six-bit fields of the remixed hash (word 1: fields 0-4, word 2: fields 5-9)."""
+    rng = np.random.default_rng(3)
+    hashes = rng.integers(0, 2**64 - 1, 2_000, dtype=np.uint64, endpoint=True)
+    probes = Probes(hashes)
+    for i in range(0, 2_000, 97):
+        mixed = (int(hashes[i]) * 0x9E3779B97F4A7C15) % 2**64
+        for block in range(2):
+            fields = [(mixed >> (58 - 6 * (block * 5 + j))) & 63 for j in range(5)]
+            assert int(probes.masks[block][i]) == sum(1 << f for f in set(fields))
+    assert (probes.halves[1] == hashes >> np.uint64(32)).all()
