@@ -249,11 +249,13 @@ def _main(args: argparse.Namespace) -> int:
     settings = _load_settings(args.command)
     configure_logging(args.log_level, settings.log_format)
     if args.command in ("run", "consume", "serve", "demo", "bench"):
+        from ingest.crcs import check_crcs_in_hardware
         from ingest.records import lighten_records
         from processors.gctune import tune_gc
 
         tune_gc()
         lighten_records()
+        check_crcs_in_hardware()
     if args.command == "run":
         asyncio.run(_run(settings))
     elif args.command == "consume":

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from ground.settings import Settings, Tuning
+from ingest.crcs import check_crcs_in_hardware
 from ingest.producer import Producer
 from ingest.records import lighten_records
 from ingest.topics import ensure_topics
@@ -74,9 +75,10 @@ def services_of(nodeid: str, fixturenames: Iterable[str]) -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """What the CLI sets up process-wide for the service (ingest.records): the runtimes the
-    tests start in this process then read Kafka as the service does."""
+    """What the CLI sets up process-wide for the service (ingest.records, ingest.crcs): the
+    runtimes the tests start in this process then read Kafka as the service does."""
     lighten_records()
+    check_crcs_in_hardware()
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
