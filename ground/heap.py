@@ -99,11 +99,11 @@ class Heap:
         """How long the jemalloc bundled in chDB keeps freed pages for reuse before they go
         back to the OS (jemalloc's ``dirty_decay_ms``; chDB's own: 5000). jemalloc reads
         JE_MALLOC_CONF once, when chDB loads, so call this before the first chDB client
-        opens. At 5,000 events/s each merge that ends frees 30-40 MiB at once; kept for
-        5 s, those pages were the RSS peaks of the soak (the 1 s samples of session 8).
-        0 gives them back at once and halved the RSS swing, but then every insert
-        faults its buffers in again: ~30-40% more CPU per inserted row. The default,
-        300 ms, keeps them from one insert to the next and the soak within ±5%
+        opens. The shorter, the less a finished merge's pages lift the RSS, and the more
+        often an insert faults its buffers in again, zeroed: at 0 ~30-40% more CPU per
+        inserted row; at 300 a backlog's inserts still ~10% slower than at 5000 (a 40,000-row
+        insert every ~250 ms outlives most of its pages). The default, 5000 (chDB's own),
+        is the fastest and keeps the soak within ±5% of its median, ~24 MiB above 300's
         (docs/BENCHMARKS.md "Memory soak"). An operator's own JE_MALLOC_CONF is left as
         is. True if set here (or already, by an earlier runtime in this process)."""
         conf = f"dirty_decay_ms:{dirty_decay_ms}"

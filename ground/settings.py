@@ -64,7 +64,7 @@ class Tuning(BaseModel):
     malloc_arenas: int = Field(default=2, ge=0, le=64, description="glibc arenas; 0: glibc's default")
     malloc_mmap_threshold_kb: int = Field(default=32 * 1024, ge=0, le=32 * 1024, description="0: glibc's sliding one")
     heap_trim_s: float = Field(default=30.0, ge=0, description="how often freed pages go back; 0: never")
-    chdb_dirty_decay_ms: int = Field(default=300, ge=0, description="chDB's jemalloc dirty_decay_ms")
+    chdb_dirty_decay_ms: int = Field(default=5000, ge=0, description="chDB's jemalloc dirty_decay_ms")
     chdb_cache_mb: float = Field(default=256.0, ge=0, description="embedded chDB's caches, MiB; 0: ClickHouse's")
     chdb_merge_nice: int = Field(default=10, ge=0, le=19, description="embedded chDB's merge threads' nice value")
     # The API (api/): per-token burst is twice the rate.
