@@ -135,3 +135,12 @@ async def test_a_real_fetch_is_verified_and_reads_every_value(topics: Settings) 
         await kafka.stop()
     assert sorted(got) == sorted(v for _, _, v in sent)
     assert seen and all(isinstance(r, VerifiedRecords) for r in seen)
+
+
+def test_an_aiokafka_whose_fetcher_builds_records_another_way_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Other:
+        pass
+
+    monkeypatch.setattr(fetcher, "PartitionRecords", Other)
+    assert not check_crcs_in_hardware()
+    assert fetcher.PartitionRecords is Other
