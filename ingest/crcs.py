@@ -4,9 +4,9 @@ hardware CRC-32C before its own, slower check would.
 Every record batch a broker sends carries the CRC-32C of its content; aiokafka checks it
 (``check_crcs``, on by default, as in Kafka's Java client) with a table-driven C loop that
 runs ~1.5 GB/s here: ~0.3 µs of a bare consumer's ~1.3 CPU-µs an event. ``google-crc32c``
-uses the CPU's CRC32 instruction (~17 GB/s). Nothing is checked less: a partition's fetched bytes are
-verified batch by batch, and only when every whole batch matches does aiokafka skip its
-own check of them. Anything else (a mismatch, a legacy v0/v1 batch, a header too short)
+uses the CPU's CRC32 instruction (~17 GB/s). Nothing is checked less: a partition's
+fetched bytes are verified batch by batch, and only when every whole batch matches does
+aiokafka skip its own check of them. Anything else (a mismatch, a legacy v0/v1 batch, a header too short)
 is handed on untouched, so aiokafka checks it and raises ``CorruptRecordException`` as it
 always did.
 
