@@ -84,20 +84,22 @@ async def regions(
         {NO_SUBCOLUMNS}
     """  # noqa: S608 - fixed SQL; the level picks one of two fixed expressions; values are bound
     rows = await ch.query(sql, params)
-    return [
-        {
-            "district": r["district"],
-            "township": (r["township"] or None) if level == "township" else None,
-            "channels": int(r["channels"]),
-            "live_channels": int(r["live_channels"]),
-            "paid_orders": int(r["paid_orders"]),
-            "gmv_fen": int(r["gmv_fen"]),
-            "weight_g": int(r["weight_g"]),
-            "refund_fen": int(r["refund_fen"]),
-            "top_channels": [
-                {"channel_id": cid, "title": title, "paid_orders": int(paid), "gmv_fen": int(gmv)}
-                for cid, title, gmv, paid in r["top"]
-            ],
-        }
-        for r in rows
-    ]
+    return [render_region(r, level) for r in rows]
+
+
+def render_region(r: dict[str, Any], level: str) -> dict[str, Any]:
+    """A region's row (district, township, the sums and ``top``) as the contract's region."""
+    return {
+        "district": r["district"],
+        "township": (r["township"] or None) if level == "township" else None,
+        "channels": int(r["channels"]),
+        "live_channels": int(r["live_channels"]),
+        "paid_orders": int(r["paid_orders"]),
+        "gmv_fen": int(r["gmv_fen"]),
+        "weight_g": int(r["weight_g"]),
+        "refund_fen": int(r["refund_fen"]),
+        "top_channels": [
+            {"channel_id": cid, "title": title, "paid_orders": int(paid), "gmv_fen": int(gmv)}
+            for cid, title, gmv, paid in r["top"]
+        ],
+    }

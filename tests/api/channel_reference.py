@@ -1,6 +1,8 @@
 """The channel list as it was computed before migration 5: straight from the raw tables
 (registry, order rows through p_channel, stream stats) per request. The tests compare
-the state-backed list (api.queries.channel_list) with it, page by page."""
+the state-backed list (api.queries.channel_list) with it, page by page. Only the SQL is
+the reference's own: its rows are rendered by the API's own ``render_row`` and
+``render_region``, so a difference the tests find is one of what the queries read."""
 
 from __future__ import annotations
 
@@ -9,20 +11,12 @@ from typing import Any
 
 from api.auth import Scope
 from api.params import TimeParams
-from api.queries.channel_list import LIVE_WINDOW, ListFilters, encode_cursor
-from api.queries.regions import TOP_CHANNELS, _minute_aligned
+from api.queries.channel_list import LIVE_WINDOW, ListFilters, encode_cursor, render_row
+from api.queries.regions import TOP_CHANNELS, _minute_aligned, render_region
 from api.queries.scope import LIVE_IDS_SQL, STATUS_SQL, channel_rows, region_condition
 from processors.store import ClickHouse
 
 _P_CHANNEL = "SETTINGS preferred_optimize_projection_name = 'p_channel'"
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-def _none_if_empty(value: str | None) -> str | None:
-    return value or None
 
 
 async def live_ids(ch: ClickHouse, at: datetime) -> list[str]:
@@ -73,24 +67,7 @@ async def reference_list(
     rows = await ch.query(sql, params)
     more = len(rows) > f.limit
     rows = rows[: f.limit]
-    page = [
-        {
-            "channel_id": r["channel_id"],
-            "platform": r["platform"],
-            "district": _none_if_empty(r["district"]),
-            "township": _none_if_empty(r["township"]),
-            "paid_orders": int(r["paid_orders"]),
-            "gmv_fen": int(r["gmv_fen"]),
-            "first_event_at": tp.render(_utc(r["first_at"])),
-            "last_event_at": tp.render(_utc(r["last_at"])),
-            "title": r["title"],
-            "host": r["host"],
-            "status": r["status"],
-            "scheduled_start": tp.render(_utc(r["scheduled_start"])),
-            "scheduled_end": tp.render(_utc(r["scheduled_end"])),
-        }
-        for r in rows
-    ]
+    page = [render_row(r, tp) for r in rows]
     cursor = encode_cursor((int(rows[-1]["k"]), rows[-1]["channel_id"])) if more and rows else None
     return page, cursor
 
@@ -134,20 +111,4 @@ async def reference_regions(
         {_P_CHANNEL}
     """  # noqa: S608 - fixed SQL; the level picks one of two fixed expressions; values are bound
     rows = await ch.query(sql, params)
-    return [
-        {
-            "district": r["district"],
-            "township": (r["township"] or None) if level == "township" else None,
-            "channels": int(r["channels"]),
-            "live_channels": int(r["live_channels"]),
-            "paid_orders": int(r["paid_orders"]),
-            "gmv_fen": int(r["gmv_fen"]),
-            "weight_g": int(r["weight_g"]),
-            "refund_fen": int(r["refund_fen"]),
-            "top_channels": [
-                {"channel_id": cid, "title": title, "paid_orders": int(paid), "gmv_fen": int(gmv)}
-                for cid, title, gmv, paid in r["top"]
-            ],
-        }
-        for r in rows
-    ]
+    return [render_region(r, level) for r in rows]
