@@ -66,7 +66,7 @@ class Tuning(BaseModel):
     heap_trim_s: float = Field(default=30.0, ge=0, description="how often freed pages go back; 0: never")
     chdb_dirty_decay_ms: int = Field(default=5000, ge=0, description="chDB's jemalloc dirty_decay_ms")
     chdb_cache_mb: float = Field(default=256.0, ge=0, description="embedded chDB's caches, MiB; 0: ClickHouse's")
-    chdb_merge_nice: int = Field(default=10, ge=0, le=19, description="embedded chDB's merge threads' nice value")
+    chdb_merge_nice: int = Field(default=19, ge=0, le=19, description="embedded chDB's merge threads' nice value")
     # The API (api/): per-token burst is twice the rate.
     api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="largest request body")
     api_read_threads: int = Field(default=2, ge=0, le=32, description="storage threads of /summary; 0: shared")
