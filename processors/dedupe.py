@@ -18,9 +18,9 @@ every one of them stored: ``refresh`` reads the parts that appeared since it las
 writer* skips that: on an embedded chDB store (``chdb://``) only one process can ever
 open the data path, so everything stored after the load went through this process's own
 ``remember``. ClickHouse stays the one truth; docs/DESIGN.md ("Exactly-once counting")
-has the argument and the race that remains. Hashes are added while the insert runs
-(processors.writer) and always before the next decision: if the insert fails after
-landing and is retried, the retry goes to the exact look-up and cannot double a row.
+has the argument and the race that remains. Hashes are added *before* the insert: if
+the insert fails after landing and is retried, the retry goes to the exact look-up and
+cannot double a row.
 """
 
 from __future__ import annotations

@@ -93,34 +93,6 @@ def _is_data_error(exc: Exception) -> bool:
     return any(code in text for code in ("INCORRECT_DATA", "CANNOT_PARSE", "Code: 117", "Code: 27"))
 
 
-def _alongside(remember: Callable[[RowSet], None], rows: RowSet) -> Callable[[], None]:
-    """Start ``remember(rows)`` in a thread of its own; the call returned waits for it and
-    raises what it raised.
-
-    Why: the writer is a backlog's critical path, and remembering a 40,000-row batch took
-    it 6-11 ms, most of it waiting for the GIL; chDB's insert releases the GIL, so the
-    filters are filled while ClickHouse stores the rows. The writer waits for it before it
-    lets go of its lock, so no decision (a retry of this batch included) ever runs on
-    filters without these rows: the order processors.dedupe relies on is kept."""
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            remember(rows)
-        except BaseException as exc:  # handed to the writer's thread, not lost
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="dedupe-remember", daemon=True)
-    thread.start()
-
-    def wait() -> None:
-        thread.join()
-        if failed:
-            raise failed[0]
-
-    return wait
-
-
 class Fenced(Exception):
     """The writer may no longer own what it was about to write; nothing more was inserted."""
 
@@ -226,14 +198,12 @@ class Writer:
                 if owner is not None and not owner.holds():
                     raise Fenced(f"lease lost before inserting into {rows.table}")
                 fresh = rows if len(keep) == len(rows) else rows.subset(keep)
-                remembered = _alongside(dedupe.remember, fresh)
+                dedupe.remember(fresh)
                 try:
                     _insert(client, fresh, fencing)
                 except Superseded:
                     raise
                 except Exception as exc:
                     raise StorageError(f"insert into {rows.table} failed: {exc}") from exc
-                finally:
-                    remembered()  # in the filters before any later decision, whatever the insert did
                 stored[rows.table] = len(fresh)
         return WriteResult(stored, dups, time.perf_counter() - started)
