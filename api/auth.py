@@ -11,9 +11,10 @@ import hmac
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 from aiohttp import web
-from pydantic import BaseModel, Field, StrictBool, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, ValidationError
 
 from api.errors import ApiError
 from ground.config_errors import ConfigError, location, message, read_json_file
@@ -47,17 +48,21 @@ class Scope:
         return self.district is None
 
 
+def _parsable(text: str) -> str:
+    Scope.parse(text)
+    return text
+
+
+ScopeText = Annotated[str, AfterValidator(_parsable)]
+"""A scope as a configuration file writes it, refused unless ``Scope.parse`` takes it
+(the tokens file here, the robots file of notify.config)."""
+
+
 class TokenEntry(BaseModel):
     token: str = Field(min_length=8)
     name: str
-    scope: str = "all"
+    scope: ScopeText = "all"
     ingest: StrictBool = False  # "yes" or 1 is refused: a typo must not grant ingest
-
-    @field_validator("scope")
-    @classmethod
-    def _scope(cls, v: str) -> str:
-        Scope.parse(v)
-        return v
 
 
 class TokensFile(BaseModel):

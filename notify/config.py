@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from api.auth import SCOPE_FORMS, Scope
+from api.auth import SCOPE_FORMS, Scope, ScopeText
 from ground.config_errors import ConfigError, location, message, read_json_file
 
 NOTIFY_FILE_ENV = "LIVESALES_NOTIFY_FILE"
@@ -61,7 +61,7 @@ class _Robot(BaseModel):
     kind: Literal["dingtalk", "wecom", "feishu"]
     url: str = Field(min_length=1, max_length=2000)
     secret: str | None = Field(default=None, min_length=1, max_length=500)
-    scope: str = "all"
+    scope: ScopeText = "all"
     rules: list[Literal["silence", "refund_spike", "pace_drop", "live_started", "live_ended"]] = Field(min_length=1)
 
     @field_validator("url")
@@ -72,11 +72,6 @@ class _Robot(BaseModel):
             raise ValueError("expected an http(s):// webhook URL")
         return v
 
-    @field_validator("scope")
-    @classmethod
-    def _scope(cls, v: str) -> str:
-        Scope.parse(v)
-        return v
 
 
 class _File(BaseModel):
