@@ -73,7 +73,6 @@ class _Robot(BaseModel):
         return v
 
 
-
 class _File(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
