@@ -5,19 +5,13 @@ Batches come in offset order through the queue; whatever waits is joined into on
 and at most one insert is made per interval. A batch is written only while this member
 still owns its partitions in the assignment it was fetched in (ingest.lease), and no
 offset is committed before what it carries is stored (contract §3).
-
-A sole writer (processors.writer, ``overlaps``) inserts the next batch while the one
-before is still being inserted: two inserts in flight, their commits in offset order,
-and a batch's offsets committed only if every earlier batch of its assignment was stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -99,68 +93,33 @@ class WriteStage:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         last_insert = -1e9
-        depth = 2 if self.writer.overlaps else 1  # inserts in flight at once
-        writes: deque[tuple[int, asyncio.Task[bool]]] = deque()  # (epoch, write), oldest first
-        try:
+        while True:
+            batch = await self.queue.get()
+            # One insert for everything waiting, and at most one insert per interval:
+            # every insert writes a part of ~45 files, whatever its rows, and at a few
+            # thousand events/s inserting each small batch at once kept the writer ~90%
+            # busy with file work and merges (docs/BENCHMARKS.md: freshness).
+            deadline = last_insert + self.min_insert_interval_ms / 1000
+            taken = loop.time()
             while True:
-                batch = await self.queue.get()
-                # One insert for everything waiting, and at most one insert per interval:
-                # every insert writes a part of ~45 files, whatever its rows, and at a few
-                # thousand events/s inserting each small batch at once kept the writer ~90%
-                # busy with file work and merges (docs/BENCHMARKS.md: freshness).
-                deadline = last_insert + self.min_insert_interval_ms / 1000
-                taken = loop.time()
-                while True:
-                    while not self.queue.empty():
-                        batch = self._joined(batch, self.queue.get_nowait())
-                    now = loop.time()
-                    wait = deadline - now
-                    if _catching_up(batch):  # a backlog: fewer, fuller inserts, as fast as reading allows
-                        wait = max(wait, taken + CATCH_UP_WAIT_S - now)
-                    if wait <= 0 or self.stopping.is_set():
-                        break
-                    try:
-                        batch = self._joined(batch, await asyncio.wait_for(self.queue.get(), wait))
-                    except TimeoutError:
-                        break
-                earlier = None
-                if writes:
-                    batch = await self._fuller(batch, writes[-1][1])
-                    epoch, task = writes[-1]
-                    earlier = (task, epoch == batch.epoch)
-                last_insert = loop.time()
-                writes.append((batch.epoch, asyncio.create_task(self._write_in_turn(batch, earlier))))
-                while writes and (len(writes) >= depth or writes[0][1].done()):
-                    await writes.popleft()[1]  # what a write raised ends the stage, as before
-        finally:
-            for _, task in writes:
-                task.cancel()
-            for _, task in writes:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    async def _fuller(self, batch: Batch, earlier: asyncio.Task[bool]) -> Batch:
-        """``batch`` with what arrives while the insert before it runs, until that one ends
-        or the batch weighs as much as the queue holds: an insert costs ClickHouse about the
-        same whatever its rows, and starting the next one at once took twice the inserts
-        for nothing (docs/BENCHMARKS.md, "Stages")."""
-        while not earlier.done() and batch.weight < self.queue.capacity and not self.stopping.is_set():
-            getter = asyncio.ensure_future(self.queue.get())
-            await asyncio.wait((getter, earlier), return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()  # a cancelled get leaves its batch in the queue
-                with contextlib.suppress(asyncio.CancelledError):
-                    await getter
-            if getter.done() and not getter.cancelled():
-                batch = self._joined(batch, getter.result())
-        return batch
-
-    async def _write_in_turn(self, batch: Batch, earlier: tuple[asyncio.Task[bool], bool] | None) -> bool:
-        try:
-            return await self.write(batch, earlier)
-        finally:
-            for _ in range(batch.parts):
-                self.queue.task_done()
+                while not self.queue.empty():
+                    batch = self._joined(batch, self.queue.get_nowait())
+                now = loop.time()
+                wait = deadline - now
+                if _catching_up(batch):  # a backlog: fewer, fuller inserts, as fast as reading allows
+                    wait = max(wait, taken + CATCH_UP_WAIT_S - now)
+                if wait <= 0 or self.stopping.is_set():
+                    break
+                try:
+                    batch = self._joined(batch, await asyncio.wait_for(self.queue.get(), wait))
+                except TimeoutError:
+                    break
+            last_insert = loop.time()
+            try:
+                await self.write(batch)
+            finally:
+                for _ in range(batch.parts):
+                    self.queue.task_done()
 
     def _joined(self, batch: Batch, later: Batch) -> Batch:
         """``batch`` carrying ``later`` too; of two epochs, only the later one is kept (the
@@ -176,16 +135,9 @@ class WriteStage:
             self.queue.task_done()
         return kept
 
-    async def write(self, batch: Batch, earlier: tuple[asyncio.Task[bool], bool] | None = None) -> bool:
+    async def write(self, batch: Batch) -> None:
         """Store, wait for the dead letters' acks (sent since the batch was validated) and
         the forwards', then commit: each retried until it succeeds or we are stopped.
-        True when it was stored and its offsets may be committed.
-
-        ``earlier``: the write of the batch before, still in flight (a sole writer's
-        overlap), and whether it is of the same assignment. This batch's offsets are
-        committed after it ends, and only if it was stored, when of the same assignment:
-        they would pass over its records. (A later assignment reads again from the last
-        commit, so an earlier one's batch dropped unwritten is read again anyway.)
 
         A batch whose partitions are no longer assigned here is dropped unwritten (its
         dead letters too): it was fetched before they were revoked, and whoever owns them
@@ -205,7 +157,7 @@ class WriteStage:
                 if not lease.owns(partitions, epoch):
                     self._given_up()
                     log.info("%s: dropped a batch fetched before the last rebalance; it is re-read", self.name)
-                    return False
+                    return
                 owner = Ownership(
                     holds=lambda: lease.holds(partitions, epoch),
                     claim=Claim(self.group, lease.token, tuple(sorted(lease.owned))),
@@ -224,7 +176,7 @@ class WriteStage:
                     if lease.owns(partitions, epoch):
                         lease.lost()
                         rejoin(self.kafka())
-                    return False
+                    return
                 except Fenced:
                     # Still assigned, but no heartbeat answered lately: we may have been
                     # evicted. Wait for one and decide again (refreshing first), or until we
@@ -237,7 +189,7 @@ class WriteStage:
                     ):  # fmt: skip
                         await asyncio.sleep(0.05)
                     if self.stopping.is_set() and not lease.holds(partitions, epoch):
-                        return False
+                        return
                 except StorageError as exc:
                     m.write_failures.inc()
                     self.stalls.last_write_failed_at = time.monotonic()
@@ -270,14 +222,7 @@ class WriteStage:
             for topic, *_ in batch.forwards:
                 m.forwarded.labels(topic).inc()
         self.stalls.recovered()
-        if earlier is not None:
-            task, same_assignment = earlier
-            await asyncio.wait((task,))
-            if same_assignment and (task.cancelled() or task.exception() is not None or not task.result()):
-                log.info("%s: a batch stored, not committed: the one before it was not stored", self.name)
-                return False
         await self._commit(batch)
-        return True
 
     async def _commit(self, batch: Batch) -> None:
         kafka = self.kafka()

@@ -255,12 +255,11 @@ class TableDeduper:
         return window
 
     # -- the decision ---------------------------------------------------------------------
-    def select_new(self, client: Client, rows: RowSet, settle: Callable[[], None] | None = None) -> list[int]:
+    def select_new(self, client: Client, rows: RowSet) -> list[int]:
         """Indices of rows never stored (``rows`` holds no repeats of its own: KeysBuilder).
 
         Exact only if ``refresh`` ran since anything else was stored (the writer does so),
-        or nothing else can store (a sole writer). ``settle``: called before the store is
-        read, to wait for inserts of rows already remembered (processors.writer)."""
+        or nothing else can store (a sole writer)."""
         has_steps = bool(self.spec.step_fields)
         candidates = list(range(len(rows)))
         if not candidates:
@@ -269,14 +268,10 @@ class TableDeduper:
         maybe = self.ring.might_contain(rows.event_hashes, rows.step_hashes)
         old = rows.occurred_ms < self.cutoff_ms  # before what the slices cover: the windows answer
         if old.any():
-            if settle is not None:
-                settle()
             maybe |= self._old_maybe(client, rows, old)
         doubtful = np.flatnonzero(maybe).tolist()
         if not doubtful:
             return candidates
-        if settle is not None:
-            settle()
         stored_events, stored_steps = self._lookup(client, rows, doubtful)
         dup = set()
         for i in doubtful:

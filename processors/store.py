@@ -194,10 +194,8 @@ class ClickHouse:
         for handle in handles:  # all of them: chDB refuses another data path while one is open
             await loop.run_in_executor(None, handle.close)
 
-    def thread_client(self) -> Client:
-        """This pool thread's own handle, opened on first use (threads end with the pool):
-        chDB serialises the calls on one handle, so calls that must run side by side (the
-        queries of one request, a sole writer's two inserts in flight) each take their own."""
+    def _reader(self) -> Client:
+        """This pool thread's query handle, opened on first use (threads end with the pool)."""
         self.client  # noqa: B018 - raises StorageError once closed, before a handle is opened
         reader: Client | None = getattr(self._local, "client", None)
         if reader is None:
@@ -251,7 +249,7 @@ class ClickHouse:
 
         def run() -> list[dict[str, Any]]:
             try:
-                res = self.thread_client().query(sql, parameters=dict(parameters or {}))
+                res = self._reader().query(sql, parameters=dict(parameters or {}))
             except Exception as exc:
                 raise StorageError(str(exc)) from exc
             names = res.column_names

@@ -1,14 +1,10 @@
 """The writer of counted facts: refresh, dedupe, check the lease, insert, one batch at a time.
 
-Decisions are serialised by a lock. Where other processes write too, the lock is held
-from the decision to the end of the insert, so the decision for batch N+1 sees batch N
-stored; other processes' inserts are learnt by ``TableDeduper.refresh`` right before
-each decision, and a member that may have lost its partitions (a *zombie*: see
+Batches are serialised by a lock, so the dedupe decision for batch N+1 always sees
+batch N stored. Other processes' inserts are learnt by ``TableDeduper.refresh`` right
+before each decision; a member that may have lost its partitions (a *zombie*: see
 docs/DESIGN.md) is stopped by the ``fence`` the consumer passes, checked right before
-each insert. A sole writer lets go of the lock once its rows are remembered, so batch
-N+1 is decided while N is inserted (``overlaps``): what decides N+1 from memory already
-holds N, and a decision that reads the store first waits for the inserts in flight
-(``settle``). Failures raise ``StorageError``; the caller retries the same batch, which
+each insert. Failures raise ``StorageError``; the caller retries the same batch, which
 is safe (see processors.dedupe). ``Fenced`` means "do not write this batch at all".
 """
 
@@ -135,28 +131,13 @@ class Writer:
             name: TableDeduper(spec, horizon_s, budget=self.budget, sole_writer=sole_writer)
             for name, spec in SPECS.items()
         }
-        self._lock = threading.Lock()  # decisions, one at a time
-        self._landing = threading.Condition()  # inserts in flight outside the lock (sole writer)
-        self._in_flight = 0
-
-    @property
-    def overlaps(self) -> bool:
-        """Whether a batch may be decided while the one before is still being inserted:
-        only for a sole writer, whose decisions need no read of what others stored."""
-        return self.sole_writer
-
-    def settle(self) -> None:
-        """Wait until no insert is in flight: before a decision reads the store (an exact
-        look-up, a day's window), so that it finds every row already remembered."""
-        with self._landing:
-            self._landing.wait_for(lambda: self._in_flight == 0)
+        self._lock = threading.Lock()
 
     async def open(self) -> None:
         """Load the filters from the rows within the horizon (start-up)."""
 
         def load() -> None:
             with self._lock:
-                self.settle()  # a reload must find every remembered row in the store
                 for d in self.dedupers.values():
                     d.load(self.ch.client)
 
@@ -188,16 +169,27 @@ class Writer:
         started = time.perf_counter()
         stored: dict[str, int] = {}
         dups: dict[str, int] = {}
-        landing: list[RowSet] = []  # decided and remembered, inserted after the lock (overlaps)
+        fencing = None
         with self._lock:
             client = self.ch.client
-            fencing = self._fencing(client, owner)
+            if self.fence is not None and owner is not None and owner.claim is not None:
+                fencing = Fencing(self.fence, owner.claim, owner.partitions)
+                if owner.claim.token not in self._claimed:
+                    if not owner.holds():
+                        raise Fenced("lease lost before claiming the partitions")
+                    try:  # before any decision under this claim: see processors.fence
+                        self.fence.claim(client, owner.claim)
+                    except Exception as exc:
+                        raise StorageError(f"claiming the partitions failed: {exc}") from exc
+                    if len(self._claimed) >= 256:  # old epochs' tokens: bounded (a re-claim is harmless)
+                        self._claimed.clear()
+                    self._claimed.add(owner.claim.token)
             for rows in row_sets:
                 dedupe = self.dedupers[rows.table]
                 try:
                     if len(rows):
                         dedupe.refresh(client)
-                    keep = dedupe.select_new(client, rows, settle=self.settle)
+                    keep = dedupe.select_new(client, rows)
                 except Exception as exc:
                     raise StorageError(f"dedupe look-up on {rows.table} failed: {exc}") from exc
                 dups[rows.table] = len(rows) - len(keep) + rows.repeated
@@ -207,50 +199,11 @@ class Writer:
                     raise Fenced(f"lease lost before inserting into {rows.table}")
                 fresh = rows if len(keep) == len(rows) else rows.subset(keep)
                 dedupe.remember(fresh)
-                if self.overlaps:
-                    landing.append(fresh)
-                    continue
-                _insert_or_raise(client, fresh, fencing)
+                try:
+                    _insert(client, fresh, fencing)
+                except Superseded:
+                    raise
+                except Exception as exc:
+                    raise StorageError(f"insert into {rows.table} failed: {exc}") from exc
                 stored[rows.table] = len(fresh)
-            if not landing:
-                return WriteResult(stored, dups, time.perf_counter() - started)
-            with self._landing:
-                self._in_flight += 1
-        try:  # the next batch is decided meanwhile; this thread's own chDB handle inserts
-            handle = self.ch.thread_client()
-            for fresh in landing:
-                if owner is not None and not owner.holds():
-                    raise Fenced(f"lease lost before inserting into {fresh.table}")
-                _insert_or_raise(handle, fresh, fencing)
-                stored[fresh.table] = len(fresh)
-        finally:
-            with self._landing:
-                self._in_flight -= 1
-                self._landing.notify_all()
         return WriteResult(stored, dups, time.perf_counter() - started)
-
-    def _fencing(self, client: Client, owner: Ownership | None) -> Fencing | None:
-        """How this batch's inserts are fenced: claimed on the server before the first
-        decision under a claim (processors.fence); None where nothing is fenced."""
-        if self.fence is None or owner is None or owner.claim is None:
-            return None
-        if owner.claim.token not in self._claimed:
-            if not owner.holds():
-                raise Fenced("lease lost before claiming the partitions")
-            try:
-                self.fence.claim(client, owner.claim)
-            except Exception as exc:
-                raise StorageError(f"claiming the partitions failed: {exc}") from exc
-            if len(self._claimed) >= 256:  # old epochs' tokens: bounded (a re-claim is harmless)
-                self._claimed.clear()
-            self._claimed.add(owner.claim.token)
-        return Fencing(self.fence, owner.claim, owner.partitions)
-
-
-def _insert_or_raise(client: Client, rows: RowSet, fencing: Fencing | None) -> None:
-    try:
-        _insert(client, rows, fencing)
-    except Superseded:
-        raise
-    except Exception as exc:
-        raise StorageError(f"insert into {rows.table} failed: {exc}") from exc

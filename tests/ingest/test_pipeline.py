@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -215,28 +212,20 @@ async def test_every_bad_message_is_dead_lettered_and_the_partition_moves_on(
     assert "payload" not in by_payload[base64.b64encode(not_utf8).decode()]
 
 
-@dataclass
-class Failures:
-    """How many inserts are still to fail, and how many did."""
-
-    left: int
-    land_some: bool = True  # half the failures come after the data landed
-    failed: int = 0
-
-
 class FlakyClient:
-    """A ClickHouse client whose inserts fail as ``failures`` says: the storage boundary."""
+    """A ClickHouse client whose inserts fail a number of times: the storage boundary."""
 
-    def __init__(self, inner: Any, failures: Failures) -> None:
+    def __init__(self, inner: Any, failures: int, land_some: bool = True) -> None:
         self.inner = inner
         self.failures = failures
+        self.failed = 0
+        self.land_some = land_some
 
     def raw_insert(self, *args: Any, **kwargs: Any) -> Any:
-        f = self.failures
-        if f.left > 0:
-            f.left -= 1
-            f.failed += 1
-            if f.land_some and f.failed % 2:
+        if self.failures > 0:
+            self.failures -= 1
+            self.failed += 1
+            if self.land_some and self.failed % 2:  # half the failures come after the data landed
                 self.inner.raw_insert(*args, **kwargs)
             raise ConnectionError("injected: ClickHouse went away")
         return self.inner.raw_insert(*args, **kwargs)
@@ -245,61 +234,51 @@ class FlakyClient:
         return getattr(self.inner, name)
 
 
-@contextlib.contextmanager
-def flaky_storage(store: Any, failures: Failures) -> Iterator[Failures]:
-    """Every handle of ``store`` fails inserts as ``failures`` says: the main one, and the
-    pool threads' own, with which a sole writer's inserts in flight are made."""
-    main, thread_client = store._client, store.thread_client
-    store._client = FlakyClient(main, failures)
-    store.thread_client = lambda: FlakyClient(thread_client(), failures)
-    try:
-        yield failures
-    finally:
-        store._client = main
-        del store.thread_client
-
-
 async def test_storage_failures_lose_and_double_nothing(topics: Settings, producer: Producer) -> None:
     events = generate(n_orders=200, seed=5)
     runtime = Runtime(tuned(topics, **{"write_retry_max_s": 0.2}))
     await runtime.start_storage()
-    with flaky_storage(runtime.store, Failures(4)) as flaky:
-        await runtime.start_kafka()
-        try:
-            await send(producer, topics, events)
-            await wait_counted(runtime, events)
-            await assert_exact(runtime, events)
-            # both kinds happened: a failure after the rows landed, and one before
-            assert flaky.failed >= 2
+    flaky = FlakyClient(runtime.store._client, failures=4)
+    runtime.store._client = flaky  # type: ignore[assignment]
+    await runtime.start_kafka()
+    try:
+        await send(producer, topics, events)
+        await wait_counted(runtime, events)
+        await assert_exact(runtime, events)
+        # both kinds happened: a failure after the rows landed, and one before
+        assert flaky.failed >= 2
 
-            async def every_failure_counted() -> bool:  # a failure after its rows landed is
-                return bool(runtime.metrics.write_failures._value.get() == flaky.failed)  # counted just after they show
+        async def every_failure_counted() -> bool:  # a failure after its rows landed is
+            return bool(runtime.metrics.write_failures._value.get() == flaky.failed)  # counted just after they show
 
-            await wait_for(every_failure_counted, timeout=10, what="each injected failure in the metric")
-        finally:
-            await runtime.stop()
+        await wait_for(every_failure_counted, timeout=10, what="each injected failure in the metric")
+    finally:
+        runtime.store._client = flaky.inner
+        await runtime.stop()
 
 
 async def test_stalled_storage_pauses_fetching_and_bounds_memory(topics: Settings, producer: Producer) -> None:
     events = generate(n_orders=300, seed=8)
     runtime = Runtime(tuned(topics, **{"write_retry_max_s": 0.2, "batch_max_records": 100}))
     await runtime.start_storage()
-    with flaky_storage(runtime.store, Failures(10**9, land_some=False)) as flaky:
-        await runtime.start_kafka()
-        consumer = runtime.consumers[0]
-        try:
-            await send(producer, topics, events)
-            await wait_for(lambda: _paused(consumer), timeout=30, what="fetching paused")
-            await asyncio.sleep(1.0)  # let it try to run ahead while storage is down
-            assert consumer._queue.weight < consumer._queue.capacity + 1.0  # two full fetches and one more
-            assert len(consumer._validating) <= consumer.checks.parallel
-            assert await stored_counts(runtime.store) == (0, 0)
-            flaky.left = 0  # storage is back
-            await wait_counted(runtime, events)
-            await assert_exact(runtime, events)
-            assert not consumer.stalled
-        finally:
-            await runtime.stop()
+    flaky = FlakyClient(runtime.store._client, failures=10**9, land_some=False)
+    runtime.store._client = flaky  # type: ignore[assignment]
+    await runtime.start_kafka()
+    consumer = runtime.consumers[0]
+    try:
+        await send(producer, topics, events)
+        await wait_for(lambda: _paused(consumer), timeout=30, what="fetching paused")
+        await asyncio.sleep(1.0)  # let it try to run ahead while storage is down
+        assert consumer._queue.weight < consumer._queue.capacity + 1.0  # two full fetches and one more
+        assert len(consumer._validating) <= consumer.checks.parallel
+        assert await stored_counts(runtime.store) == (0, 0)
+        flaky.failures = 0  # storage is back
+        await wait_counted(runtime, events)
+        await assert_exact(runtime, events)
+        assert not consumer.stalled
+    finally:
+        runtime.store._client = flaky.inner
+        await runtime.stop()
 
 
 async def _paused(consumer: Any) -> bool:

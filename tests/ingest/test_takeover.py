@@ -127,8 +127,8 @@ async def test_a_zombie_that_lost_its_partitions_while_stalled_writes_nothing(
     deduper = a.writer.dedupers["order_steps"]
     select_new = deduper.select_new
 
-    def stalls_after_deciding(client: Any, rows: Any, **kwargs: Any) -> list[int]:
-        keep = select_new(client, rows, **kwargs)
+    def stalls_after_deciding(client: Any, rows: Any) -> list[int]:
+        keep = select_new(client, rows)
         loop.call_soon_threadsafe(deciding.set)
         asyncio.run_coroutine_threadsafe(wake.wait(), loop).result(60)
         return keep

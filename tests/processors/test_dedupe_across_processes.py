@@ -83,8 +83,8 @@ async def test_a_zombie_that_decided_before_losing_its_partition_writes_nothing(
     deduper = a.dedupers["order_steps"]
     select_new = deduper.select_new
 
-    def stalls_after_deciding(client: Any, rs: RowSet, **kwargs: Any) -> list[int]:
-        keep = select_new(client, rs, **kwargs)
+    def stalls_after_deciding(client: Any, rs: RowSet) -> list[int]:
+        keep = select_new(client, rs)
         decided.set()
         wake.wait(10)
         return keep
