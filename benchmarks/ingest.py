@@ -160,28 +160,36 @@ async def _one_input(n: int, keyed: bool, args: argparse.Namespace, fresh: bool)
 async def bench_ingest(args: argparse.Namespace) -> None:
     """Both inputs of issue 22, each beside the raw limits of its own run: keyed by
     ``order_id`` (contract §1's recommendation) and not keyed (``--unkeyed``: that one
-    only). Freshness is measured once, on the keyed run's store (``--freshness-seconds 0``:
-    not at all)."""
+    only). Freshness is measured once, on the first keyed run's store (``--freshness-seconds
+    0``: not at all). ``--repeat N``: N runs of each input, the inputs taking turns; each
+    figure is then the median of its runs, and the ratio's line lists every run's too. Why:
+    one run's ratio moves ±0.05 with the host's load (docs/BENCHMARKS.md), and runs that
+    take turns meet the same load."""
     n = args.events or 400_000
     inputs = [False] if getattr(args, "unkeyed", False) else [True, False]
-    runs: list[InputRun] = []
+    runs: dict[bool, list[InputRun]] = {keyed: [] for keyed in inputs}
     fresh: dict[str, float] = {}
-    for k, keyed in enumerate(inputs):
-        run, figures = await _one_input(n, keyed, args, fresh=k == 0 and args.freshness_seconds > 0)
-        runs.append(run)
-        fresh = fresh or figures
+    for _ in range(max(1, args.repeat)):
+        for keyed in inputs:
+            run, figures = await _one_input(n, keyed, args, fresh=keyed and not fresh and args.freshness_seconds > 0)
+            runs[keyed].append(run)
+            fresh = fresh or figures
     width = 30
     print()
-    print(f"{'events/s':<44}" + "".join(f"{r.name:>{width}}" for r in runs))
-    lines: list[tuple[str, Callable[[InputRun], str]]] = [
-        ("producer (setup, acks=all)", lambda r: f"{r.events / r.produce_s:,.0f}"),
-        ("raw limit A: bare aiokafka consumer", lambda r: f"{r.events / r.raw_consume_s:,.0f}"),
-        ("raw limit B: chDB JSONEachRow insert", lambda r: f"{r.events / r.raw_insert_s:,.0f}"),
-        ("ours: consume+validate+dedupe+store+commit", lambda r: f"{r.events / r.ours_s:,.0f}"),
-        ("ours / slower raw limit", lambda r: f"{r.ratio:.2f}"),
+    print(f"{'events/s':<44}" + "".join(f"{rs[0].name:>{width}}" for rs in runs.values()))
+    lines: list[tuple[str, Callable[[InputRun], float], str]] = [
+        ("producer (setup, acks=all)", lambda r: r.events / r.produce_s, ",.0f"),
+        ("raw limit A: bare aiokafka consumer", lambda r: r.events / r.raw_consume_s, ",.0f"),
+        ("raw limit B: chDB JSONEachRow insert", lambda r: r.events / r.raw_insert_s, ",.0f"),
+        ("ours: consume+validate+dedupe+store+commit", lambda r: r.events / r.ours_s, ",.0f"),
+        ("ours / slower raw limit", lambda r: r.ratio, ".2f"),
     ]
-    for label, cell in lines:
-        print(f"{label:<44}" + "".join(f"{cell(r):>{width}}" for r in runs))
+    for label, figure, fmt in lines:  # with --repeat: each the median of the input's runs
+        cells = (format(statistics.median(figure(r) for r in rs), fmt) for rs in runs.values())
+        print(f"{label:<44}" + "".join(f"{c:>{width}}" for c in cells))
+    if args.repeat > 1:
+        each = (" / ".join(f"{r.ratio:.2f}" for r in rs) for rs in runs.values())
+        print(f"{'  each run (their medians above)':<44}" + "".join(f"{e:>{width}}" for e in each))
     if not fresh:
         return
     print()

@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--kills", type=int, default=3, help="recovery: SIGKILL + restart cycles; chaos: per run")
     bench.add_argument("--poison", type=float, default=0.0, help="ingest: share of bad messages, 0..1")
     bench.add_argument("--unkeyed", action="store_true", help="ingest: only the unkeyed input (default: both)")
-    bench.add_argument("--repeat", type=int, default=1, help="ingest --poison: clean/poisoned pairs to run")
+    bench.add_argument("--repeat", type=int, default=1, help="ingest: runs of each input (--poison: pairs)")
     bench.add_argument("--seconds", type=int, default=1800, help="soak: seconds to produce at --rate")
     bench.add_argument("--warmup", type=float, default=None,
                        help="soak: seconds before RSS is judged (300, or a sixth of a shorter run)")  # fmt: skip
