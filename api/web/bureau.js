@@ -137,11 +137,20 @@ function renderTopTable(data, firms) {
 
 const charts = {};
 function chartOf(v) {
-  if (!charts[v.prefix]) charts[v.prefix] = makeChart(document.getElementById(`${v.prefix}-chart`));
+  if (!charts[v.prefix]) {
+    const chart = makeChart(document.getElementById(`${v.prefix}-chart`));
+    // after makeChart's own resize: the last label's room depends on the width
+    const room = () => ({ grid: { right: rightRoom(chart, chart.categories, chart.rotated) } });
+    if (chart) window.addEventListener("resize", () => chart.categories && chart.setOption(room()));
+    charts[v.prefix] = chart;
+  }
   return charts[v.prefix];
 }
 
 const narrow = () => window.innerWidth < 600;
+const GRID_LEFT = 10;
+const GRID_RIGHT = 16;
+const Y_LABELS = 120; // wider than any y-axis labels here ("150,000,000" is ~70 px)
 
 function seriesOf(data, type) {
   const measure = data.measure;
@@ -156,18 +165,36 @@ function seriesOf(data, type) {
   }));
 }
 
+// The last category's label is centred under its bar and can pass the plot's right edge,
+// where the canvas cuts it: containLabel leaves no room for that half (a month × district
+// pivot's "2026-12 / 宁海县" was cut). The right margin it needs, with the plot taken as
+// narrow as y-axis labels of Y_LABELS px would make it, so never too little; computed
+// before drawing, so the label does not jump. Rotated labels (a phone) end at their tick.
+function rightRoom(chart, xs, rotated) {
+  if (rotated || !xs.length) return GRID_RIGHT;
+  rightRoom.ctx ||= document.createElement("canvas").getContext("2d");
+  rightRoom.ctx.font = "12px sans-serif"; // ECharts' axis labels
+  const half = rightRoom.ctx.measureText(xs[xs.length - 1]).width / 2;
+  // the label's centre sits half a band in from the plot's right edge: right ≥ half − plot / bands
+  const bands = 2 * xs.length;
+  const room = (half - (chart.getWidth() - GRID_LEFT - Y_LABELS) / bands) / (1 - 1 / bands);
+  return Math.max(GRID_RIGHT, Math.ceil(room) + 2);
+}
+
 function renderChart(v, data) {
   const chart = chartOf(v);
   if (!chart) return;
   const measure = data.measure;
   const rows = data.rows || [];
   const xs = (data.row_keys || []).map((rk) => (rows.length ? tupleLabel(rows, rk, data.labels) : "全部"));
+  const rotated = narrow();
+  Object.assign(chart, { categories: xs, rotated }); // for a resize (chartOf)
   chart.setOption({
     tooltip: { trigger: "axis", axisPointer: { type: v.kind === "trend" ? "line" : "shadow" } },
     legend: { type: "scroll", top: 0 },
     // the unit (元) sits above the axis: keep it below the legend, which wraps on a phone
-    grid: { left: 10, right: 16, top: narrow() ? 56 : 44, bottom: 10, containLabel: true },
-    xAxis: { type: "category", data: xs, axisLabel: { hideOverlap: true, rotate: narrow() ? 40 : 0 } },
+    grid: { left: GRID_LEFT, right: rightRoom(chart, xs, rotated), top: rotated ? 56 : 44, bottom: 10, containLabel: true },
+    xAxis: { type: "category", data: xs, axisLabel: { hideOverlap: true, rotate: rotated ? 40 : 0 } },
     yAxis: { type: "value", name: measure.endsWith("_fen") ? "元" : "" },
     series: seriesOf(data, v.kind === "trend" ? "line" : "bar"),
   }, { notMerge: true });

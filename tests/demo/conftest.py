@@ -68,6 +68,26 @@ LAYOUT_PROBLEMS = """() => {
       if (w > 1 && h > 1) out.push(`${name(c)} overlaps a table`);
     }
   }
+  // a chart's own text (axis labels, names, legends) cut at its canvas' edge; what is
+  // hidden (overlapping labels) or clipped on purpose (a scrolling legend) is left out
+  const shown = (el) => {
+    for (let e = el; e; e = e.parent) if (e.ignore || e.invisible || (e.getClipPath && e.getClipPath())) return false;
+    return true;
+  };
+  for (const [c] of charts) {
+    const chart = window.echarts && window.echarts.getInstanceByDom(c);
+    if (!chart) continue;
+    const zr = chart.getZr();
+    zr.storage.traverse((el) => {
+      if (el.type !== "text" || !el.style.text || !shown(el)) return;
+      const r = el.getBoundingRect().clone();
+      const m = el.getComputedTransform();
+      if (m) r.applyTransform(m);
+      if (r.x < -1 || r.y < -1 || r.x + r.width > zr.getWidth() + 1 || r.y + r.height > zr.getHeight() + 1) {
+        out.push(`${name(c)}: "${el.style.text}" cut at the chart's edge`);
+      }
+    });
+  }
   return out;
 }"""
 
@@ -154,8 +174,13 @@ async def open_page(browser: Any, demo: Demo, role: str, path: str, size: dict[s
     return page
 
 
-CHARTS_FIT = """() => [...document.querySelectorAll(".chart")].every(
-  (c) => !c.firstElementChild || c.firstElementChild.getBoundingClientRect().width <= c.clientWidth + 1)"""
+# Each chart drawn to its box's width and still (no animation running: a label on its way
+# to its place may pass the edge for a moment).
+CHARTS_FIT = """() => [...document.querySelectorAll(".chart")].every((c) => {
+  const chart = window.echarts && window.echarts.getInstanceByDom(c);
+  return (!c.firstElementChild || c.firstElementChild.getBoundingClientRect().width <= c.clientWidth + 1)
+    && (!chart || chart.getZr().animation.isFinished());
+})"""
 
 
 async def check_layout(page: Any, shot: str | None, full_page: bool = True) -> None:

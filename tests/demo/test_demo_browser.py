@@ -109,6 +109,8 @@ async def test_bureau_pivots_match_the_api_at_both_sizes(browser: Any, demo: Dem
         saved = await (await info.value).path()
         assert Path(saved).read_bytes()[:2] == b"PK"  # a zip: an Excel workbook
     await check_layout(page, "screenshot-bureau.png")
+    await page.set_viewport_size({"width": 1024, "height": 768})  # a window made narrower: charts fit again
+    await check_layout(page, None)
     await page.close()
 
     phone = await open_page(browser, demo, "bureau", "/bureau.html", PHONE)
