@@ -18,8 +18,25 @@ function at(text) {
   return Number.isNaN(d.getTime()) ? String(text) : when.format(d);
 }
 
+// last_error is the API's text for programs (connectors/reconcile.py, connectors/worker.py
+// write it as "<where>: <what>"); the page says where and what happened in Chinese and
+// keeps the platform's own words (an HTTP status, an API name) after it.
+const ERROR_WORDS = [
+  [/^reconciliation: refused event (.*)$/s, "对账：事件未通过校验 $1"],
+  [/^reconciliation: (.*)$/s, "对账失败：$1"],
+  [/^push worker: refused event (.*)$/s, "推送：事件未通过校验 $1"],
+  [/^push worker: order (.+?): unreadable: (.*)$/s, "推送：订单 $1 的详情无法解析：$2"],
+  [/^push worker: order (.+?): (.*)$/s, "推送：平台拒绝查询订单 $1：$2"],
+  [/^push worker: (.*)$/s, "推送：平台暂不可用：$1"],
+];
+
+function errorWords(text) {
+  for (const [pattern, words] of ERROR_WORDS) if (pattern.test(text)) return text.replace(pattern, words);
+  return text;
+}
+
 function row(c) {
-  const error = c.last_error ? `${at(c.last_error_at)} ${c.last_error}` : "—";
+  const error = c.last_error ? `${at(c.last_error_at)} ${errorWords(c.last_error)}` : "—";
   return el("tr", { "data-shop": `${c.platform}:${c.shop_id}`, class: c.last_error ? "warn" : "" },
     el("td", { "data-label": "平台", text: platformName(c.platform) }),
     el("td", { "data-label": "店铺", text: String(c.shop_id) }),
@@ -28,7 +45,7 @@ function row(c) {
     el("td", { "data-label": "签名错误", class: "num", text: fmtInt(c.bad_signatures) }),
     el("td", { "data-label": "已对账至", text: at(c.last_reconciled_to) }),
     el("td", { "data-label": "补回步骤", class: "num", text: fmtInt(c.recovered_steps) }),
-    el("td", { "data-label": "最近错误", class: "error-text", text: error }),
+    el("td", { "data-label": "最近错误", class: "error-text", text: error, title: c.last_error || "" }),
   );
 }
 

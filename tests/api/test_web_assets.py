@@ -348,3 +348,19 @@ def test_pages_with_date_inputs_load_the_chinese_date_field_first(name: str) -> 
         return
     refs = [r for r in parse(name).refs if r.endswith(".js") and not r.startswith("vendor/")]
     assert refs[0] == "datefield.js", refs  # before the page's script sets a value
+
+
+def test_the_intake_page_words_every_connector_error_in_chinese() -> None:
+    """connectors.js turns a shop's last_error, "<where>: <what>" as the connectors write it,
+    into Chinese by its prefix; a new or reworded prefix would reach the bureau in English."""
+    js = (WEB / "connectors.js").read_text(encoding="utf-8")
+    connectors = WEB.parents[1] / "connectors"
+    prefixes = {
+        prefix
+        for path in connectors.glob("*.py")
+        for prefix in re.findall(r'book\.error\([^\n]*?f"([a-z ]+(?: [a-z]+)*): ', path.read_text(encoding="utf-8"))
+    }
+    assert {"reconciliation", "push worker"} <= prefixes
+    for prefix in prefixes:
+        # at least the catch-all for the prefix; narrower patterns come before it
+        assert f"/^{prefix}: (.*)$/" in js, f"connectors.js has no Chinese words for last_error {prefix!r}"

@@ -231,7 +231,7 @@ async def test_the_data_intake_page_shows_each_shop(browser: Any, demo: Demo) ->
         await page.wait_for_selector("#connectors-table[data-count='2']")
         rows = await page.locator("#connectors-table tbody tr").all_inner_texts()
         assert "抖音" in rows[0] and "1,234" in rows[0] and "17" in rows[0], rows
-        assert "快手" in rows[1] and "HTTP 503" in rows[1], rows
+        assert "快手" in rows[1] and "对账失败：open.order.cursor.list: HTTP 503" in rows[1], rows  # in Chinese
         assert not await page.locator("#connectors-empty").is_visible()
         await check_layout(page, shot)
         await page.close()
