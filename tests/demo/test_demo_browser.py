@@ -124,6 +124,11 @@ async def test_channel_list_filters_and_pages(browser: Any, demo: Demo) -> None:
     first = await demo.get("/v1/channels?limit=50")
     rows = page.locator("#channels tbody tr")
     assert await rows.count() == len(first["channels"])
+    # a named channel's id sits on its own line under the name, not run into it
+    glued = await page.locator("#channels td > .slug").evaluate_all(
+        "(ids) => ids.filter((s) => s.getBoundingClientRect().top < s.previousElementSibling.getBoundingClientRect().bottom - 1)"
+        ".map((s) => s.textContent)")  # fmt: skip
+    assert await page.locator("#channels td > .slug").count() and not glued, glued
     if first["next_cursor"]:  # more than a page: 更多 appends the next one
         second = await demo.get(f"/v1/channels?limit=50&cursor={first['next_cursor']}")
         await page.click("#channels-more")
