@@ -48,16 +48,18 @@ function matches(c, f) {
 function channelRow(c) {
   const id = String(c.channel_id);
   const href = `live.html?channel=${encodeURIComponent(id)}`;
-  const name = el("td", {}, el("a", { href, text: c.title || id }));
+  const name = el("td", { class: "name" }, el("a", { href, text: c.title || id }));
   if (c.title) name.append(el("small", { class: "slug", text: id }));
+  // class names place the cells of a phone's card (style.css); data-label names its figures
   return el("tr", { "data-channel": id, "data-status": c.status || "" },
     name,
-    el("td", { class: "nowrap", text: c.host || "—" }),
-    el("td", { class: "nowrap", text: platformName(c.platform), "data-platform": c.platform ?? "" }),
-    el("td", {}, c.status ? el("span", { class: "badge", "data-status": c.status, text: statusName(c.status) }) : "—"),
-    el("td", { class: "nowrap", text: region(c) }),
-    el("td", { class: "num", text: fmtInt(c.paid_orders), "data-value": c.paid_orders ?? "" }),
-    el("td", { class: "num", text: fenToYuan(c.gmv_fen), "data-value": c.gmv_fen ?? "" }),
+    el("td", { class: c.host ? "nowrap host" : "nowrap host none", text: c.host || "—" }),
+    el("td", { class: "nowrap platform", text: platformName(c.platform), "data-platform": c.platform ?? "" }),
+    el("td", { class: "state" },
+      c.status ? el("span", { class: "badge", "data-status": c.status, text: statusName(c.status) }) : "—"),
+    el("td", { class: "nowrap region", text: region(c) }),
+    el("td", { class: "num orders", text: fmtInt(c.paid_orders), "data-value": c.paid_orders ?? "", "data-label": "支付订单" }),
+    el("td", { class: "num gmv", text: fenToYuan(c.gmv_fen), "data-value": c.gmv_fen ?? "", "data-label": "GMV（元）" }),
   );
 }
 
