@@ -48,20 +48,22 @@ function renderTotals(regions) {
   setFigure("total-refund", sum(regions, "refund_fen"), fenToYuan(sum(regions, "refund_fen")));
 }
 
-const num = (value, text) => el("td", { class: "num", text, "data-value": value ?? "" });
+// name: places the cell in a phone's card (style.css); label: names the figure there
+const num = (value, text, name, label) =>
+  el("td", { class: `num ${name}`, text, "data-value": value ?? "", "data-label": label });
 
 function renderTable(regions, level) {
   const table = document.getElementById("regions-table");
   table.dataset.level = level;
   const rows = [...regions].sort((a, b) => (b.gmv_fen || 0) - (a.gmv_fen || 0));
   table.tBodies[0].replaceChildren(...rows.map((r) => el("tr", { "data-region": regionName(r, level) },
-    el("th", { scope: "row", text: regionName(r, level) }),
-    num(r.gmv_fen, fenToYuan(r.gmv_fen)),
-    num(r.paid_orders, fmtInt(r.paid_orders)),
-    num(r.channels, fmtInt(r.channels)),
-    num(r.live_channels, fmtInt(r.live_channels)),
-    num(r.weight_g, gramsToKg(r.weight_g)),
-    num(r.refund_fen, fenToYuan(r.refund_fen)),
+    el("th", { scope: "row", class: "name", text: regionName(r, level) }),
+    num(r.gmv_fen, fenToYuan(r.gmv_fen), "gmv", "成交额（元）"),
+    num(r.paid_orders, fmtInt(r.paid_orders), "orders", "支付订单"),
+    num(r.channels, fmtInt(r.channels), "channels", "直播间"),
+    num(r.live_channels, fmtInt(r.live_channels), "live", "直播中"),
+    num(r.weight_g, gramsToKg(r.weight_g), "weight", "重量（kg）"),
+    num(r.refund_fen, fenToYuan(r.refund_fen), "refund", "退款（元）"),
   )));
   document.getElementById("regions-empty").hidden = rows.length > 0;
 }
@@ -76,13 +78,14 @@ function renderRanking(regions, level) {
   const tbody = document.getElementById("regions-ranking").tBodies[0];
   tbody.replaceChildren(...all.map((c, i) => {
     const id = String(c.channel_id);
-    const name = el("td", {}, el("a", { href: `live.html?channel=${encodeURIComponent(id)}`, text: c.title || id }));
+    const name = el("td", { class: "name" },
+      el("a", { href: `live.html?channel=${encodeURIComponent(id)}`, text: c.title || id }));
     return el("tr", { "data-channel": id },
-      el("td", { class: "num", text: String(i + 1) }),
+      el("td", { class: "num rank", text: String(i + 1) }),
       name,
-      num(c.gmv_fen, fenToYuan(c.gmv_fen)),
-      num(c.paid_orders, fmtInt(c.paid_orders)),
-      el("td", { class: "nowrap", text: c.region }),
+      num(c.gmv_fen, fenToYuan(c.gmv_fen), "gmv", "成交额（元）"),
+      num(c.paid_orders, fmtInt(c.paid_orders), "orders", "支付订单"),
+      el("td", { class: "nowrap where", text: c.region }),
     );
   }));
 }

@@ -174,6 +174,16 @@ async def open_page(browser: Any, demo: Demo, role: str, path: str, size: dict[s
     return page
 
 
+# A table a phone shows as cards: each figure (td[data-value]) on the screen, nothing to
+# scroll sideways; the figures cut, or the scrolling, are returned.
+OFF_SCREEN_FIGURES = """(selector) => {
+  const table = document.querySelector(selector);
+  const cut = [...table.querySelectorAll("td[data-value]")]
+    .filter((td) => td.getBoundingClientRect().right > window.innerWidth + 1).map((td) => td.textContent);
+  const wrap = table.parentElement;
+  return wrap.scrollWidth > wrap.clientWidth + 1 ? [...cut, `${selector} scrolls sideways`] : cut;
+}"""
+
 # Each chart drawn to its box's width and still (no animation running: a label on its way
 # to its place may pass the edge for a moment).
 CHARTS_FIT = """() => [...document.querySelectorAll(".chart")].every((c) => {

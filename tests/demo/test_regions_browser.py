@@ -11,7 +11,7 @@ import pytest
 
 from scenarios import festival, generate, ninghai, reference_totals
 from tests.conftest import wait_for
-from tests.demo.conftest import DESKTOP, PHONE, ROOT, Demo, check_layout, open_page
+from tests.demo.conftest import DESKTOP, OFF_SCREEN_FIGURES, PHONE, ROOT, Demo, check_layout, open_page
 
 HAS_REGIONS = any("/v1/regions" in p.read_text(encoding="utf-8") for p in Path(ROOT, "api").rglob("*.py"))
 pytestmark = [
@@ -94,6 +94,9 @@ async def test_the_bureau_sees_the_festival_day_ranked_by_township(browser: Any,
         )
         assert ranked[0] == festival.CHANNEL_ID and {r.channel_id for r in ninghai.ROOMS} <= set(ranked)
         assert await page.get_attribute("#total-orders", "data-value") == str(sum(r["paid_orders"] for r in rows))
+        if size is PHONE:  # each region and ranked channel a card, every figure in view
+            for table_id in ("#regions-table", "#regions-ranking"):
+                assert not (cut := await page.evaluate(OFF_SCREEN_FIGURES, table_id)), cut[:3]
         await check_layout(page, shot)
         await page.close()
 
