@@ -151,6 +151,31 @@ async def test_channel_list_filters_and_pages(browser: Any, demo: Demo) -> None:
     await page.close()
 
 
+async def test_channel_cards_fit_a_phone_with_long_names_and_none(browser: Any, demo: Demo) -> None:
+    """A phone's channel card with a long title, host and township (they wrap), and one with no
+    title, host or place: every figure stays on the screen, nothing is clipped."""
+    body = {"channels": [
+        {"channel_id": "nh-long", "title": "宁海县桃源街道海鲜一条街超长名字直播间特别专场", "platform": "douyin",
+         "host": "直播宁海官方账号特别长的主播名字", "status": "scheduled", "district": "宁海县",
+         "township": "某某某某某街道办事处很长的名字", "paid_orders": 123456, "gmv_fen": 12345678901},
+        {"channel_id": "nh-bare", "title": None, "host": None, "platform": "kuaishou", "status": "ended",
+         "district": None, "township": None, "paid_orders": 0, "gmv_fen": 0},
+    ], "next_cursor": None}  # fmt: skip
+
+    async def answer(route: Any) -> None:
+        await route.fulfill(status=200, content_type="application/json", body=json.dumps(body, ensure_ascii=False))
+
+    page = await browser.new_page(viewport=PHONE)
+    await page.add_init_script(f"sessionStorage.setItem('livesales.token', {json.dumps(demo.tokens['bureau'])})")
+    await page.route("**/v1/channels?*", answer)
+    await page.goto(demo.base + "/index.html")
+    await page.wait_for_selector("#channels tr[data-channel='nh-bare']")
+    assert "123,456,789.01" in await page.inner_text("#channels tr[data-channel='nh-long']")
+    assert not (cut := await page.evaluate(OFF_SCREEN_FIGURES, "#channels")), cut
+    await check_layout(page, None)
+    await page.close()
+
+
 async def test_bureau_page_says_when_a_pivot_is_too_large(browser: Any, demo: Demo) -> None:
     """Issue 23: a pivot over its cost cap is refused with a 400 naming the limit and how to
     narrow it; the bureau page must show that, in Chinese, and not keep the old table. The
