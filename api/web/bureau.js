@@ -140,8 +140,9 @@ function chartOf(v) {
   if (!charts[v.prefix]) {
     const chart = makeChart(document.getElementById(`${v.prefix}-chart`));
     // after makeChart's own resize: the last label's room depends on the width
-    const room = () => ({ grid: { right: rightRoom(chart, chart.categories, chart.rotated) } });
-    if (chart) window.addEventListener("resize", () => chart.categories && chart.setOption(room()));
+    if (chart) window.addEventListener("resize", () => {
+      if (chart.categories) chart.setOption({ grid: { right: rightRoom(chart, chart.categories, chart.rotated) } });
+    });
     charts[v.prefix] = chart;
   }
   return charts[v.prefix];

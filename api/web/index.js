@@ -58,7 +58,8 @@ function channelRow(c) {
     el("td", { class: "state" },
       c.status ? el("span", { class: "badge", "data-status": c.status, text: statusName(c.status) }) : "—"),
     el("td", { class: "nowrap region", text: region(c) }),
-    el("td", { class: "num orders", text: fmtInt(c.paid_orders), "data-value": c.paid_orders ?? "", "data-label": "支付订单" }),
+    el("td", { class: "num orders", text: fmtInt(c.paid_orders), "data-value": c.paid_orders ?? "",
+      "data-label": "支付订单" }),
     el("td", { class: "num gmv", text: fenToYuan(c.gmv_fen), "data-value": c.gmv_fen ?? "", "data-label": "GMV（元）" }),
   );
 }
