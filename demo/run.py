@@ -15,16 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import shutil
 import signal
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from demo.progress import ClearLine, Progress
 from demo.robot import PrintingRobot, write_notify_file
 from demo.shop import CHANNEL_ID as SHOP_CHANNEL
 from demo.shop import DemoShop, write_connectors_file
@@ -116,7 +116,11 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
                                          key=SHOP_CHANNEL.encode())  # fmt: skip
             shop.sell(f"http://127.0.0.1:{runtime.port}/connect/douyin")
             events = generate(ninghai.NAME, seed)
-            task = asyncio.create_task(replay(events, producer, topics, speed, _progress(speed), stop))
+            progress = Progress(speed, sys.stdout)
+            if progress.tty:  # log lines clear the progress line instead of running into it
+                for handler in logging.getLogger().handlers:
+                    handler.addFilter(ClearLine(sys.stdout))
+            task = asyncio.create_task(replay(events, producer, topics, speed, progress, stop))
             await stop.wait()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -126,22 +130,3 @@ async def run_demo(speed: float, seed: int, data_dir: str, port: int | None) -> 
             await producer.stop()
             await runtime.stop()
             await robot.stop()
-
-
-def _progress(speed: float) -> Callable[[int, int], None]:
-    started = time.monotonic()
-    last = [0.0]
-
-    def progress(sent: int, total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] < 2 and sent != total:
-            return
-        last[0] = now
-        clock = festival.START.timestamp() + (now - started) * speed
-        shown = time.strftime("%H:%M", time.gmtime(clock + 8 * 3600))
-        sys.stdout.write(f"\rfestival day replay: {sent:,}/{total:,} events, stream time {shown} (+08:00)   ")
-        sys.stdout.flush()
-        if sent == total:
-            sys.stdout.write("\nfestival day replay done; the dashboard keeps serving. Ctrl-C to stop.\n")
-
-    return progress
