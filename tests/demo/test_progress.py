@@ -7,19 +7,12 @@ import io
 import logging
 
 from demo.progress import CLEAR, ClearLine, Progress
+from tests.support.clock import ManualClock as Clock
 
 
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_file_gets_a_line_per_update_every_15_seconds_and_no_carriage_returns() -> None:

@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingest.lease import Lease
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock as Clock
 
 
 def test_holds_only_owned_partitions_and_only_until_the_session_may_have_run_out() -> None:
